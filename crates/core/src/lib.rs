@@ -1,0 +1,1 @@
+//! Portable core of vmnet-broker: configuration, broker state machine, simulated vmnet

@@ -1,0 +1,1 @@
+//! macOS platform layer of vmnet-broker: XPC and vmnet FFI

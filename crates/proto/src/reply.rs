@@ -1,0 +1,221 @@
+//! Reply contents: network info and the status report (our additions), and
+//! the client-side rule for reading an `acquire` reply.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Status;
+
+/// The operating mode of a vmnet network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// NAT to the outside world through the host (`VMNET_SHARED_MODE`).
+    Shared,
+    /// Host-only: guests and host reach each other, nothing else
+    /// (`VMNET_HOST_MODE`).
+    Host,
+}
+
+impl Mode {
+    /// The configuration spelling: `shared` or `host`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Shared => "shared",
+            Mode::Host => "host",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Addresses of a network, sent as `network_info` with a successful
+/// `acquire`. Clients that do not know the key ignore it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkInfo {
+    /// Operating mode.
+    pub mode: Mode,
+    /// IPv4 network address (for example `192.168.64.0`).
+    pub subnet: Ipv4Addr,
+    /// IPv4 netmask (for example `255.255.255.0`).
+    pub mask: Ipv4Addr,
+    /// IPv6 prefix (a ULA, for example `fd9c:1a2b:3c4d:1::`).
+    pub ipv6_prefix: Ipv6Addr,
+    /// IPv6 prefix length in bits.
+    pub ipv6_prefix_length: u8,
+}
+
+impl NetworkInfo {
+    /// The IPv4 prefix length implied by [`NetworkInfo::mask`].
+    pub fn prefix_len(&self) -> u32 {
+        u32::from(self.mask).leading_ones()
+    }
+}
+
+/// Applies the upstream client rule to an `acquire` reply: a non-zero
+/// `error` wins; otherwise the reply must carry `network`.
+///
+/// `error` is the reply's `error` value if it is an integer (a value of
+/// another type counts as absent, as `xpc_dictionary_get_int64` returns 0 for
+/// it); `has_network` says whether the reply has a `network` key.
+pub fn decode_acquire_reply(error: Option<i64>, has_network: bool) -> Status {
+    match error {
+        Some(code) if code != 0 => Status(code),
+        _ if has_network => Status::SUCCESS,
+        _ => Status::INVALID_REPLY,
+    }
+}
+
+/// Why a reply could not be used, for clients.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyDecodeError {
+    /// The broker answered with an error status.
+    #[error("broker answered: {0}")]
+    Broker(Status),
+    /// The reply does not follow the protocol.
+    #[error("invalid reply from the broker: {0}")]
+    Invalid(String),
+}
+
+impl ReplyDecodeError {
+    /// The status a client reports for this error.
+    pub fn status(&self) -> Status {
+        match self {
+            ReplyDecodeError::Broker(s) => *s,
+            ReplyDecodeError::Invalid(_) => Status::INVALID_REPLY,
+        }
+    }
+}
+
+/// The broker's answer to `status` (key `status` of the reply).
+///
+/// This shape is stable: fields may be added, none removed or changed. It is
+/// documented in `docs/protocol.md` and is what `vmnet-broker status --json`
+/// prints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// Broker version (`CARGO_PKG_VERSION` of the daemon).
+    pub version: String,
+    /// Process id of the broker.
+    pub pid: u32,
+    /// Backend in use: `vmnet` or `simulated`.
+    pub backend: String,
+    /// Seconds since the broker started.
+    pub uptime_seconds: f64,
+    /// Seconds a network without holders lives before it is removed.
+    pub network_idle_timeout_seconds: f64,
+    /// Seconds without peers after which the broker exits; `null` if it
+    /// never exits by itself.
+    pub exit_idle_timeout_seconds: Option<f64>,
+    /// Every live network, sorted by name.
+    pub networks: Vec<NetworkStatus>,
+    /// Connected peers the caller may see, sorted by id.
+    pub peers: Vec<PeerStatus>,
+    /// Number of connected peers, seen or not.
+    pub peer_count: usize,
+    /// Number of connected peers not listed in `peers` (other users' peers,
+    /// hidden from callers that are not root).
+    pub hidden_peers: usize,
+    /// Counters since start.
+    pub counters: Counters,
+}
+
+/// One live network in a [`StatusReport`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetworkStatus {
+    /// Network name.
+    pub name: String,
+    /// Free-form description from the configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Addresses and mode.
+    #[serde(flatten)]
+    pub info: NetworkInfo,
+    /// Number of peers holding the network.
+    pub holders: usize,
+    /// Seconds since the network was created.
+    pub age_seconds: f64,
+    /// Seconds since the last holder left; `null` while held.
+    pub idle_for_seconds: Option<f64>,
+    /// Seconds until the network is removed; `null` while held.
+    pub removal_in_seconds: Option<f64>,
+}
+
+/// One connected peer in a [`StatusReport`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    /// Broker-assigned peer id, unique for the broker's lifetime.
+    pub id: u64,
+    /// Process id of the peer (as seen when it connected).
+    pub pid: i32,
+    /// Effective user id of the peer.
+    pub uid: u32,
+    /// Effective group id of the peer.
+    pub gid: u32,
+    /// Networks the peer holds, sorted.
+    pub networks: Vec<String>,
+    /// Seconds since the peer connected.
+    pub connected_seconds: f64,
+}
+
+/// Counters in a [`StatusReport`], all since the broker started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Peers that connected.
+    pub connects: u64,
+    /// Peers that disconnected.
+    pub disconnects: u64,
+    /// Requests received (valid or not).
+    pub requests: u64,
+    /// Successful `acquire` requests.
+    pub acquires: u64,
+    /// Holds dropped by `release`.
+    pub releases: u64,
+    /// Networks created.
+    pub creations: u64,
+    /// Networks removed.
+    pub removals: u64,
+    /// Failed requests, by status slug (`not_found`, ...).
+    pub failures: BTreeMap<String, u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acquire_reply_rule_matches_upstream() {
+        assert_eq!(decode_acquire_reply(None, true), Status::SUCCESS);
+        assert_eq!(decode_acquire_reply(Some(0), true), Status::SUCCESS);
+        assert_eq!(decode_acquire_reply(Some(5), true), Status::NOT_FOUND);
+        assert_eq!(decode_acquire_reply(Some(999), false), Status(999));
+        assert_eq!(decode_acquire_reply(None, false), Status::INVALID_REPLY);
+        assert_eq!(decode_acquire_reply(Some(0), false), Status::INVALID_REPLY);
+    }
+
+    #[test]
+    fn network_info_json_shape() {
+        let info = NetworkInfo {
+            mode: Mode::Shared,
+            subnet: Ipv4Addr::new(192, 168, 64, 0),
+            mask: Ipv4Addr::new(255, 255, 255, 0),
+            ipv6_prefix: "fd00:1:2:3::".parse().unwrap(),
+            ipv6_prefix_length: 64,
+        };
+        let v = serde_json::to_value(&info).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"mode": "shared", "subnet": "192.168.64.0",
+                "mask": "255.255.255.0", "ipv6_prefix": "fd00:1:2:3::",
+                "ipv6_prefix_length": 64})
+        );
+        assert_eq!(info.prefix_len(), 24);
+    }
+}
