@@ -1,1 +1,24 @@
-//! Portable core of vmnet-broker: configuration, broker state machine, simulated vmnet
+//! The portable core of vmnet-broker.
+//!
+//! Everything the broker decides lives here, free of sockets, threads,
+//! clocks, XPC and vmnet, so that it builds and is tested the same way on
+//! every platform:
+//!
+//! - [`config`]: network options, their validation, the drop-in directory
+//!   and the built-in networks;
+//! - [`backend`]: the [`Backend`](backend::Backend) trait through which
+//!   networks are created and destroyed, and a simulated vmnet;
+//! - [`broker`]: the [`Broker`](broker::Broker) state machine, which takes
+//!   events and the current time and returns replies, events for the driver
+//!   and its next deadline.
+//!
+//! Platform drivers (the Unix-socket transport, XPC on macOS) feed the
+//! broker; see the `vmnet-broker` crate.
+
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod broker;
+pub mod config;
+
+pub use vmnet_broker_proto as proto;

@@ -1,0 +1,605 @@
+//! The drop-in configuration directory: one file per network.
+//!
+//! `NAME.json` or `NAME.plist` (XML or binary) defines the network `NAME`.
+//! Files are read when their network is about to be created, never cached,
+//! so an edit applies to the next creation and never to a live network.
+//!
+//! Like sshd's StrictModes, a file is only trusted if it and the directory
+//! are owned by a trusted user (root, and in development the broker's own
+//! user) and are not writable by group or others; an untrusted file is
+//! ignored with a logged reason. Development setups may turn the check off.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use vmnet_broker_proto::NetworkName;
+
+use super::parse::{ParseFailure, parse_json, parse_plist};
+use super::{ConfigError, ConfigSource, Lookup, NetworkConfig, builtin};
+
+/// Where the system broker looks for drop-in files.
+pub const DEFAULT_CONFIG_DIR: &str = "/etc/vmnet-broker.d";
+
+/// Largest configuration file read (1 MiB); a larger file is an error.
+const MAX_FILE_SIZE: u64 = 1 << 20;
+
+const EXTENSIONS: [&str; 2] = ["json", "plist"];
+
+/// A drop-in configuration directory.
+#[derive(Debug, Clone)]
+pub struct ConfigDir {
+    path: PathBuf,
+    trusted_owners: Vec<u32>,
+    strict: bool,
+}
+
+impl ConfigDir {
+    /// The directory at `path`, trusting files owned by root only, with
+    /// permission checks on.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        ConfigDir {
+            path: path.into(),
+            trusted_owners: vec![0],
+            strict: true,
+        }
+    }
+
+    /// Also trusts files owned by these users (the broker's own uid when it
+    /// runs unprivileged, for example).
+    pub fn trust_owners(mut self, uids: impl IntoIterator<Item = u32>) -> Self {
+        for uid in uids {
+            if !self.trusted_owners.contains(&uid) {
+                self.trusted_owners.push(uid);
+            }
+        }
+        self
+    }
+
+    /// Turns the ownership and permission checks on or off.
+    pub fn strict_permissions(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+
+    /// The directory path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn candidates(&self, stem: &str) -> Vec<PathBuf> {
+        EXTENSIONS
+            .iter()
+            .map(|ext| self.path.join(format!("{stem}.{ext}")))
+            .filter(|p| p.exists())
+            .collect()
+    }
+
+    /// Checks that `path` is owned by a trusted user and writable only by
+    /// its owner.
+    fn check_secure(&self, path: &Path) -> Result<(), ConfigError> {
+        if !self.strict {
+            return Ok(());
+        }
+        insecurity(path, &self.trusted_owners).map_or(Ok(()), |reason| {
+            Err(ConfigError::Insecure {
+                path: path.to_owned(),
+                reason,
+            })
+        })
+    }
+
+    fn load_file(&self, path: &Path) -> Result<NetworkConfig, ConfigError> {
+        self.check_secure(&self.path)?;
+        self.check_secure(path)?;
+        let bytes = read_limited(path)?;
+        let is_plist = path.extension().is_some_and(|e| e == "plist");
+        let result = if is_plist {
+            parse_plist(&bytes)
+        } else {
+            parse_json(&bytes)
+        };
+        result.map_err(|failure| match failure {
+            ParseFailure::Syntax(message) => ConfigError::Syntax {
+                path: path.to_owned(),
+                format: if is_plist { "property list" } else { "JSON" },
+                message,
+            },
+            ParseFailure::Invalid(problems) => ConfigError::Invalid {
+                path: path.to_owned(),
+                problems,
+            },
+        })
+    }
+
+    /// Validates the whole directory and reports every problem: unreadable
+    /// or invalid files, insecure permissions, names defined twice, file
+    /// names that are not network names, and static subnets or prefixes
+    /// that overlap between networks.
+    pub fn check(&self) -> CheckReport {
+        let mut report = CheckReport {
+            dir: self.path.clone(),
+            files: Vec::new(),
+            general: Vec::new(),
+            networks: Vec::new(),
+        };
+        let entries = match fs::read_dir(&self.path) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                report.general.push(Finding::note(format!(
+                    "{} does not exist; only the built-in networks are available",
+                    self.path.display()
+                )));
+                report.add_builtins(&BTreeMap::new());
+                return report;
+            }
+            Err(e) => {
+                report.general.push(Finding::error(format!(
+                    "cannot read {}: {e}",
+                    self.path.display()
+                )));
+                return report;
+            }
+        };
+        if let Err(e) = self.check_secure(&self.path) {
+            report.general.push(Finding::error(e.to_string()));
+        }
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+
+        let mut by_name: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for path in paths {
+            let file_name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if file_name.starts_with('.') || path.is_dir() {
+                continue;
+            }
+            let mut check = FileCheck {
+                path: path.clone(),
+                name: None,
+                config: None,
+                findings: Vec::new(),
+            };
+            let ext = path.extension().map(|e| e.to_string_lossy().into_owned());
+            match ext.as_deref() {
+                Some(e) if EXTENSIONS.contains(&e) => {}
+                _ => {
+                    check.findings.push(Finding::warning(
+                        "ignored: only NAME.json and NAME.plist files define networks",
+                    ));
+                    report.files.push(check);
+                    continue;
+                }
+            }
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            match NetworkName::new(&stem) {
+                Ok(name) => check.name = Some(name.to_string()),
+                Err(e) => {
+                    check.findings.push(Finding::error(format!(
+                        "the file name does not give a valid network name: {e}"
+                    )));
+                    report.files.push(check);
+                    continue;
+                }
+            }
+            match self.load_file(&path) {
+                Ok(config) => check.config = Some(config),
+                Err(ConfigError::Invalid { problems, .. }) => {
+                    check
+                        .findings
+                        .extend(problems.iter().map(|p| Finding::error(p.to_string())));
+                }
+                Err(e) => check.findings.push(Finding::error(strip_path(&e, &path))),
+            }
+            by_name.entry(stem).or_default().push(report.files.len());
+            report.files.push(check);
+        }
+
+        for (name, idx) in &by_name {
+            if idx.len() > 1 {
+                let paths: Vec<String> = idx
+                    .iter()
+                    .map(|&i| report.files[i].path.display().to_string())
+                    .collect();
+                for &i in idx {
+                    report.files[i].findings.push(Finding::error(format!(
+                        "network {name:?} is defined by more than one file ({}); keep only one",
+                        paths.join(", ")
+                    )));
+                    report.files[i].config = None;
+                }
+            }
+        }
+        report.check_overlaps();
+        report.add_builtins(&by_name);
+        report
+    }
+}
+
+impl ConfigSource for ConfigDir {
+    fn lookup(&self, name: &NetworkName) -> Lookup {
+        let files = self.candidates(name.as_str());
+        match files.as_slice() {
+            [] => builtin(name.as_str()).map_or(Lookup::NotFound, Lookup::Found),
+            [path] => match self.load_file(path) {
+                Ok(config) => Lookup::Found(config),
+                Err(e) => Lookup::Broken(e),
+            },
+            _ => Lookup::Broken(ConfigError::Duplicate {
+                name: name.to_string(),
+                paths: files,
+            }),
+        }
+    }
+}
+
+/// Why `path` may not be trusted, or `None` if it may.
+#[cfg(unix)]
+fn insecurity(path: &Path, trusted: &[u32]) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => return Some(format!("its ownership cannot be checked: {e}")),
+    };
+    if !trusted.contains(&meta.uid()) {
+        let owners = trusted
+            .iter()
+            .map(|u| u.to_string())
+            .collect::<Vec<_>>()
+            .join(" or ");
+        return Some(format!(
+            "it is owned by uid {}, not by uid {owners}; change its owner (chown)",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Some(format!(
+            "it is writable by group or others (mode {:o}); run chmod go-w on it",
+            meta.mode() & 0o7777
+        ));
+    }
+    None
+}
+
+#[cfg(not(unix))]
+fn insecurity(_path: &Path, _trusted: &[u32]) -> Option<String> {
+    None
+}
+
+fn read_limited(path: &Path) -> Result<Vec<u8>, ConfigError> {
+    let read_err = |e: std::io::Error| ConfigError::Read {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
+    let file = fs::File::open(path).map_err(read_err)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_FILE_SIZE {
+        return Err(ConfigError::Read {
+            path: path.to_owned(),
+            message: format!("file is larger than {MAX_FILE_SIZE} bytes"),
+        });
+    }
+    Ok(bytes)
+}
+
+/// The error text without the leading `path: `, for per-file listings.
+fn strip_path(e: &ConfigError, path: &Path) -> String {
+    let text = e.to_string();
+    let prefix = format!("{}: ", path.display());
+    text.strip_prefix(&prefix).map(str::to_owned).unwrap_or(text)
+}
+
+/// How serious a [`Finding`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// Information only.
+    Note,
+    /// Probably a mistake, but the configuration works.
+    Warning,
+    /// The network (or file) cannot be used.
+    Error,
+}
+
+/// One thing `check` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// How serious it is.
+    pub severity: Severity,
+    /// What it is.
+    pub message: String,
+}
+
+impl Finding {
+    fn error(message: impl Into<String>) -> Self {
+        Finding {
+            severity: Severity::Error,
+            message: message.into(),
+        }
+    }
+    fn warning(message: impl Into<String>) -> Self {
+        Finding {
+            severity: Severity::Warning,
+            message: message.into(),
+        }
+    }
+    fn note(message: impl Into<String>) -> Self {
+        Finding {
+            severity: Severity::Note,
+            message: message.into(),
+        }
+    }
+}
+
+/// What `check` found about one file.
+#[derive(Debug, Clone)]
+pub struct FileCheck {
+    /// The file.
+    pub path: PathBuf,
+    /// The network it defines, if its name is valid.
+    pub name: Option<String>,
+    /// The configuration, if the file is valid.
+    pub config: Option<NetworkConfig>,
+    /// Problems and remarks.
+    pub findings: Vec<Finding>,
+}
+
+/// The result of [`ConfigDir::check`].
+#[derive(Debug, Clone)]
+pub struct CheckReport {
+    /// The directory checked.
+    pub dir: PathBuf,
+    /// One entry per file, sorted by path.
+    pub files: Vec<FileCheck>,
+    /// Findings about the directory itself.
+    pub general: Vec<Finding>,
+    /// Every network that can be acquired, with where it comes from
+    /// (`built-in` or the file path), sorted by name.
+    pub networks: Vec<(String, String)>,
+}
+
+impl CheckReport {
+    /// Number of findings of severity [`Severity::Error`].
+    pub fn error_count(&self) -> usize {
+        self.general
+            .iter()
+            .chain(self.files.iter().flat_map(|f| &f.findings))
+            .filter(|f| f.severity == Severity::Error)
+            .count()
+    }
+
+    /// Whether any error was found.
+    pub fn has_errors(&self) -> bool {
+        self.error_count() > 0
+    }
+
+    fn check_overlaps(&mut self) {
+        let valid: Vec<(usize, String, NetworkConfig)> = self
+            .files
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| Some((i, f.name.clone()?, f.config.clone()?)))
+            .collect();
+        let mut found: Vec<(usize, Finding)> = Vec::new();
+        for (a, (ia, na, ca)) in valid.iter().enumerate() {
+            for (ib, nb, cb) in &valid[a + 1..] {
+                if let (Some(sa), Some(sb)) = (ca.ipv4, cb.ipv4)
+                    && sa.overlaps(&sb)
+                {
+                    found.push((
+                        *ia,
+                        Finding::error(format!("subnet {sa} overlaps subnet {sb} of network {nb:?}")),
+                    ));
+                    found.push((
+                        *ib,
+                        Finding::error(format!("subnet {sb} overlaps subnet {sa} of network {na:?}")),
+                    ));
+                }
+                if let (Some(pa), Some(pb)) = (ca.ipv6, cb.ipv6)
+                    && pa.overlaps(&pb)
+                {
+                    found.push((
+                        *ia,
+                        Finding::error(format!("IPv6 prefix {pa} overlaps {pb} of network {nb:?}")),
+                    ));
+                    found.push((
+                        *ib,
+                        Finding::error(format!("IPv6 prefix {pb} overlaps {pa} of network {na:?}")),
+                    ));
+                }
+                for ra in &ca.port_forwarding_rules {
+                    if cb.port_forwarding_rules.iter().any(|rb| {
+                        rb.protocol == ra.protocol && rb.external_port == ra.external_port
+                    }) {
+                        found.push((
+                            *ia,
+                            Finding::warning(format!(
+                                "{} port {} is also forwarded by network {nb:?}; only one of them can be live at a time",
+                                ra.protocol.as_str(),
+                                ra.external_port
+                            )),
+                        ));
+                    }
+                }
+            }
+        }
+        for (i, finding) in found {
+            self.files[i].findings.push(finding);
+        }
+    }
+
+    fn add_builtins(&mut self, by_name: &BTreeMap<String, Vec<usize>>) {
+        let mut networks: BTreeMap<String, String> = BTreeMap::new();
+        for name in super::BUILTIN_NAMES {
+            networks.insert(name.to_owned(), "built-in".to_owned());
+        }
+        for (name, idx) in by_name {
+            if let [i] = idx.as_slice()
+                && self.files[*i].config.is_some()
+            {
+                let source = self.files[*i].path.display().to_string();
+                let source = if super::builtin(name).is_some() {
+                    format!("{source} (replaces the built-in)")
+                } else {
+                    source
+                };
+                networks.insert(name.clone(), source);
+            } else if super::builtin(name).is_some() {
+                // A broken override hides the built-in: acquiring it fails.
+                networks.remove(name);
+            }
+        }
+        self.networks = networks.into_iter().collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use vmnet_broker_proto::Mode;
+
+    fn own_uid() -> u32 {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(std::env::temp_dir()).map(|m| m.uid()).unwrap_or(0)
+    }
+
+    fn dir_with(files: &[(&str, &str)]) -> (tempfile::TempDir, ConfigDir) {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        for (name, body) in files {
+            let p = tmp.path().join(name);
+            fs::write(&p, body).unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let uid = {
+            use std::os::unix::fs::MetadataExt;
+            fs::metadata(tmp.path()).unwrap().uid()
+        };
+        let dir = ConfigDir::new(tmp.path()).trust_owners([uid, own_uid()]);
+        (tmp, dir)
+    }
+
+    fn name(s: &str) -> NetworkName {
+        NetworkName::new(s).unwrap()
+    }
+
+    #[test]
+    fn lookup_reads_json_and_plist_and_falls_back_to_builtins() {
+        let plist = r#"<?xml version="1.0" encoding="UTF-8"?>
+<plist version="1.0"><dict><key>mode</key><string>host</string></dict></plist>"#;
+        let (_tmp, dir) = dir_with(&[("lab.json", r#"{"mode": "shared"}"#), ("iso.plist", plist)]);
+        assert!(matches!(dir.lookup(&name("lab")), Lookup::Found(c) if c.mode == Mode::Shared));
+        assert!(matches!(dir.lookup(&name("iso")), Lookup::Found(c) if c.mode == Mode::Host));
+        assert!(matches!(dir.lookup(&name("shared")), Lookup::Found(_)));
+        assert_eq!(dir.lookup(&name("nope")), Lookup::NotFound);
+    }
+
+    #[test]
+    fn a_drop_in_overrides_a_builtin() {
+        let (_tmp, dir) = dir_with(&[("shared.json", r#"{"mode": "host"}"#)]);
+        assert!(matches!(dir.lookup(&name("shared")), Lookup::Found(c) if c.mode == Mode::Host));
+    }
+
+    #[test]
+    fn broken_and_duplicate_files_break_only_their_name() {
+        let (_tmp, dir) = dir_with(&[
+            ("bad.json", r#"{"mode": "shared", "mtu": "big"}"#),
+            ("twice.json", r#"{"mode": "host"}"#),
+            ("twice.plist", "<plist><dict/></plist>"),
+            ("good.json", r#"{"mode": "host"}"#),
+        ]);
+        match dir.lookup(&name("bad")) {
+            Lookup::Broken(e) => assert!(e.to_string().contains("mtu: must be an integer"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(dir.lookup(&name("twice")), Lookup::Broken(ConfigError::Duplicate { .. })));
+        assert!(matches!(dir.lookup(&name("good")), Lookup::Found(_)));
+    }
+
+    #[test]
+    fn files_writable_by_others_are_ignored() {
+        let (tmp, dir) = dir_with(&[("open.json", r#"{"mode": "host"}"#)]);
+        let p = tmp.path().join("open.json");
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o666)).unwrap();
+        match dir.lookup(&name("open")) {
+            Lookup::Broken(ConfigError::Insecure { reason, .. }) => {
+                assert!(reason.contains("chmod go-w"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let relaxed = dir.clone().strict_permissions(false);
+        assert!(matches!(relaxed.lookup(&name("open")), Lookup::Found(_)));
+    }
+
+    #[test]
+    fn untrusted_owner_is_ignored() {
+        let (tmp, _) = dir_with(&[("x.json", r#"{"mode": "host"}"#)]);
+        let strict_root_only = ConfigDir::new(tmp.path());
+        if own_uid() != 0 {
+            assert!(matches!(
+                strict_root_only.lookup(&name("x")),
+                Lookup::Broken(ConfigError::Insecure { .. })
+            ));
+        } else {
+            assert!(matches!(strict_root_only.lookup(&name("x")), Lookup::Found(_)));
+        }
+    }
+
+    #[test]
+    fn check_reports_every_problem() {
+        let (_tmp, dir) = dir_with(&[
+            ("a.json", r#"{"mode": "host", "subnet": "192.168.100.0", "mask": "255.255.254.0"}"#),
+            ("b.json", r#"{"mode": "host", "subnet": "192.168.101.0", "mask": "255.255.255.0"}"#),
+            ("c.json", r#"{"mode": "shared", "nat4": true, "mtu": 1}"#),
+            ("d.json", "{"),
+            ("bad name.json", r#"{"mode": "host"}"#),
+            ("notes.txt", "hello"),
+            ("e.json", r#"{"mode": "host"}"#),
+            ("e.plist", "<plist><dict/></plist>"),
+        ]);
+        let report = dir.check();
+        let text = |f: &FileCheck| {
+            f.findings
+                .iter()
+                .map(|x| x.message.clone())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        };
+        let by_file = |n: &str| {
+            report
+                .files
+                .iter()
+                .find(|f| f.path.file_name().unwrap() == n)
+                .map(text)
+                .unwrap()
+        };
+        assert!(by_file("a.json").contains("overlaps subnet 192.168.101.0/24 of network \"b\""));
+        assert!(by_file("b.json").contains("overlaps subnet 192.168.100.0/23"));
+        let c = by_file("c.json");
+        assert!(c.contains("nat4") && c.contains("mtu"), "{c}");
+        assert!(by_file("d.json").contains("not a valid JSON document"));
+        assert!(by_file("bad name.json").contains("not give a valid network name"));
+        assert!(by_file("notes.txt").contains("ignored"));
+        assert!(by_file("e.json").contains("more than one file"));
+        // e.plist also lacks `mode`: 1+1+2+1+1+1+2.
+        assert_eq!(report.error_count(), 9, "{report:#?}");
+        let names: Vec<&str> = report.networks.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a", "b", "host", "shared"]);
+    }
+
+    #[test]
+    fn check_of_a_missing_directory_is_clean() {
+        let report = ConfigDir::new("/nonexistent/vmnet-broker.d").check();
+        assert!(!report.has_errors());
+        assert_eq!(report.networks.len(), 2);
+    }
+}
