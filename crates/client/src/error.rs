@@ -1,0 +1,163 @@
+//! The client's error type.
+
+use std::io;
+use std::path::PathBuf;
+
+use vmnet_broker_proto::Status;
+
+/// Why a request to the broker failed.
+///
+/// Every error maps to a protocol [`Status`] through [`Error::status`], the
+/// number a C caller would see: failures to talk to the broker are
+/// [`Status::XPC_FAILURE`] (1), replies that break the protocol are
+/// [`Status::INVALID_REPLY`] (2), and an error the broker sent is passed on
+/// unchanged, including codes this version does not know.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The development socket could not be opened.
+    #[error("cannot connect to the broker at {}: {source}", path.display())]
+    Connect {
+        /// The socket path that was tried.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// Sending a request or reading its reply failed.
+    #[error("cannot talk to the broker ({what}): {source}")]
+    Io {
+        /// What the client was doing.
+        what: &'static str,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// The broker closed the connection before replying.
+    #[error("the broker closed the connection")]
+    Closed,
+    /// The connection the network was acquired on broke; the broker has
+    /// already dropped the hold.
+    #[error("the connection to the broker was lost; the hold on {network:?} is already gone")]
+    ConnectionLost {
+        /// The network whose hold was lost.
+        network: String,
+    },
+    /// An XPC-level failure (macOS).
+    #[error("XPC error: {0}")]
+    Xpc(String),
+    /// The broker answered the request with an error status.
+    #[error("{command}{}: {status}", quoted(network))]
+    Broker {
+        /// The command that failed (`acquire`, `release`, `status`).
+        command: &'static str,
+        /// The network the request named, if any.
+        network: Option<String>,
+        /// The status the broker sent.
+        status: Status,
+    },
+    /// The reply does not follow the protocol.
+    #[error("invalid reply from the broker to {command}: {reason}")]
+    InvalidReply {
+        /// The command whose reply was wrong.
+        command: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The request cannot be expressed on this transport (for example a
+    /// name with a NUL byte over XPC).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+}
+
+impl Error {
+    /// The protocol status of this error (what `vmnet_broker_return_t`
+    /// would hold in C).
+    ///
+    /// ```
+    /// use vmnet_broker_client::{Error, Status};
+    ///
+    /// let e = Error::Closed;
+    /// assert_eq!(e.status(), Status::XPC_FAILURE);
+    /// ```
+    pub fn status(&self) -> Status {
+        match self {
+            Error::Connect { .. }
+            | Error::Io { .. }
+            | Error::Closed
+            | Error::ConnectionLost { .. }
+            | Error::Xpc(_) => Status::XPC_FAILURE,
+            Error::Broker { status, .. } => *status,
+            Error::InvalidReply { .. } => Status::INVALID_REPLY,
+            Error::InvalidRequest(_) => Status::INVALID_REQUEST,
+        }
+    }
+
+    /// Whether the broker reported that the network does not exist (or,
+    /// for `release`, that this connection does not hold it).
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Status::NOT_FOUND
+    }
+
+    /// Whether the error happened talking to the broker, rather than being
+    /// an answer from it.
+    pub fn is_transport(&self) -> bool {
+        self.status() == Status::XPC_FAILURE
+    }
+}
+
+/// ` "name"` for messages, or nothing.
+fn quoted(network: &Option<String>) -> String {
+    network
+        .as_deref()
+        .map(|n| format!(" {n:?}"))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_the_protocol() {
+        let io = || io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            Error::Connect {
+                path: "/x".into(),
+                source: io()
+            }
+            .status(),
+            Status::XPC_FAILURE
+        );
+        assert_eq!(
+            Error::Io {
+                what: "write",
+                source: io()
+            }
+            .status(),
+            Status::XPC_FAILURE
+        );
+        assert_eq!(
+            Error::InvalidReply {
+                command: "acquire",
+                reason: "x".into()
+            }
+            .status(),
+            Status::INVALID_REPLY
+        );
+        let unknown = Error::Broker {
+            command: "acquire",
+            network: Some("n".into()),
+            status: Status(999),
+        };
+        assert_eq!(unknown.status(), Status(999));
+        assert_eq!(unknown.to_string(), "acquire \"n\": unknown status 999");
+    }
+
+    #[test]
+    fn messages_name_the_socket() {
+        let e = Error::Connect {
+            path: "/run/x.sock".into(),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        };
+        assert!(e.to_string().contains("/run/x.sock"), "{e}");
+    }
+}

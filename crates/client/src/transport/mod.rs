@@ -1,0 +1,108 @@
+//! The two ways of reaching the broker: the development socket everywhere,
+//! and XPC on macOS.
+
+mod socket;
+#[cfg(target_os = "macos")]
+mod xpc;
+
+use std::path::Path;
+
+use serde_json::Value;
+use vmnet_broker_proto::{NetworkInfo, StatusReport};
+
+use crate::Error;
+use crate::decode::Acquired;
+
+pub(crate) use socket::SocketTransport;
+#[cfg(target_os = "macos")]
+pub use xpc::Object as XpcObject;
+#[cfg(target_os = "macos")]
+pub(crate) use xpc::XpcTransport;
+
+/// The serialization of an acquired network, as the transport carries it.
+#[derive(Debug)]
+pub(crate) enum Serialization {
+    /// Development socket: a JSON value (with the simulated backend, an
+    /// object describing the simulated network).
+    Json(Value),
+    /// XPC: the object to hand to `vmnet_network_create_with_serialization`.
+    #[cfg(target_os = "macos")]
+    Xpc(XpcObject),
+}
+
+/// A connection to the broker.
+#[derive(Debug)]
+pub(crate) enum Transport {
+    Socket(SocketTransport),
+    #[cfg(target_os = "macos")]
+    Xpc(XpcTransport),
+}
+
+impl Transport {
+    pub(crate) fn socket(path: &Path) -> Result<Self, Error> {
+        SocketTransport::connect(path).map(Transport::Socket)
+    }
+
+    #[cfg(target_os = "macos")]
+    pub(crate) fn xpc(service: &str) -> Result<Self, Error> {
+        XpcTransport::connect(service).map(Transport::Xpc)
+    }
+
+    /// A number that changes whenever the connection is lost, which drops
+    /// every hold made before.
+    pub(crate) fn epoch(&self) -> u64 {
+        match self {
+            Transport::Socket(t) => t.epoch(),
+            #[cfg(target_os = "macos")]
+            Transport::Xpc(t) => t.epoch(),
+        }
+    }
+
+    pub(crate) fn acquire(
+        &mut self,
+        network: &str,
+    ) -> Result<(Serialization, Option<NetworkInfo>), Error> {
+        match self {
+            Transport::Socket(t) => {
+                let Acquired {
+                    serialization,
+                    info,
+                } = t.acquire(network)?;
+                Ok((Serialization::Json(serialization), info))
+            }
+            #[cfg(target_os = "macos")]
+            Transport::Xpc(t) => {
+                let Acquired {
+                    serialization,
+                    info,
+                } = t.acquire(network)?;
+                Ok((Serialization::Xpc(serialization), info))
+            }
+        }
+    }
+
+    pub(crate) fn release(&mut self, network: &str) -> Result<(), Error> {
+        match self {
+            Transport::Socket(t) => t.release(network),
+            #[cfg(target_os = "macos")]
+            Transport::Xpc(t) => t.release(network),
+        }
+    }
+
+    pub(crate) fn status(&mut self) -> Result<StatusReport, Error> {
+        match self {
+            Transport::Socket(t) => t.status(),
+            #[cfg(target_os = "macos")]
+            Transport::Xpc(t) => t.status(),
+        }
+    }
+
+    /// A short description for `Debug` output and messages.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Transport::Socket(t) => format!("socket {}", t.path().display()),
+            #[cfg(target_os = "macos")]
+            Transport::Xpc(t) => format!("XPC service {}", t.service()),
+        }
+    }
+}
