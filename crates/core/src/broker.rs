@@ -1,1 +1,819 @@
-//! broker
+//! The broker state machine.
+//!
+//! [`Broker`] holds every peer, every live network and every timer, and
+//! changes only when the driver calls one of its methods. It never reads a
+//! clock, opens a socket or starts a thread: time comes in as an argument,
+//! and what the driver must do comes out as return values and events.
+//!
+//! # Methods by kind
+//!
+//! - **Inputs** (`handle_*`): [`Broker::handle_connect`],
+//!   [`Broker::handle_request`], [`Broker::handle_bad_request`],
+//!   [`Broker::handle_disconnect`] and [`Broker::handle_timeout`]. Each takes
+//!   `now`; time must never go backwards between calls.
+//! - **Outputs** (`poll_*`): [`Broker::poll_timeout`] is the earliest instant
+//!   at which the driver must call `handle_timeout`; [`Broker::poll_event`]
+//!   drains events (network created or removed, broker idle).
+//! - **Commands**: [`Broker::shutdown`] destroys every network (on exit).
+//! - **Getters**: [`Broker::status`], [`Broker::peer_count`], ...
+//!
+//! After any input, a driver calls `poll_event` until it returns `None`,
+//! then waits for the next input or for `poll_timeout`, whichever comes
+//! first.
+//!
+//! # Costs
+//!
+//! Every input costs O(1), or O(networks held by the peer) for a disconnect,
+//! plus O(log n) for timer bookkeeping. Only [`Broker::status`] visits every
+//! peer.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info, warn};
+use vmnet_broker_proto::{
+    Counters, NetworkInfo, NetworkName, NetworkStatus, PeerStatus, Request, Status, StatusReport,
+};
+
+use crate::backend::Backend;
+use crate::config::{ConfigSource, Lookup, NetworkConfig, Principal};
+
+/// Tunables of a [`Broker`]. `Default` gives the documented defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerOptions {
+    /// How long a network without holders lives before it is removed
+    /// (default 120 s, as upstream).
+    pub network_idle_timeout: Duration,
+    /// How long the broker may run without peers before it reports
+    /// [`Event::IdleExit`]; `None` never (default 120 s, as upstream).
+    pub exit_idle_timeout: Option<Duration>,
+    /// Distinct networks one peer may hold (default 8, as upstream).
+    pub max_networks_per_peer: usize,
+    /// Peers connected at once (default 16384).
+    pub max_peers: usize,
+    /// Live networks at once, held or idle (default 128).
+    pub max_networks: usize,
+    /// Longest network name accepted, at most 64 (default 64).
+    pub max_name_len: usize,
+}
+
+impl Default for BrokerOptions {
+    fn default() -> Self {
+        BrokerOptions {
+            network_idle_timeout: Duration::from_secs(120),
+            exit_idle_timeout: Some(Duration::from_secs(120)),
+            max_networks_per_peer: 8,
+            max_peers: 16384,
+            max_networks: 128,
+            max_name_len: vmnet_broker_proto::MAX_NETWORK_NAME_LEN,
+        }
+    }
+}
+
+/// Facts about the daemon process that appear in `status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DaemonInfo {
+    /// Version string.
+    pub version: String,
+    /// Process id.
+    pub pid: u32,
+}
+
+/// A peer (one client connection), named by the driver. Ids must be unique
+/// among connected peers; drivers never reuse them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub u64);
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "peer {}", self.0)
+    }
+}
+
+/// Who is at the other end of a connection, as the transport reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerCredentials {
+    /// Process id (informational: pids are reused).
+    pub pid: i32,
+    /// Effective user id.
+    pub uid: u32,
+    /// Effective group id.
+    pub gid: u32,
+}
+
+/// Resolves user and group names for access lists.
+///
+/// The core never reads the account database itself; the daemon passes an
+/// implementation backed by the system's. Lookups happen only for networks
+/// that have `allowed_users` or `allowed_groups`.
+pub trait Accounts {
+    /// The uid of the user `name`.
+    fn user_id(&self, name: &str) -> Option<u32>;
+    /// The gid of the group `name`.
+    fn group_id(&self, name: &str) -> Option<u32>;
+    /// Every group `uid` belongs to, including its primary group `gid`.
+    fn groups_of(&self, uid: u32, gid: u32) -> Vec<u32>;
+}
+
+/// [`Accounts`] that knows no names: access lists match numeric ids only,
+/// and a peer's groups are just its primary group.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoAccounts;
+
+impl Accounts for NoAccounts {
+    fn user_id(&self, _name: &str) -> Option<u32> {
+        None
+    }
+    fn group_id(&self, _name: &str) -> Option<u32> {
+        None
+    }
+    fn groups_of(&self, _uid: u32, gid: u32) -> Vec<u32> {
+        vec![gid]
+    }
+}
+
+/// The answer to one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply<S> {
+    /// `acquire` succeeded.
+    Acquired {
+        /// The backend's serialization of the network.
+        network: S,
+        /// Its addresses.
+        info: NetworkInfo,
+    },
+    /// `release` succeeded.
+    Released,
+    /// The answer to `status`.
+    Status(Box<StatusReport>),
+    /// The request failed.
+    Error(Status),
+}
+
+impl<S> Reply<S> {
+    /// The status this reply stands for.
+    pub fn status(&self) -> Status {
+        match self {
+            Reply::Error(s) => *s,
+            _ => Status::SUCCESS,
+        }
+    }
+}
+
+/// Why a network was removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemovalReason {
+    /// Nobody held it for the idle delay.
+    Idle,
+    /// The broker is shutting down.
+    Shutdown,
+}
+
+/// Something the driver should know about or act on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A network was created.
+    NetworkCreated {
+        /// Its name.
+        name: NetworkName,
+        /// Its addresses.
+        info: NetworkInfo,
+    },
+    /// A network was removed (and released in the backend).
+    NetworkRemoved {
+        /// Its name.
+        name: NetworkName,
+        /// Why.
+        reason: RemovalReason,
+    },
+    /// No peer has been connected for the exit delay: the driver may call
+    /// [`Broker::shutdown`] and exit.
+    IdleExit,
+}
+
+/// Why a connection was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    /// The peer limit is reached.
+    #[error("too many peers connected (limit {limit}); refusing the new connection")]
+    TooManyPeers {
+        /// The limit in force.
+        limit: usize,
+    },
+    /// The id is already in use (a driver bug).
+    #[error("{0} is already connected")]
+    DuplicatePeer(PeerId),
+}
+
+#[derive(Debug)]
+struct Peer {
+    creds: PeerCredentials,
+    connected_at: Instant,
+    /// Networks held, at most `max_networks_per_peer` (small: a Vec).
+    held: Vec<NetworkName>,
+}
+
+struct Entry<B: Backend> {
+    network: B::Network,
+    serialization: B::Serialization,
+    info: NetworkInfo,
+    config: NetworkConfig,
+    holders: usize,
+    created_at: Instant,
+    /// When the last holder left; `None` while held.
+    idle_since: Option<Instant>,
+}
+
+impl<B: Backend> Entry<B> {
+    fn removal_deadline(&self, timeout: Duration) -> Option<Instant> {
+        self.idle_since.map(|t| t + timeout)
+    }
+}
+
+/// The broker. See the [module documentation](self).
+pub struct Broker<B: Backend, C: ConfigSource, A: Accounts = NoAccounts> {
+    options: BrokerOptions,
+    backend: B,
+    config: C,
+    accounts: A,
+    daemon: DaemonInfo,
+    started: Instant,
+    peers: HashMap<PeerId, Peer>,
+    networks: HashMap<NetworkName, Entry<B>>,
+    /// Removal deadlines of idle networks, earliest first.
+    removals: BTreeSet<(Instant, NetworkName)>,
+    /// When the broker becomes idle (no peers); `None` while peers exist
+    /// or after `IdleExit` was reported.
+    exit_deadline: Option<Instant>,
+    events: VecDeque<Event>,
+    counters: Counters,
+}
+
+impl<B: Backend, C: ConfigSource, A: Accounts> fmt::Debug for Broker<B, C, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Broker")
+            .field("peers", &self.peers.len())
+            .field("networks", &self.networks.len())
+            .field("exit_deadline", &self.exit_deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
+    /// A broker with no peers and no networks, started at `now`.
+    pub fn new(
+        options: BrokerOptions,
+        backend: B,
+        config: C,
+        accounts: A,
+        daemon: DaemonInfo,
+        now: Instant,
+    ) -> Self {
+        let exit_deadline = options.exit_idle_timeout.map(|t| now + t);
+        Broker {
+            options,
+            backend,
+            config,
+            accounts,
+            daemon,
+            started: now,
+            peers: HashMap::new(),
+            networks: HashMap::new(),
+            removals: BTreeSet::new(),
+            exit_deadline,
+            events: VecDeque::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &BrokerOptions {
+        &self.options
+    }
+
+    /// The backend (to inspect it in tests, or to inject failures).
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// Mutable access to the backend.
+    pub fn backend_mut(&mut self) -> &mut B {
+        &mut self.backend
+    }
+
+    /// A new connection.
+    pub fn handle_connect(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        creds: PeerCredentials,
+    ) -> Result<(), ConnectError> {
+        if self.peers.contains_key(&peer) {
+            return Err(ConnectError::DuplicatePeer(peer));
+        }
+        if self.peers.len() >= self.options.max_peers {
+            warn!(
+                limit = self.options.max_peers,
+                pid = creds.pid,
+                uid = creds.uid,
+                "refusing connection: too many peers"
+            );
+            *self
+                .counters
+                .failures
+                .entry("too_many_peers".into())
+                .or_default() += 1;
+            return Err(ConnectError::TooManyPeers {
+                limit: self.options.max_peers,
+            });
+        }
+        self.peers.insert(
+            peer,
+            Peer {
+                creds,
+                connected_at: now,
+                held: Vec::new(),
+            },
+        );
+        self.exit_deadline = None;
+        self.counters.connects += 1;
+        debug!(
+            peer = peer.0,
+            pid = creds.pid,
+            uid = creds.uid,
+            "peer connected"
+        );
+        Ok(())
+    }
+
+    /// A decoded request from `peer`.
+    pub fn handle_request(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        request: Request,
+    ) -> Reply<B::Serialization> {
+        self.counters.requests += 1;
+        if !self.peers.contains_key(&peer) {
+            warn!(peer = peer.0, "request from a peer that is not connected");
+            return self.fail(Status::INTERNAL_ERROR);
+        }
+        let reply = match request {
+            Request::Acquire { network } => self.acquire(now, peer, network),
+            Request::Release { network } => self.release(now, peer, &network),
+            Request::Status => Reply::Status(Box::new(self.status(now, Some(peer)))),
+        };
+        if let Reply::Error(status) = &reply {
+            self.count_failure(*status);
+        }
+        reply
+    }
+
+    /// A request that could not be decoded (bad JSON, missing key, bad
+    /// name...). Counts and logs it; the answer is always INVALID_REQUEST.
+    pub fn handle_bad_request(
+        &mut self,
+        _now: Instant,
+        peer: PeerId,
+        reason: &dyn fmt::Display,
+    ) -> Reply<B::Serialization> {
+        self.counters.requests += 1;
+        info!(peer = peer.0, "invalid request: {reason}");
+        self.count_failure(Status::INVALID_REQUEST);
+        Reply::Error(Status::INVALID_REQUEST)
+    }
+
+    /// The connection of `peer` is gone: its holds are dropped.
+    pub fn handle_disconnect(&mut self, now: Instant, peer: PeerId) {
+        let Some(p) = self.peers.remove(&peer) else {
+            return;
+        };
+        self.counters.disconnects += 1;
+        debug!(peer = peer.0, held = p.held.len(), "peer disconnected");
+        for name in p.held {
+            self.drop_hold(now, name);
+        }
+        if self.peers.is_empty() {
+            self.exit_deadline = self.options.exit_idle_timeout.map(|t| now + t);
+        }
+    }
+
+    /// Time has passed: removes networks whose idle delay is over and
+    /// reports [`Event::IdleExit`] when the exit delay is over.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some((deadline, _)) = self.removals.first() {
+            if *deadline > now {
+                break;
+            }
+            if let Some((_, name)) = self.removals.pop_first() {
+                self.remove_network(name, RemovalReason::Idle);
+            }
+        }
+        if let Some(deadline) = self.exit_deadline
+            && deadline <= now
+            && self.peers.is_empty()
+        {
+            self.exit_deadline = None;
+            info!("no peers for the idle delay; the broker may exit");
+            self.events.push_back(Event::IdleExit);
+        }
+    }
+
+    /// The earliest instant at which [`Broker::handle_timeout`] has work.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let removal = self.removals.first().map(|(t, _)| *t);
+        match (removal, self.exit_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The next event for the driver.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Destroys every network (each reported as removed with
+    /// [`RemovalReason::Shutdown`]) and drops every hold. Peers stay
+    /// connected but hold nothing. Returns the number of networks destroyed.
+    pub fn shutdown(&mut self, _now: Instant) -> usize {
+        let mut names: Vec<NetworkName> = self.networks.keys().cloned().collect();
+        names.sort();
+        let count = names.len();
+        for peer in self.peers.values_mut() {
+            peer.held.clear();
+        }
+        self.removals.clear();
+        for name in names {
+            self.remove_network(name, RemovalReason::Shutdown);
+        }
+        self.exit_deadline = None;
+        count
+    }
+
+    /// Number of connected peers.
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Number of live networks (held or idle).
+    pub fn network_count(&self) -> usize {
+        self.networks.len()
+    }
+
+    /// Holders of `name`, or `None` if the network is not live.
+    pub fn holders(&self, name: &str) -> Option<usize> {
+        self.networks.get(name).map(|e| e.holders)
+    }
+
+    /// Networks `peer` holds.
+    pub fn held_by(&self, peer: PeerId) -> Option<&[NetworkName]> {
+        self.peers.get(&peer).map(|p| p.held.as_slice())
+    }
+
+    /// A status report as seen by `viewer` (`None`: an internal caller that
+    /// sees everything). A viewer sees the peers of its own user; root sees
+    /// all peers. Networks and counters are visible to everyone.
+    pub fn status(&self, now: Instant, viewer: Option<PeerId>) -> StatusReport {
+        let viewer_uid = viewer.and_then(|v| self.peers.get(&v)).map(|p| p.creds.uid);
+        let sees = |p: &Peer| match (viewer, viewer_uid) {
+            (None, _) | (_, Some(0)) => true,
+            (Some(_), Some(uid)) => p.creds.uid == uid,
+            (Some(_), None) => false,
+        };
+        let secs = |d: Duration| d.as_secs_f64();
+        let mut networks: Vec<NetworkStatus> = self
+            .networks
+            .iter()
+            .map(|(name, e)| NetworkStatus {
+                name: name.to_string(),
+                description: e.config.description.clone(),
+                info: e.info.clone(),
+                holders: e.holders,
+                age_seconds: secs(now.saturating_duration_since(e.created_at)),
+                idle_for_seconds: e.idle_since.map(|t| secs(now.saturating_duration_since(t))),
+                removal_in_seconds: e
+                    .removal_deadline(self.options.network_idle_timeout)
+                    .map(|t| secs(t.saturating_duration_since(now))),
+            })
+            .collect();
+        networks.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut peers: Vec<PeerStatus> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| sees(p))
+            .map(|(id, p)| {
+                let mut held: Vec<String> = p.held.iter().map(|n| n.to_string()).collect();
+                held.sort();
+                PeerStatus {
+                    id: id.0,
+                    pid: p.creds.pid,
+                    uid: p.creds.uid,
+                    gid: p.creds.gid,
+                    networks: held,
+                    connected_seconds: secs(now.saturating_duration_since(p.connected_at)),
+                }
+            })
+            .collect();
+        peers.sort_by_key(|p| p.id);
+        StatusReport {
+            version: self.daemon.version.clone(),
+            pid: self.daemon.pid,
+            backend: self.backend.kind().to_owned(),
+            uptime_seconds: secs(now.saturating_duration_since(self.started)),
+            network_idle_timeout_seconds: secs(self.options.network_idle_timeout),
+            exit_idle_timeout_seconds: self.options.exit_idle_timeout.map(secs),
+            hidden_peers: self.peers.len() - peers.len(),
+            peer_count: self.peers.len(),
+            networks,
+            peers,
+            counters: self.counters.clone(),
+        }
+    }
+
+    /// Checks the internal invariants, for tests, fuzzing and model
+    /// checking. Visits everything: not for production paths.
+    ///
+    /// - each network's holder count equals the number of peers holding it;
+    /// - a peer holds only live networks, each once, within the limit;
+    /// - a network is idle (has a removal deadline) exactly when it has no
+    ///   holders, and the deadline table matches;
+    /// - an exit deadline exists only while no peer is connected.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for (id, p) in &self.peers {
+            if p.held.len() > self.options.max_networks_per_peer {
+                return Err(format!("{id} holds {} networks", p.held.len()));
+            }
+            for (i, name) in p.held.iter().enumerate() {
+                if p.held[..i].contains(name) {
+                    return Err(format!("{id} holds {name} twice"));
+                }
+                if !self.networks.contains_key(name) {
+                    return Err(format!("{id} holds {name}, which is not live"));
+                }
+                *counts.entry(name.as_str()).or_default() += 1;
+            }
+        }
+        let mut idle = 0;
+        for (name, e) in &self.networks {
+            let expected = counts.get(name.as_str()).copied().unwrap_or(0);
+            if e.holders != expected {
+                return Err(format!(
+                    "{name} counts {} holders but {expected} peers hold it",
+                    e.holders
+                ));
+            }
+            match (
+                e.holders,
+                e.removal_deadline(self.options.network_idle_timeout),
+            ) {
+                (0, Some(t)) => {
+                    idle += 1;
+                    if !self.removals.contains(&(t, name.clone())) {
+                        return Err(format!("idle {name} has no removal timer"));
+                    }
+                }
+                (0, None) => return Err(format!("{name} has no holders and no removal deadline")),
+                (_, Some(_)) => return Err(format!("held {name} is marked idle")),
+                (_, None) => {}
+            }
+        }
+        if self.removals.len() != idle {
+            return Err(format!(
+                "{} removal timers for {idle} idle networks",
+                self.removals.len()
+            ));
+        }
+        if self.exit_deadline.is_some() && !self.peers.is_empty() {
+            return Err("exit deadline set while peers are connected".into());
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, status: Status) -> Reply<B::Serialization> {
+        Reply::Error(status)
+    }
+
+    fn count_failure(&mut self, status: Status) {
+        *self
+            .counters
+            .failures
+            .entry(status.slug().to_owned())
+            .or_default() += 1;
+    }
+
+    fn acquire(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        name: NetworkName,
+    ) -> Reply<B::Serialization> {
+        let Some(p) = self.peers.get(&peer) else {
+            return Reply::Error(Status::INTERNAL_ERROR);
+        };
+        let creds = p.creds;
+        let already = p.held.contains(&name);
+        let held_count = p.held.len();
+
+        if let Some(entry) = self.networks.get(&name)
+            && !already
+            && !self.allowed(&entry.config, &creds)
+        {
+            info!(peer = peer.0, uid = creds.uid, network = %name, "acquire refused: not allowed");
+            return Reply::Error(Status::NOT_ALLOWED);
+        }
+        if already {
+            // Idempotent: the peer holds it; answer again, count nothing.
+            self.counters.acquires += 1;
+            return match self.networks.get(&name) {
+                Some(e) => Reply::Acquired {
+                    network: e.serialization.clone(),
+                    info: e.info.clone(),
+                },
+                None => Reply::Error(Status::INTERNAL_ERROR),
+            };
+        }
+        if held_count >= self.options.max_networks_per_peer {
+            warn!(
+                peer = peer.0,
+                pid = creds.pid,
+                network = %name,
+                limit = self.options.max_networks_per_peer,
+                "acquire refused: the peer already holds the maximum number of networks"
+            );
+            return Reply::Error(Status::INTERNAL_ERROR);
+        }
+
+        if !self.networks.contains_key(&name)
+            && let Err(status) = self.create(now, &name, &creds)
+        {
+            return Reply::Error(status);
+        }
+        let timeout = self.options.network_idle_timeout;
+        let Some(entry) = self.networks.get_mut(&name) else {
+            return Reply::Error(Status::INTERNAL_ERROR);
+        };
+        if entry.holders == 0 {
+            if let Some(deadline) = entry.removal_deadline(timeout) {
+                self.removals.remove(&(deadline, name.clone()));
+                debug!(network = %name, "idle network reused; removal cancelled");
+            }
+            entry.idle_since = None;
+        }
+        entry.holders += 1;
+        let reply = Reply::Acquired {
+            network: entry.serialization.clone(),
+            info: entry.info.clone(),
+        };
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.held.push(name);
+        }
+        self.counters.acquires += 1;
+        reply
+    }
+
+    /// Creates `name` through the backend, leaving no trace on failure.
+    fn create(
+        &mut self,
+        now: Instant,
+        name: &NetworkName,
+        creds: &PeerCredentials,
+    ) -> Result<(), Status> {
+        let config = match self.config.lookup(name) {
+            Lookup::Found(config) => config,
+            Lookup::NotFound => {
+                debug!(network = %name, "acquire of an unknown network");
+                return Err(Status::NOT_FOUND);
+            }
+            Lookup::Broken(e) => {
+                warn!(network = %name, "configuration unusable, answering not found: {e}");
+                return Err(Status::NOT_FOUND);
+            }
+        };
+        if !self.allowed(&config, creds) {
+            info!(uid = creds.uid, network = %name, "acquire refused: not allowed");
+            return Err(Status::NOT_ALLOWED);
+        }
+        if self.networks.len() >= self.options.max_networks {
+            warn!(
+                network = %name,
+                limit = self.options.max_networks,
+                "cannot create network: the broker already has the maximum number of live networks"
+            );
+            return Err(Status::CREATE_FAILURE);
+        }
+        let network = match self.backend.create(name, &config) {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(network = %name, backend = self.backend.kind(), "cannot create network: {e}");
+                return Err(Status::CREATE_FAILURE);
+            }
+        };
+        let info = self.backend.info(&network);
+        let serialization = self.backend.serialization(&network);
+        info!(
+            network = %name,
+            mode = %info.mode,
+            subnet = %info.subnet,
+            mask = %info.mask,
+            ipv6 = %format_args!("{}/{}", info.ipv6_prefix, info.ipv6_prefix_length),
+            "network created"
+        );
+        self.counters.creations += 1;
+        self.events.push_back(Event::NetworkCreated {
+            name: name.clone(),
+            info: info.clone(),
+        });
+        self.networks.insert(
+            name.clone(),
+            Entry {
+                network,
+                serialization,
+                info,
+                config,
+                holders: 0,
+                created_at: now,
+                idle_since: None,
+            },
+        );
+        Ok(())
+    }
+
+    fn release(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        name: &NetworkName,
+    ) -> Reply<B::Serialization> {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return Reply::Error(Status::INTERNAL_ERROR);
+        };
+        let Some(pos) = p.held.iter().position(|n| n == name) else {
+            debug!(peer = peer.0, network = %name, "release of a network not held");
+            return Reply::Error(Status::NOT_FOUND);
+        };
+        let name = p.held.swap_remove(pos);
+        self.counters.releases += 1;
+        self.drop_hold(now, name);
+        Reply::Released
+    }
+
+    fn drop_hold(&mut self, now: Instant, name: NetworkName) {
+        let timeout = self.options.network_idle_timeout;
+        let Some(entry) = self.networks.get_mut(&name) else {
+            return;
+        };
+        entry.holders = entry.holders.saturating_sub(1);
+        if entry.holders == 0 {
+            entry.idle_since = Some(now);
+            debug!(network = %name, after = ?timeout, "last holder left; removal scheduled");
+            self.removals.insert((now + timeout, name));
+        }
+    }
+
+    fn remove_network(&mut self, name: NetworkName, reason: RemovalReason) {
+        if let Some(entry) = self.networks.remove(&name) {
+            self.backend.destroy(entry.network);
+            self.counters.removals += 1;
+            info!(network = %name, ?reason, "network removed");
+            self.events
+                .push_back(Event::NetworkRemoved { name, reason });
+        }
+    }
+
+    fn allowed(&self, config: &NetworkConfig, creds: &PeerCredentials) -> bool {
+        if !config.is_restricted() || creds.uid == 0 {
+            return true;
+        }
+        if let Some(users) = &config.allowed_users {
+            let hit = users.iter().any(|u| match u {
+                Principal::Id(id) => *id == creds.uid,
+                Principal::Name(n) => self.accounts.user_id(n) == Some(creds.uid),
+            });
+            if hit {
+                return true;
+            }
+        }
+        if let Some(groups) = &config.allowed_groups {
+            let member_of = self.accounts.groups_of(creds.uid, creds.gid);
+            let hit = groups.iter().any(|g| {
+                let gid = match g {
+                    Principal::Id(id) => Some(*id),
+                    Principal::Name(n) => self.accounts.group_id(n),
+                };
+                gid.is_some_and(|gid| gid == creds.gid || member_of.contains(&gid))
+            });
+            if hit {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests;

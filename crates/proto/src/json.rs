@@ -267,7 +267,10 @@ mod tests {
         f.push(b"{\"a\":1}\n{\"b\"");
         assert_eq!(lines(&mut f), vec![Ok("{\"a\":1}".into())]);
         f.push(b":2}\n\n");
-        assert_eq!(lines(&mut f), vec![Ok("{\"b\":2}".into()), Ok(String::new())]);
+        assert_eq!(
+            lines(&mut f),
+            vec![Ok("{\"b\":2}".into()), Ok(String::new())]
+        );
         assert_eq!(f.pending(), 0);
     }
 
@@ -296,7 +299,10 @@ mod tests {
     #[test]
     fn parse_request_errors() {
         assert_eq!(parse_request(b"\xff", 64), Err(LineError::NotUtf8));
-        assert!(matches!(parse_request(b"nope", 64), Err(LineError::NotJson(_))));
+        assert!(matches!(
+            parse_request(b"nope", 64),
+            Err(LineError::NotJson(_))
+        ));
         assert_eq!(parse_request(b"[1]", 64), Err(LineError::NotAnObject));
         assert!(matches!(
             parse_request(b"{}", 64),
@@ -311,11 +317,15 @@ mod tests {
         assert_eq!(ok.network, json!({"id": 1}));
         assert_eq!(ok.info, None);
         assert_eq!(
-            AcquireReply::decode(&json!({"error": 5})).unwrap_err().status(),
+            AcquireReply::decode(&json!({"error": 5}))
+                .unwrap_err()
+                .status(),
             Status::NOT_FOUND
         );
         assert_eq!(
-            AcquireReply::decode(&json!({"error": 999})).unwrap_err().status(),
+            AcquireReply::decode(&json!({"error": 999}))
+                .unwrap_err()
+                .status(),
             Status(999)
         );
         assert_eq!(

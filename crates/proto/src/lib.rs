@@ -80,7 +80,10 @@ mod vector_tests {
         for s in v["statuses"].as_array().expect("statuses") {
             let status = Status(s["code"].as_i64().expect("code"));
             assert_eq!(status.c_name(), s["c_name"].as_str());
-            assert_eq!(status.description(), s["description"].as_str().expect("text"));
+            assert_eq!(
+                status.description(),
+                s["description"].as_str().expect("text")
+            );
         }
     }
 

@@ -124,8 +124,19 @@ mod tests {
 
     #[test]
     fn accepts_the_documented_form() {
-        for ok in ["shared", "host", "a", "lima-0", "my_net.v2", "A9", &"x".repeat(64)] {
-            assert_eq!(NetworkName::new(ok).map(|n| n.as_str().to_owned()), Ok(ok.to_owned()));
+        for ok in [
+            "shared",
+            "host",
+            "a",
+            "lima-0",
+            "my_net.v2",
+            "A9",
+            &"x".repeat(64),
+        ] {
+            assert_eq!(
+                NetworkName::new(ok).map(|n| n.as_str().to_owned()),
+                Ok(ok.to_owned())
+            );
         }
     }
 
@@ -138,11 +149,17 @@ mod tests {
         );
         assert_eq!(NetworkName::new(".hidden"), Err(NameError::LeadingDot));
         assert_eq!(NetworkName::new(".."), Err(NameError::LeadingDot));
-        assert_eq!(NetworkName::new("../etc/passwd"), Err(NameError::BadCharacter('/')));
+        assert_eq!(
+            NetworkName::new("../etc/passwd"),
+            Err(NameError::BadCharacter('/'))
+        );
         assert_eq!(NetworkName::new("a b"), Err(NameError::BadCharacter(' ')));
         assert_eq!(NetworkName::new("a\nb"), Err(NameError::BadCharacter('\n')));
         assert_eq!(NetworkName::new("a\0b"), Err(NameError::BadCharacter('\0')));
-        assert_eq!(NetworkName::new("réseau"), Err(NameError::BadCharacter('é')));
+        assert_eq!(
+            NetworkName::new("réseau"),
+            Err(NameError::BadCharacter('é'))
+        );
     }
 
     #[test]

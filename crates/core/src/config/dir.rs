@@ -295,7 +295,9 @@ fn read_limited(path: &Path) -> Result<Vec<u8>, ConfigError> {
 fn strip_path(e: &ConfigError, path: &Path) -> String {
     let text = e.to_string();
     let prefix = format!("{}: ", path.display());
-    text.strip_prefix(&prefix).map(str::to_owned).unwrap_or(text)
+    text.strip_prefix(&prefix)
+        .map(str::to_owned)
+        .unwrap_or(text)
 }
 
 /// How serious a [`Finding`] is.
@@ -396,11 +398,15 @@ impl CheckReport {
                 {
                     found.push((
                         *ia,
-                        Finding::error(format!("subnet {sa} overlaps subnet {sb} of network {nb:?}")),
+                        Finding::error(format!(
+                            "subnet {sa} overlaps subnet {sb} of network {nb:?}"
+                        )),
                     ));
                     found.push((
                         *ib,
-                        Finding::error(format!("subnet {sb} overlaps subnet {sa} of network {na:?}")),
+                        Finding::error(format!(
+                            "subnet {sb} overlaps subnet {sa} of network {na:?}"
+                        )),
                     ));
                 }
                 if let (Some(pa), Some(pb)) = (ca.ipv6, cb.ipv6)
@@ -469,7 +475,9 @@ mod tests {
 
     fn own_uid() -> u32 {
         use std::os::unix::fs::MetadataExt;
-        fs::metadata(std::env::temp_dir()).map(|m| m.uid()).unwrap_or(0)
+        fs::metadata(std::env::temp_dir())
+            .map(|m| m.uid())
+            .unwrap_or(0)
     }
 
     fn dir_with(files: &[(&str, &str)]) -> (tempfile::TempDir, ConfigDir) {
@@ -521,7 +529,10 @@ mod tests {
             Lookup::Broken(e) => assert!(e.to_string().contains("mtu: must be an integer"), "{e}"),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(dir.lookup(&name("twice")), Lookup::Broken(ConfigError::Duplicate { .. })));
+        assert!(matches!(
+            dir.lookup(&name("twice")),
+            Lookup::Broken(ConfigError::Duplicate { .. })
+        ));
         assert!(matches!(dir.lookup(&name("good")), Lookup::Found(_)));
     }
 
@@ -550,15 +561,24 @@ mod tests {
                 Lookup::Broken(ConfigError::Insecure { .. })
             ));
         } else {
-            assert!(matches!(strict_root_only.lookup(&name("x")), Lookup::Found(_)));
+            assert!(matches!(
+                strict_root_only.lookup(&name("x")),
+                Lookup::Found(_)
+            ));
         }
     }
 
     #[test]
     fn check_reports_every_problem() {
         let (_tmp, dir) = dir_with(&[
-            ("a.json", r#"{"mode": "host", "subnet": "192.168.100.0", "mask": "255.255.254.0"}"#),
-            ("b.json", r#"{"mode": "host", "subnet": "192.168.101.0", "mask": "255.255.255.0"}"#),
+            (
+                "a.json",
+                r#"{"mode": "host", "subnet": "192.168.100.0", "mask": "255.255.254.0"}"#,
+            ),
+            (
+                "b.json",
+                r#"{"mode": "host", "subnet": "192.168.101.0", "mask": "255.255.255.0"}"#,
+            ),
             ("c.json", r#"{"mode": "shared", "nat4": true, "mtu": 1}"#),
             ("d.json", "{"),
             ("bad name.json", r#"{"mode": "host"}"#),

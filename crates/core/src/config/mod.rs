@@ -357,6 +357,9 @@ mod tests {
         assert!(matches!(cfg.lookup(&name("lab")), Lookup::Found(_)));
         assert!(matches!(cfg.lookup(&name("shared")), Lookup::Found(_)));
         assert_eq!(cfg.lookup(&name("nope")), Lookup::NotFound);
-        assert_eq!(StaticConfig::empty().lookup(&name("shared")), Lookup::NotFound);
+        assert_eq!(
+            StaticConfig::empty().lookup(&name("shared")),
+            Lookup::NotFound
+        );
     }
 }

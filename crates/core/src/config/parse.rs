@@ -247,10 +247,7 @@ impl Validator {
         match map.get(key)? {
             Value::Bool(b) => Some(*b),
             other => {
-                self.problem(
-                    key,
-                    format!("must be true or false, found {}", show(other)),
-                );
+                self.problem(key, format!("must be true or false, found {}", show(other)));
                 None
             }
         }
@@ -310,7 +307,10 @@ impl Validator {
         if net.prefix_len() > 29 {
             self.problem(
                 "mask",
-                format!("/{} leaves no room for guests; use /29 or shorter", net.prefix_len()),
+                format!(
+                    "/{} leaves no room for guests; use /29 or shorter",
+                    net.prefix_len()
+                ),
             );
             return None;
         }
@@ -360,7 +360,10 @@ impl Validator {
         if p.prefix() != addr {
             self.problem(
                 "ipv6_prefix",
-                format!("{addr} has bits set beyond /{len}; did you mean {}?", p.prefix()),
+                format!(
+                    "{addr} has bits set beyond /{len}; did you mean {}?",
+                    p.prefix()
+                ),
             );
             return None;
         }
@@ -500,12 +503,19 @@ impl Validator {
                     }
                 },
                 Some(other) => {
-                    self.problem(&addr_key, format!("must be a string, found {}", kind(other)));
+                    self.problem(
+                        &addr_key,
+                        format!("must be a string, found {}", kind(other)),
+                    );
                     None
                 }
             };
-            if let (Some(protocol), Some(external_port), Some(internal_address), Some(internal_port)) =
-                (protocol, external_port, internal_address, internal_port)
+            if let (
+                Some(protocol),
+                Some(external_port),
+                Some(internal_address),
+                Some(internal_port),
+            ) = (protocol, external_port, internal_address, internal_port)
             {
                 if !seen.insert((protocol, external_port)) {
                     self.problem(
@@ -630,7 +640,10 @@ impl Validator {
         let Value::Array(items) = value else {
             self.problem(
                 key,
-                format!("must be a list of names or numeric ids, found {}", kind(value)),
+                format!(
+                    "must be a list of names or numeric ids, found {}",
+                    kind(value)
+                ),
             );
             return None;
         };
@@ -670,8 +683,7 @@ fn integer_of(v: &Value) -> Option<i128> {
 fn is_account_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 255
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$'))
 }
 
@@ -780,8 +792,14 @@ mod tests {
             Ok(NetworkConfig::new(Mode::Host))
         );
         has(json!({}), "mode: missing");
-        has(json!({"mode": "bridged"}), "not offered by the vmnet network API");
-        has(json!({"mode": 3}), "must be \"shared\" or \"host\", found 3");
+        has(
+            json!({"mode": "bridged"}),
+            "not offered by the vmnet network API",
+        );
+        has(
+            json!({"mode": 3}),
+            "must be \"shared\" or \"host\", found 3",
+        );
         has(json!([1]), "must be a dictionary of options");
     }
 
@@ -812,7 +830,10 @@ mod tests {
         assert!(!cfg.nat66 && !cfg.dns_proxy && !cfg.router_advertisement && cfg.nat44);
         assert_eq!(cfg.mtu, Some(9000));
         assert_eq!(cfg.port_forwarding_rules[0].internal_port, 22);
-        assert_eq!(cfg.dhcp_reservations[0].mac_address, [0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+        assert_eq!(
+            cfg.dhcp_reservations[0].mac_address,
+            [0x52, 0x54, 0, 0x12, 0x34, 0x56]
+        );
         assert_eq!(
             cfg.allowed_users,
             Some(vec![Principal::Name("alice".into()), Principal::Id(501)])
@@ -823,13 +844,22 @@ mod tests {
     fn every_problem_is_reported_at_once() {
         let p = problems(json!({"mode": "host", "nat4": false, "mtu": 10, "dhcp": "yes"}));
         assert_eq!(p.len(), 3, "{p:?}");
-        assert!(p[0].contains("nat4: unknown option; did you mean \"nat44\"?"), "{p:?}");
+        assert!(
+            p[0].contains("nat4: unknown option; did you mean \"nat44\"?"),
+            "{p:?}"
+        );
     }
 
     #[test]
     fn subnet_rules() {
-        has(json!({"mode": "host", "subnet": "192.168.1.0"}), "mask: missing");
-        has(json!({"mode": "host", "mask": "255.255.255.0"}), "subnet: missing");
+        has(
+            json!({"mode": "host", "subnet": "192.168.1.0"}),
+            "mask: missing",
+        );
+        has(
+            json!({"mode": "host", "mask": "255.255.255.0"}),
+            "subnet: missing",
+        );
         has(
             json!({"mode": "host", "subnet": "192.168.1.0", "mask": "255.0.255.0"}),
             "not contiguous",
@@ -854,7 +884,10 @@ mod tests {
 
     #[test]
     fn ipv6_rules() {
-        has(json!({"mode": "host", "ipv6_prefix": "fd00::"}), "go together");
+        has(
+            json!({"mode": "host", "ipv6_prefix": "fd00::"}),
+            "go together",
+        );
         has(
             json!({"mode": "host", "ipv6_prefix": "2001:db8::", "ipv6_prefix_length": 64}),
             "inside fd00::/8",
@@ -871,13 +904,19 @@ mod tests {
 
     #[test]
     fn shared_only_options() {
-        has(json!({"mode": "host", "external_interface": "en0"}), "only applies to shared mode");
+        has(
+            json!({"mode": "host", "external_interface": "en0"}),
+            "only applies to shared mode",
+        );
         has(
             json!({"mode": "host", "port_forwarding_rules": [
                 {"protocol": "tcp", "external_port": 1, "internal_address": "192.168.1.2", "internal_port": 1}]}),
             "only applies to shared mode",
         );
-        has(json!({"mode": "shared", "external_interface": "en0/../"}), "not an interface name");
+        has(
+            json!({"mode": "shared", "external_interface": "en0/../"}),
+            "not an interface name",
+        );
     }
 
     #[test]
@@ -887,15 +926,21 @@ mod tests {
                    "port_forwarding_rules": rules})
         };
         has(
-            base(json!([{"protocol": "sctp", "external_port": 1, "internal_address": "192.168.50.2", "internal_port": 1}])),
+            base(
+                json!([{"protocol": "sctp", "external_port": 1, "internal_address": "192.168.50.2", "internal_port": 1}]),
+            ),
             "must be \"tcp\" or \"udp\"",
         );
         has(
-            base(json!([{"protocol": "tcp", "external_port": 0, "internal_address": "192.168.50.2", "internal_port": 1}])),
+            base(
+                json!([{"protocol": "tcp", "external_port": 0, "internal_address": "192.168.50.2", "internal_port": 1}]),
+            ),
             "0 is not a port",
         );
         has(
-            base(json!([{"protocol": "tcp", "external_port": 8080, "internal_address": "10.0.0.2", "internal_port": 80}])),
+            base(
+                json!([{"protocol": "tcp", "external_port": 8080, "internal_address": "10.0.0.2", "internal_port": 80}]),
+            ),
             "not a guest address of the subnet 192.168.50.0/24",
         );
         has(
@@ -905,7 +950,10 @@ mod tests {
             "already forwards tcp port 8080",
         );
         has(base(json!([{"protocol": "tcp"}])), "external_port: missing");
-        has(base(json!([{"protocol": "tcp", "extra": 1}])), "port_forwarding_rules[0].extra: unknown option");
+        has(
+            base(json!([{"protocol": "tcp", "extra": 1}])),
+            "port_forwarding_rules[0].extra: unknown option",
+        );
         // A dynamic subnet cannot be checked; any address is accepted.
         assert!(parse_value(&json!({"mode": "shared", "port_forwarding_rules": [
             {"protocol": "udp", "external_port": 53, "internal_address": "192.168.64.5", "internal_port": 53}]}))
@@ -918,9 +966,7 @@ mod tests {
             json!({"mode": "host", "dhcp_reservations": [{"mac_address": "52:54:00:00:00:01", "ip_address": "192.168.64.5"}]}),
             "need a static subnet",
         );
-        let base = |r: Value| {
-            json!({"mode": "host", "subnet": "192.168.50.0", "mask": "255.255.255.0", "dhcp_reservations": r})
-        };
+        let base = |r: Value| json!({"mode": "host", "subnet": "192.168.50.0", "mask": "255.255.255.0", "dhcp_reservations": r});
         has(
             base(json!([
                 {"mac_address": "52:54:00:00:00:01", "ip_address": "192.168.50.5"},
@@ -933,16 +979,34 @@ mod tests {
                 {"mac_address": "52:54:00:00:00:02", "ip_address": "192.168.50.5"}])),
             "192.168.50.5 is reserved twice",
         );
-        has(base(json!([{"mac_address": "zz", "ip_address": "192.168.50.5"}])), "not a MAC address");
-        has(base(json!([{"mac_address": "01:00:5e:00:00:01", "ip_address": "192.168.50.5"}])), "multicast");
-        has(base(json!([{"mac_address": "52:54:00:00:00:01", "ip_address": "192.168.50.1"}])), "not a guest address");
+        has(
+            base(json!([{"mac_address": "zz", "ip_address": "192.168.50.5"}])),
+            "not a MAC address",
+        );
+        has(
+            base(json!([{"mac_address": "01:00:5e:00:00:01", "ip_address": "192.168.50.5"}])),
+            "multicast",
+        );
+        has(
+            base(json!([{"mac_address": "52:54:00:00:00:01", "ip_address": "192.168.50.1"}])),
+            "not a guest address",
+        );
     }
 
     #[test]
     fn principals() {
-        has(json!({"mode": "host", "allowed_users": "alice"}), "must be a list");
-        has(json!({"mode": "host", "allowed_users": [-1]}), "must be a name or a numeric id");
-        has(json!({"mode": "host", "allowed_groups": ["a b"]}), "not a valid user or group name");
+        has(
+            json!({"mode": "host", "allowed_users": "alice"}),
+            "must be a list",
+        );
+        has(
+            json!({"mode": "host", "allowed_users": [-1]}),
+            "must be a name or a numeric id",
+        );
+        has(
+            json!({"mode": "host", "allowed_groups": ["a b"]}),
+            "not a valid user or group name",
+        );
     }
 
     #[test]
@@ -965,8 +1029,16 @@ mod tests {
         value.to_writer_binary(&mut bin).unwrap();
         assert_eq!(parse_plist(&bin), Ok(cfg));
         let bad = br#"<plist version="1.0"><dict><key>mode</key><data>AAAA</data></dict></plist>"#;
-        assert!(matches!(parse_plist(bad), Err(ParseFailure::Invalid(p)) if p[0].to_string().contains("<data>")));
-        assert!(matches!(parse_plist(b"not a plist"), Err(ParseFailure::Syntax(_))));
-        assert!(matches!(parse_json(b"{\"mode\": "), Err(ParseFailure::Syntax(_))));
+        assert!(
+            matches!(parse_plist(bad), Err(ParseFailure::Invalid(p)) if p[0].to_string().contains("<data>"))
+        );
+        assert!(matches!(
+            parse_plist(b"not a plist"),
+            Err(ParseFailure::Syntax(_))
+        ));
+        assert!(matches!(
+            parse_json(b"{\"mode\": "),
+            Err(ParseFailure::Syntax(_))
+        ));
     }
 }

@@ -1,0 +1,377 @@
+//! A simulated vmnet.
+//!
+//! It follows what is known of the macOS 26 network API (see
+//! `docs/development.md`): a dynamic network gets the lowest free /24 at or
+//! above 192.168.64.0, then below it, never 192.168.2.0/24 (Internet
+//! Sharing's); a static subnet that overlaps a live network fails to create;
+//! a network without a configured IPv6 prefix gets a random ULA /64; the
+//! serialization is an opaque value naming the network. Failures can be
+//! injected. With the same seed and the same calls it gives the same results.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use serde_json::json;
+use vmnet_broker_proto::{NetworkInfo, NetworkName};
+
+use super::{Backend, BackendError};
+use crate::config::{Ipv4Subnet, Ipv6Prefix, NetworkConfig, Protocol};
+
+/// Handle of a simulated network.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SimNetwork {
+    id: u64,
+}
+
+impl SimNetwork {
+    /// The backend's id for this network (unique for the backend's life).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Live {
+    name: String,
+    info: NetworkInfo,
+    ipv4: Ipv4Subnet,
+    ipv6: Ipv6Prefix,
+    ports: Vec<(Protocol, u16)>,
+}
+
+/// Failures to inject into [`SimBackend::create`].
+#[derive(Debug, Clone, Default)]
+pub struct FailurePlan {
+    /// The next this-many creations fail.
+    pub next: u32,
+    /// Creations of these networks always fail.
+    pub names: Vec<String>,
+    /// Every creation fails.
+    pub all: bool,
+}
+
+/// The simulated backend.
+#[derive(Debug)]
+pub struct SimBackend {
+    rng: fastrand::Rng,
+    next_id: u64,
+    live: BTreeMap<u64, Live>,
+    failures: FailurePlan,
+    created: u64,
+    destroyed: u64,
+}
+
+impl SimBackend {
+    /// A simulation whose random choices (IPv6 prefixes) follow `seed`.
+    pub fn new(seed: u64) -> Self {
+        SimBackend {
+            rng: fastrand::Rng::with_seed(seed),
+            next_id: 1,
+            live: BTreeMap::new(),
+            failures: FailurePlan::default(),
+            created: 0,
+            destroyed: 0,
+        }
+    }
+
+    /// Replaces the failure plan.
+    pub fn set_failures(&mut self, plan: FailurePlan) {
+        self.failures = plan;
+    }
+
+    /// Makes the next `n` creations fail.
+    pub fn fail_next(&mut self, n: u32) {
+        self.failures.next = n;
+    }
+
+    /// Number of live networks.
+    pub fn live_count(&self) -> usize {
+        self.live.len()
+    }
+
+    /// Names of live networks, sorted by id.
+    pub fn live_names(&self) -> Vec<String> {
+        self.live.values().map(|l| l.name.clone()).collect()
+    }
+
+    /// Networks created and destroyed so far.
+    pub fn totals(&self) -> (u64, u64) {
+        (self.created, self.destroyed)
+    }
+
+    fn injected_failure(&mut self, name: &NetworkName) -> Option<BackendError> {
+        if self.failures.all {
+            return Some(BackendError::Injected("every creation fails".into()));
+        }
+        if self.failures.names.iter().any(|n| n == name.as_str()) {
+            return Some(BackendError::Injected(format!(
+                "creation of {name:?} is set to fail"
+            )));
+        }
+        if self.failures.next > 0 {
+            self.failures.next -= 1;
+            return Some(BackendError::Injected("next creation set to fail".into()));
+        }
+        None
+    }
+
+    fn free_slash24(&self) -> Option<Ipv4Subnet> {
+        (64..=255u8)
+            .chain(0..64)
+            .filter(|&third| third != 2)
+            .map(|third| Ipv4Subnet::new(Ipv4Addr::new(192, 168, third, 0), 24))
+            .find(|cand| !self.live.values().any(|l| l.ipv4.overlaps(cand)))
+    }
+
+    fn random_ula(&mut self) -> Ipv6Prefix {
+        loop {
+            let mut octets = [0u8; 16];
+            octets[0] = 0xfd;
+            for b in &mut octets[1..8] {
+                *b = self.rng.u8(..);
+            }
+            let p = Ipv6Prefix::new(Ipv6Addr::from(octets), 64);
+            if !self.live.values().any(|l| l.ipv6.overlaps(&p)) {
+                return p;
+            }
+        }
+    }
+}
+
+impl Backend for SimBackend {
+    type Network = SimNetwork;
+    type Serialization = serde_json::Value;
+
+    fn kind(&self) -> &'static str {
+        "simulated"
+    }
+
+    fn create(
+        &mut self,
+        name: &NetworkName,
+        config: &NetworkConfig,
+    ) -> Result<SimNetwork, BackendError> {
+        if let Some(e) = self.injected_failure(name) {
+            return Err(e);
+        }
+        let ipv4 = match config.ipv4 {
+            Some(subnet) => {
+                if let Some(other) = self.live.values().find(|l| l.ipv4.overlaps(&subnet)) {
+                    return Err(BackendError::SubnetInUse {
+                        subnet: subnet.to_string(),
+                        other: other.name.clone(),
+                        other_subnet: other.ipv4.to_string(),
+                    });
+                }
+                subnet
+            }
+            None => self.free_slash24().ok_or(BackendError::NoFreeSubnet)?,
+        };
+        let ipv6 = match config.ipv6 {
+            Some(prefix) => {
+                if let Some(other) = self.live.values().find(|l| l.ipv6.overlaps(&prefix)) {
+                    return Err(BackendError::PrefixInUse {
+                        prefix: prefix.to_string(),
+                        other: other.name.clone(),
+                    });
+                }
+                prefix
+            }
+            None => self.random_ula(),
+        };
+        let ports: Vec<(Protocol, u16)> = config
+            .port_forwarding_rules
+            .iter()
+            .map(|r| (r.protocol, r.external_port))
+            .collect();
+        for &(protocol, port) in &ports {
+            if let Some(other) = self
+                .live
+                .values()
+                .find(|l| l.ports.contains(&(protocol, port)))
+            {
+                return Err(BackendError::PortInUse {
+                    protocol: protocol.as_str(),
+                    port,
+                    other: other.name.clone(),
+                });
+            }
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.created += 1;
+        let info = NetworkInfo {
+            mode: config.mode,
+            subnet: ipv4.network(),
+            mask: ipv4.mask(),
+            ipv6_prefix: ipv6.prefix(),
+            ipv6_prefix_length: ipv6.len(),
+        };
+        self.live.insert(
+            id,
+            Live {
+                name: name.to_string(),
+                info,
+                ipv4,
+                ipv6,
+                ports,
+            },
+        );
+        Ok(SimNetwork { id })
+    }
+
+    fn info(&self, network: &SimNetwork) -> NetworkInfo {
+        match self.live.get(&network.id) {
+            Some(live) => live.info.clone(),
+            // Unreachable for handles this backend made and has not destroyed.
+            None => NetworkInfo {
+                mode: vmnet_broker_proto::Mode::Host,
+                subnet: Ipv4Addr::UNSPECIFIED,
+                mask: Ipv4Addr::UNSPECIFIED,
+                ipv6_prefix: Ipv6Addr::UNSPECIFIED,
+                ipv6_prefix_length: 0,
+            },
+        }
+    }
+
+    fn serialization(&self, network: &SimNetwork) -> serde_json::Value {
+        let live = self.live.get(&network.id);
+        let mut inner = json!({ "id": network.id });
+        if let (Some(live), Some(obj)) = (live, inner.as_object_mut()) {
+            obj.insert("name".into(), live.name.clone().into());
+            if let Ok(serde_json::Value::Object(info)) = serde_json::to_value(&live.info) {
+                obj.extend(info);
+            }
+        }
+        json!({ "simulated_vmnet_network": inner })
+    }
+
+    fn destroy(&mut self, network: SimNetwork) {
+        if self.live.remove(&network.id).is_some() {
+            self.destroyed += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vmnet_broker_proto::Mode;
+
+    fn name(s: &str) -> NetworkName {
+        NetworkName::new(s).unwrap()
+    }
+
+    fn static_cfg(subnet: &str, prefix: u8) -> NetworkConfig {
+        let mut c = NetworkConfig::new(Mode::Host);
+        c.ipv4 = Some(Ipv4Subnet::new(subnet.parse().unwrap(), prefix));
+        c
+    }
+
+    #[test]
+    fn dynamic_subnets_go_upward_from_64_and_reuse_freed_ones() {
+        let mut b = SimBackend::new(1);
+        let cfg = NetworkConfig::new(Mode::Shared);
+        let n1 = b.create(&name("a"), &cfg).unwrap();
+        let n2 = b.create(&name("b"), &cfg).unwrap();
+        assert_eq!(b.info(&n1).subnet.to_string(), "192.168.64.0");
+        assert_eq!(b.info(&n2).subnet.to_string(), "192.168.65.0");
+        assert_eq!(b.info(&n1).mask.to_string(), "255.255.255.0");
+        b.destroy(n1);
+        let n3 = b.create(&name("c"), &cfg).unwrap();
+        assert_eq!(b.info(&n3).subnet.to_string(), "192.168.64.0");
+    }
+
+    #[test]
+    fn dynamic_allocation_skips_static_networks_and_internet_sharing() {
+        let mut b = SimBackend::new(1);
+        b.create(&name("s"), &static_cfg("192.168.64.0", 23))
+            .unwrap();
+        let n = b
+            .create(&name("d"), &NetworkConfig::new(Mode::Host))
+            .unwrap();
+        assert_eq!(b.info(&n).subnet.to_string(), "192.168.66.0");
+        // Fill everything from 64 up; the next ones come from below, not .2.
+        let mut got = Vec::new();
+        for i in 0..194 {
+            match b.create(&name(&format!("n{i}")), &NetworkConfig::new(Mode::Host)) {
+                Ok(n) => got.push(b.info(&n).subnet.octets()[2]),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        // 67..=255 are 189 subnets; then 0, 1, 3, 4, 5.
+        assert_eq!(&got[189..], &[0, 1, 3, 4, 5]);
+        assert!(!got.contains(&2));
+    }
+
+    #[test]
+    fn exhaustion_is_an_error() {
+        let mut b = SimBackend::new(1);
+        b.create(&name("all"), &static_cfg("192.168.0.0", 16))
+            .unwrap();
+        assert_eq!(
+            b.create(&name("x"), &NetworkConfig::new(Mode::Host)),
+            Err(BackendError::NoFreeSubnet)
+        );
+    }
+
+    #[test]
+    fn overlapping_static_subnets_fail() {
+        let mut b = SimBackend::new(1);
+        b.create(&name("one"), &static_cfg("192.168.100.0", 24))
+            .unwrap();
+        let e = b
+            .create(&name("two"), &static_cfg("192.168.100.0", 25))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("overlaps the live network \"one\""),
+            "{e}"
+        );
+        assert_eq!(b.live_count(), 1);
+    }
+
+    #[test]
+    fn ipv6_prefixes_are_random_ulas_and_deterministic() {
+        let make = |seed| {
+            let mut b = SimBackend::new(seed);
+            let n = b
+                .create(&name("a"), &NetworkConfig::new(Mode::Host))
+                .unwrap();
+            b.info(&n)
+        };
+        let a = make(7);
+        assert_eq!(a, make(7));
+        assert_ne!(a.ipv6_prefix, make(8).ipv6_prefix);
+        assert_eq!(a.ipv6_prefix.octets()[0], 0xfd);
+        assert_eq!(a.ipv6_prefix_length, 64);
+    }
+
+    #[test]
+    fn failure_injection() {
+        let mut b = SimBackend::new(1);
+        b.fail_next(1);
+        let cfg = NetworkConfig::new(Mode::Host);
+        assert!(matches!(
+            b.create(&name("a"), &cfg),
+            Err(BackendError::Injected(_))
+        ));
+        assert!(b.create(&name("a"), &cfg).is_ok());
+        b.set_failures(FailurePlan {
+            names: vec!["bad".into()],
+            ..FailurePlan::default()
+        });
+        assert!(b.create(&name("bad"), &cfg).is_err());
+        assert!(b.create(&name("good"), &cfg).is_ok());
+    }
+
+    #[test]
+    fn serialization_names_the_network() {
+        let mut b = SimBackend::new(1);
+        let n = b
+            .create(&name("lab"), &NetworkConfig::new(Mode::Shared))
+            .unwrap();
+        let s = b.serialization(&n);
+        assert_eq!(s["simulated_vmnet_network"]["name"], "lab");
+        assert_eq!(s["simulated_vmnet_network"]["subnet"], "192.168.64.0");
+    }
+}

@@ -1,0 +1,568 @@
+//! Deterministic tests of the state machine, driven with a fake clock.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use vmnet_broker_proto::{Mode, NetworkName, Request, Status};
+
+use super::*;
+use crate::backend::sim::SimBackend;
+use crate::config::{ConfigError, Ipv4Subnet, NetworkConfig, Principal, StaticConfig};
+
+/// A config source whose contents tests can change between lookups.
+#[derive(Default)]
+struct Editable(RefCell<StaticConfig>);
+
+impl ConfigSource for Editable {
+    fn lookup(&self, name: &NetworkName) -> Lookup {
+        self.0.borrow().lookup(name)
+    }
+}
+
+#[derive(Default)]
+struct FakeAccounts {
+    users: HashMap<String, u32>,
+    groups: HashMap<String, u32>,
+    members: HashMap<u32, Vec<u32>>,
+}
+
+impl Accounts for FakeAccounts {
+    fn user_id(&self, name: &str) -> Option<u32> {
+        self.users.get(name).copied()
+    }
+    fn group_id(&self, name: &str) -> Option<u32> {
+        self.groups.get(name).copied()
+    }
+    fn groups_of(&self, uid: u32, gid: u32) -> Vec<u32> {
+        let mut g = self.members.get(&uid).cloned().unwrap_or_default();
+        g.push(gid);
+        g
+    }
+}
+
+struct Harness<C: ConfigSource = StaticConfig, A: Accounts = NoAccounts> {
+    broker: Broker<SimBackend, C, A>,
+    now: Instant,
+    events: Vec<Event>,
+}
+
+const IDLE: Duration = Duration::from_secs(120);
+
+fn name(s: &str) -> NetworkName {
+    NetworkName::new(s).unwrap()
+}
+
+fn creds(uid: u32) -> PeerCredentials {
+    PeerCredentials {
+        pid: 1000 + uid as i32,
+        uid,
+        gid: 20,
+    }
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self::with(StaticConfig::new(), NoAccounts, BrokerOptions::default())
+    }
+
+    fn with_config(config: StaticConfig) -> Self {
+        Self::with(config, NoAccounts, BrokerOptions::default())
+    }
+}
+
+impl<C: ConfigSource, A: Accounts> Harness<C, A> {
+    fn with(config: C, accounts: A, options: BrokerOptions) -> Self {
+        let now = Instant::now();
+        let daemon = DaemonInfo {
+            version: "test".into(),
+            pid: 42,
+        };
+        let broker = Broker::new(options, SimBackend::new(1), config, accounts, daemon, now);
+        Harness {
+            broker,
+            now,
+            events: Vec::new(),
+        }
+    }
+
+    fn connect(&mut self, id: u64, uid: u32) {
+        self.broker
+            .handle_connect(self.now, PeerId(id), creds(uid))
+            .unwrap();
+        self.settle();
+    }
+
+    fn acquire(&mut self, id: u64, net: &str) -> Reply<serde_json::Value> {
+        let r = self.broker.handle_request(
+            self.now,
+            PeerId(id),
+            Request::Acquire { network: name(net) },
+        );
+        self.settle();
+        r
+    }
+
+    fn subnet(&mut self, id: u64, net: &str) -> String {
+        match self.acquire(id, net) {
+            Reply::Acquired { info, .. } => info.subnet.to_string(),
+            other => panic!("acquire {net} by {id} failed: {other:?}"),
+        }
+    }
+
+    fn release(&mut self, id: u64, net: &str) -> Reply<serde_json::Value> {
+        let r = self.broker.handle_request(
+            self.now,
+            PeerId(id),
+            Request::Release { network: name(net) },
+        );
+        self.settle();
+        r
+    }
+
+    fn disconnect(&mut self, id: u64) {
+        self.broker.handle_disconnect(self.now, PeerId(id));
+        self.settle();
+    }
+
+    /// Moves the clock forward by `d`, firing every deadline on the way at
+    /// its own instant (as a driver would).
+    fn advance(&mut self, d: Duration) {
+        let target = self.now + d;
+        while let Some(t) = self.broker.poll_timeout() {
+            if t > target {
+                break;
+            }
+            self.now = self.now.max(t);
+            self.broker.handle_timeout(self.now);
+            self.settle();
+        }
+        self.now = target;
+        self.broker.handle_timeout(self.now);
+        self.settle();
+    }
+
+    fn settle(&mut self) {
+        while let Some(e) = self.broker.poll_event() {
+            self.events.push(e);
+        }
+        if let Err(e) = self.broker.check_invariants() {
+            panic!("invariant broken: {e}");
+        }
+    }
+
+    fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+}
+
+fn status<S: std::fmt::Debug>(r: &Reply<S>) -> Status {
+    r.status()
+}
+
+#[test]
+fn first_acquire_creates_later_ones_share() {
+    let mut h = Harness::new();
+    h.connect(1, 501);
+    h.connect(2, 501);
+    assert_eq!(h.subnet(1, "shared"), "192.168.64.0");
+    assert_eq!(h.subnet(2, "shared"), "192.168.64.0");
+    assert_eq!(h.broker.holders("shared"), Some(2));
+    assert_eq!(h.broker.backend().live_count(), 1);
+    let created: Vec<_> = h
+        .take_events()
+        .into_iter()
+        .filter(|e| matches!(e, Event::NetworkCreated { .. }))
+        .collect();
+    assert_eq!(created.len(), 1);
+    // A different network gets its own subnet.
+    assert_eq!(h.subnet(1, "host"), "192.168.65.0");
+}
+
+#[test]
+fn reacquiring_a_held_network_does_not_count_twice() {
+    let mut h = Harness::new();
+    h.connect(1, 501);
+    for _ in 0..3 {
+        assert_eq!(h.subnet(1, "shared"), "192.168.64.0");
+    }
+    assert_eq!(h.broker.holders("shared"), Some(1));
+    h.disconnect(1);
+    assert_eq!(h.broker.holders("shared"), Some(0));
+}
+
+#[test]
+fn last_holder_leaving_starts_the_idle_delay() {
+    let mut h = Harness::new();
+    h.connect(1, 501);
+    h.connect(2, 501);
+    h.subnet(1, "shared");
+    h.subnet(2, "shared");
+    h.disconnect(1);
+    assert_eq!(h.broker.holders("shared"), Some(1));
+    h.advance(IDLE * 2);
+    assert_eq!(h.broker.holders("shared"), Some(1), "still held by peer 2");
+    h.disconnect(2);
+    h.take_events();
+    h.advance(IDLE - Duration::from_millis(1));
+    assert_eq!(h.broker.network_count(), 1, "not removed before the delay");
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.broker.network_count(), 0);
+    assert_eq!(
+        h.broker.backend().live_count(),
+        0,
+        "released in the backend"
+    );
+    assert!(h.take_events().contains(&Event::NetworkRemoved {
+        name: name("shared"),
+        reason: RemovalReason::Idle
+    }));
+}
+
+#[test]
+fn acquire_inside_the_delay_keeps_the_same_network() {
+    let mut h = Harness::new();
+    h.connect(1, 501);
+    h.subnet(1, "host"); // takes .64
+    h.subnet(1, "shared"); // takes .65
+    h.disconnect(1);
+    h.advance(IDLE / 2);
+    h.connect(2, 501);
+    assert_eq!(h.subnet(2, "shared"), "192.168.65.0");
+    h.advance(IDLE);
+    assert_eq!(h.broker.holders("shared"), Some(1), "removal was cancelled");
+    assert_eq!(
+        h.broker.holders("host"),
+        None,
+        "the other idle network went"
+    );
+    assert_eq!(h.broker.backend().totals(), (2, 1));
+}
+
+#[test]
+fn a_peer_holds_at_most_eight_networks() {
+    let mut config = StaticConfig::new();
+    for i in 0..9 {
+        config = config.with(&format!("n{i}"), NetworkConfig::new(Mode::Host));
+    }
+    let mut h = Harness::with_config(config);
+    h.connect(1, 501);
+    for i in 0..8 {
+        h.subnet(1, &format!("n{i}"));
+    }
+    assert_eq!(status(&h.acquire(1, "n8")), Status::INTERNAL_ERROR);
+    assert_eq!(h.broker.holders("n8"), None, "nothing created");
+    // Re-acquiring one it holds still works.
+    h.subnet(1, "n3");
+    // Another peer can take the ninth.
+    h.connect(2, 501);
+    h.subnet(2, "n8");
+    // After a release, the first peer has room again.
+    assert_eq!(status(&h.release(1, "n0")), Status::SUCCESS);
+    assert_eq!(status(&h.acquire(1, "n8")), Status::SUCCESS);
+}
+
+#[test]
+fn unknown_and_broken_networks_are_not_found() {
+    let broken = ConfigError::Syntax {
+        path: "/etc/vmnet-broker.d/bad.json".into(),
+        format: "JSON",
+        message: "EOF".into(),
+    };
+    let mut h = Harness::with_config(StaticConfig::new().with_broken("bad", broken));
+    h.connect(1, 501);
+    assert_eq!(status(&h.acquire(1, "no-such-network")), Status::NOT_FOUND);
+    assert_eq!(status(&h.acquire(1, "bad")), Status::NOT_FOUND);
+    assert_eq!(h.subnet(1, "shared"), "192.168.64.0");
+    let report = h.broker.status(h.now, None);
+    assert_eq!(report.counters.failures.get("not_found"), Some(&2));
+}
+
+#[test]
+fn backend_failure_leaves_no_partial_state() {
+    let mut h = Harness::new();
+    h.connect(1, 501);
+    h.broker.backend_mut().fail_next(1);
+    assert_eq!(status(&h.acquire(1, "shared")), Status::CREATE_FAILURE);
+    assert_eq!(h.broker.network_count(), 0);
+    assert_eq!(h.broker.held_by(PeerId(1)), Some(&[][..]));
+    assert_eq!(h.subnet(1, "shared"), "192.168.64.0");
+}
+
+#[test]
+fn overlapping_static_subnet_fails_to_create() {
+    let mut a = NetworkConfig::new(Mode::Host);
+    a.ipv4 = Some(Ipv4Subnet::new("192.168.100.0".parse().unwrap(), 24));
+    let b = a.clone();
+    let mut h = Harness::with_config(StaticConfig::new().with("a", a).with("b", b));
+    h.connect(1, 501);
+    assert_eq!(h.subnet(1, "a"), "192.168.100.0");
+    assert_eq!(status(&h.acquire(1, "b")), Status::CREATE_FAILURE);
+    assert_eq!(h.broker.holders("a"), Some(1));
+}
+
+#[test]
+fn release_rules() {
+    let mut h = Harness::new();
+    h.connect(1, 501);
+    assert_eq!(status(&h.release(1, "shared")), Status::NOT_FOUND);
+    h.subnet(1, "shared");
+    assert!(matches!(h.release(1, "shared"), Reply::Released));
+    assert_eq!(status(&h.release(1, "shared")), Status::NOT_FOUND);
+    assert_eq!(h.broker.holders("shared"), Some(0));
+    h.advance(IDLE);
+    assert_eq!(h.broker.network_count(), 0);
+}
+
+#[test]
+fn idle_exit_only_without_peers() {
+    let mut h = Harness::new();
+    assert_eq!(h.broker.poll_timeout(), Some(h.now + IDLE));
+    h.advance(IDLE / 2);
+    h.connect(1, 501);
+    assert_eq!(
+        h.broker.poll_timeout(),
+        None,
+        "no deadline while a peer is connected"
+    );
+    h.advance(IDLE * 3);
+    assert!(!h.take_events().contains(&Event::IdleExit));
+    h.disconnect(1);
+    h.advance(IDLE - Duration::from_secs(1));
+    assert!(!h.take_events().contains(&Event::IdleExit));
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.take_events(), vec![Event::IdleExit]);
+    h.advance(IDLE * 5);
+    assert!(h.take_events().is_empty(), "reported once");
+}
+
+#[test]
+fn no_idle_exit_when_disabled() {
+    let options = BrokerOptions {
+        exit_idle_timeout: None,
+        ..BrokerOptions::default()
+    };
+    let mut h = Harness::with(StaticConfig::new(), NoAccounts, options);
+    assert_eq!(h.broker.poll_timeout(), None);
+    h.advance(IDLE * 10);
+    assert!(h.take_events().is_empty());
+}
+
+#[test]
+fn poll_timeout_is_the_earliest_deadline() {
+    let options = BrokerOptions {
+        network_idle_timeout: Duration::from_secs(10),
+        exit_idle_timeout: Some(Duration::from_secs(30)),
+        ..BrokerOptions::default()
+    };
+    let mut h = Harness::with(StaticConfig::new(), NoAccounts, options);
+    h.connect(1, 501);
+    h.subnet(1, "shared");
+    h.disconnect(1);
+    assert_eq!(
+        h.broker.poll_timeout(),
+        Some(h.now + Duration::from_secs(10))
+    );
+    h.advance(Duration::from_secs(10));
+    assert_eq!(
+        h.broker.poll_timeout(),
+        Some(h.now + Duration::from_secs(20))
+    );
+}
+
+#[test]
+fn shutdown_releases_every_network() {
+    let mut h = Harness::new();
+    h.connect(1, 501);
+    h.subnet(1, "shared");
+    h.subnet(1, "host");
+    h.release(1, "host");
+    h.take_events();
+    assert_eq!(h.broker.shutdown(h.now), 2);
+    h.settle();
+    assert_eq!(h.broker.backend().live_count(), 0);
+    assert_eq!(h.broker.network_count(), 0);
+    let removed = h
+        .take_events()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::NetworkRemoved {
+                    reason: RemovalReason::Shutdown,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(removed, 2);
+    assert_eq!(h.broker.held_by(PeerId(1)), Some(&[][..]));
+}
+
+#[test]
+fn config_edits_apply_to_the_next_creation_only() {
+    let cfg = Editable::default();
+    *cfg.0.borrow_mut() = StaticConfig::new().with("lab", NetworkConfig::new(Mode::Host));
+    let mut h = Harness::with(cfg, NoAccounts, BrokerOptions::default());
+    h.connect(1, 501);
+    let Reply::Acquired { info, .. } = h.acquire(1, "lab") else {
+        panic!()
+    };
+    assert_eq!(info.mode, Mode::Host);
+    *h.broker.config.0.borrow_mut() =
+        StaticConfig::new().with("lab", NetworkConfig::new(Mode::Shared));
+    h.connect(2, 501);
+    let Reply::Acquired { info, .. } = h.acquire(2, "lab") else {
+        panic!()
+    };
+    assert_eq!(info.mode, Mode::Host, "live network unchanged");
+    h.disconnect(1);
+    h.disconnect(2);
+    h.advance(IDLE);
+    h.connect(3, 501);
+    let Reply::Acquired { info, .. } = h.acquire(3, "lab") else {
+        panic!()
+    };
+    assert_eq!(info.mode, Mode::Shared, "new creation reads the new file");
+    // A deleted file makes the name unknown for the next creation.
+    *h.broker.config.0.borrow_mut() = StaticConfig::empty();
+    h.disconnect(3);
+    h.advance(IDLE);
+    h.connect(4, 501);
+    assert_eq!(status(&h.acquire(4, "lab")), Status::NOT_FOUND);
+}
+
+#[test]
+fn access_lists() {
+    let mut users = NetworkConfig::new(Mode::Host);
+    users.allowed_users = Some(vec![Principal::Id(501), Principal::Name("carol".into())]);
+    let mut groups = NetworkConfig::new(Mode::Host);
+    groups.allowed_groups = Some(vec![Principal::Name("vm".into())]);
+    let accounts = FakeAccounts {
+        users: [("carol".to_owned(), 503)].into(),
+        groups: [("vm".to_owned(), 600)].into(),
+        members: [(504, vec![600])].into(),
+    };
+    let config = StaticConfig::new()
+        .with("users", users)
+        .with("groups", groups);
+    let mut h = Harness::with(config, accounts, BrokerOptions::default());
+    for uid in [0, 501, 502, 503, 504] {
+        h.connect(u64::from(uid) + 1, uid);
+    }
+    let ok = |h: &mut Harness<StaticConfig, FakeAccounts>, uid: u32, net: &str| {
+        status(&h.acquire(u64::from(uid) + 1, net))
+    };
+    assert_eq!(ok(&mut h, 502, "users"), Status::NOT_ALLOWED);
+    assert_eq!(
+        h.broker.network_count(),
+        0,
+        "not created for a refused peer"
+    );
+    assert_eq!(ok(&mut h, 501, "users"), Status::SUCCESS);
+    assert_eq!(
+        ok(&mut h, 502, "users"),
+        Status::NOT_ALLOWED,
+        "also when live"
+    );
+    assert_eq!(ok(&mut h, 503, "users"), Status::SUCCESS, "by name");
+    assert_eq!(ok(&mut h, 0, "users"), Status::SUCCESS, "root always");
+    assert_eq!(
+        ok(&mut h, 504, "groups"),
+        Status::SUCCESS,
+        "supplementary group"
+    );
+    assert_eq!(ok(&mut h, 501, "groups"), Status::NOT_ALLOWED);
+    assert_eq!(
+        ok(&mut h, 502, "shared"),
+        Status::SUCCESS,
+        "built-ins are open"
+    );
+    assert_eq!(
+        h.broker
+            .status(h.now, None)
+            .counters
+            .failures
+            .get("not_allowed"),
+        Some(&3)
+    );
+}
+
+#[test]
+fn limits_on_peers_and_networks() {
+    let options = BrokerOptions {
+        max_peers: 2,
+        max_networks: 1,
+        ..BrokerOptions::default()
+    };
+    let mut h = Harness::with(StaticConfig::new(), NoAccounts, options);
+    h.connect(1, 501);
+    h.connect(2, 501);
+    assert_eq!(
+        h.broker.handle_connect(h.now, PeerId(3), creds(501)),
+        Err(ConnectError::TooManyPeers { limit: 2 })
+    );
+    h.subnet(1, "shared");
+    assert_eq!(status(&h.acquire(2, "host")), Status::CREATE_FAILURE);
+    h.subnet(2, "shared");
+    assert_eq!(
+        h.broker.handle_connect(h.now, PeerId(1), creds(501)),
+        Err(ConnectError::DuplicatePeer(PeerId(1)))
+    );
+}
+
+#[test]
+fn requests_from_unknown_peers_are_internal_errors() {
+    let mut h = Harness::new();
+    assert_eq!(status(&h.acquire(9, "shared")), Status::INTERNAL_ERROR);
+    assert_eq!(h.broker.network_count(), 0);
+    h.disconnect(9); // ignored
+}
+
+#[test]
+fn status_shows_networks_peers_and_hides_other_users() {
+    let mut h = Harness::new();
+    h.connect(1, 501);
+    h.connect(2, 502);
+    h.connect(3, 0);
+    h.subnet(1, "shared");
+    h.subnet(2, "shared");
+    h.subnet(2, "host");
+    h.release(2, "host");
+    h.advance(Duration::from_secs(30));
+    let seen_by_1 = h.broker.status(h.now, Some(PeerId(1)));
+    assert_eq!(seen_by_1.peer_count, 3);
+    assert_eq!(seen_by_1.hidden_peers, 2);
+    assert_eq!(seen_by_1.peers.len(), 1);
+    assert_eq!(seen_by_1.peers[0].networks, vec!["shared"]);
+    let by_root = h.broker.status(h.now, Some(PeerId(3)));
+    assert_eq!(by_root.peers.len(), 3);
+    assert_eq!(by_root.hidden_peers, 0);
+    let nets = &by_root.networks;
+    assert_eq!(nets.len(), 2);
+    assert_eq!((nets[0].name.as_str(), nets[0].holders), ("host", 0));
+    assert_eq!(nets[0].idle_for_seconds, Some(30.0));
+    assert_eq!(nets[0].removal_in_seconds, Some(90.0));
+    assert_eq!((nets[1].name.as_str(), nets[1].holders), ("shared", 2));
+    assert_eq!(nets[1].idle_for_seconds, None);
+    assert_eq!(by_root.counters.creations, 2);
+    assert_eq!(by_root.counters.releases, 1);
+    assert_eq!(by_root.backend, "simulated");
+    assert_eq!(by_root.uptime_seconds, 30.0);
+    // A status request answers with the caller's view.
+    let r = h.broker.handle_request(h.now, PeerId(2), Request::Status);
+    let Reply::Status(report) = r else { panic!() };
+    assert_eq!(report.peers.len(), 1);
+    assert_eq!(report.peers[0].uid, 502);
+}
+
+#[test]
+fn bad_requests_are_counted() {
+    let mut h = Harness::new();
+    h.connect(1, 501);
+    let r = h.broker.handle_bad_request(h.now, PeerId(1), &"not JSON");
+    assert_eq!(status(&r), Status::INVALID_REQUEST);
+    let report = h.broker.status(h.now, None);
+    assert_eq!(report.counters.requests, 1);
+    assert_eq!(report.counters.failures.get("invalid_request"), Some(&1));
+}
