@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package vmnet_broker
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error is a broker status code (vmnet_broker_return_t in the C API).
+//
+// The codes 1 to 7 are fixed by the original C implementation. A code this
+// package does not know is kept as received (a newer broker may send one);
+// its description says it is unknown.
+//
+// Functions of this package return either a bare Error or, on the socket
+// transport, a *TransportError that wraps one together with its cause. Test
+// for a status with errors.Is(err, ErrNotFound) or errors.As(err, &status);
+// both work for either form.
+type Error int64
+
+// The status codes. 0 is success and is never returned as an error.
+const (
+	// ErrXPCFailure: the client could not talk to the broker (not running,
+	// connection lost). Produced by the client.
+	ErrXPCFailure Error = 1
+	// ErrInvalidReply: the broker's reply was not understood. Produced by
+	// the client.
+	ErrInvalidReply Error = 2
+	// ErrNotAllowed: the caller may not use this network.
+	ErrNotAllowed Error = 3
+	// ErrInvalidRequest: the request was malformed (bad network name,
+	// unknown command).
+	ErrInvalidRequest Error = 4
+	// ErrNotFound: no such network is configured, or, for Release, this
+	// client does not hold it.
+	ErrNotFound Error = 5
+	// ErrCreateFailure: vmnet could not create the network.
+	ErrCreateFailure Error = 6
+	// ErrInternalError: any other failure in the broker, including holding
+	// more networks than the broker allows one client (8).
+	ErrInternalError Error = 7
+)
+
+// descriptions are the texts shared by every vmnet-broker client (see
+// testdata/protocol-vectors.json, "statuses").
+var descriptions = map[Error]string{
+	0:                 "success",
+	ErrXPCFailure:     "cannot communicate with the broker",
+	ErrInvalidReply:   "invalid reply from the broker",
+	ErrNotAllowed:     "not allowed to use this network",
+	ErrInvalidRequest: "invalid request",
+	ErrNotFound:       "network not found",
+	ErrCreateFailure:  "failed to create the network",
+	ErrInternalError:  "internal error in the broker",
+}
+
+// Known reports whether e is one of the codes 0 to 7.
+func (e Error) Known() bool {
+	_, ok := descriptions[e]
+	return ok
+}
+
+// Description is a short text for the code, without the number: "network
+// not found", or "unknown status" for a code this package does not know.
+func (e Error) Description() string {
+	if d, ok := descriptions[e]; ok {
+		return d
+	}
+	return "unknown status"
+}
+
+// Error returns, for example, "vmnet-broker: network not found (status 5)"
+// or "vmnet-broker: unknown status 999".
+func (e Error) Error() string {
+	if e.Known() {
+		return fmt.Sprintf("vmnet-broker: %s (status %d)", e.Description(), int64(e))
+	}
+	return fmt.Sprintf("vmnet-broker: unknown status %d", int64(e))
+}
+
+// TransportError is returned by the socket transport when the client could
+// not talk to the broker (Status is ErrXPCFailure) or could not understand
+// its answer (Status is ErrInvalidReply). It keeps the underlying cause and
+// the socket path so that the message says what went wrong.
+type TransportError struct {
+	// Status is ErrXPCFailure or ErrInvalidReply.
+	Status Error
+	// Socket is the path of the broker's socket.
+	Socket string
+	// Err is the cause.
+	Err error
+	// Hint, when not empty, says what to do about it.
+	Hint string
+}
+
+func (e *TransportError) Error() string {
+	msg := e.Status.Error()
+	if e.Socket != "" {
+		msg += ": socket " + e.Socket
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	if e.Hint != "" {
+		msg += " (" + e.Hint + ")"
+	}
+	return msg
+}
+
+// Unwrap returns the status and the cause, so that errors.Is and errors.As
+// find either.
+func (e *TransportError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{e.Status}
+	}
+	return []error{e.Status, e.Err}
+}
+
+// statusOf returns the status carried by an error of this package: 0 for
+// nil, the code for an Error or a *TransportError, and ErrInternalError for
+// anything else.
+func statusOf(err error) Error {
+	if err == nil {
+		return 0
+	}
+	var s Error
+	if errors.As(err, &s) {
+		return s
+	}
+	return ErrInternalError
+}

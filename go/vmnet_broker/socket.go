@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package vmnet_broker
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+)
+
+// SocketEnv names the environment variable that points clients at a
+// broker's development socket.
+const SocketEnv = "VMNET_BROKER_SOCKET"
+
+// maxReplyLine bounds one reply line from the broker. Status reports are the
+// largest replies and stay far below it.
+const maxReplyLine = 16 << 20
+
+// DefaultSocketPath returns the development socket path every vmnet-broker
+// client and the broker agree on, the first that applies:
+// $VMNET_BROKER_SOCKET, $XDG_RUNTIME_DIR/vmnet-broker.sock, then
+// /tmp/vmnet-broker-$UID.sock with the effective user id. Empty variables
+// count as unset.
+func DefaultSocketPath() string {
+	if p := os.Getenv(SocketEnv); p != "" {
+		return p
+	}
+	if dir := os.Getenv("XDG_RUNTIME_DIR"); dir != "" {
+		return filepath.Join(dir, "vmnet-broker.sock")
+	}
+	return "/tmp/vmnet-broker-" + strconv.Itoa(os.Geteuid()) + ".sock"
+}
+
+var errClosed = errors.New("the client is closed")
+
+// socketTransport speaks the development transport: one JSON object per
+// line in each direction, one reply per request, in order.
+type socketTransport struct {
+	path string
+
+	mu     sync.Mutex
+	conn   net.Conn
+	r      *bufio.Reader
+	closed bool
+	// lost is set when the connection failed mid-request; the broker has
+	// dropped this connection's holds.
+	lost error
+}
+
+func dialSocket(path string) (*socketTransport, error) {
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		hint := `is the broker running? Start one with "vmnet-broker serve --socket PATH", or set ` +
+			SocketEnv + " to the socket of a running broker"
+		if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
+			hint = "this user may not open the socket; check its permissions"
+		}
+		if platformHint != "" {
+			hint += "; " + platformHint
+		}
+		return nil, &TransportError{Status: ErrXPCFailure, Socket: path, Err: err, Hint: hint}
+	}
+	return &socketTransport{path: path, conn: conn, r: bufio.NewReader(conn)}, nil
+}
+
+// roundTrip sends one request object and returns the reply line.
+func (t *socketTransport) roundTrip(req map[string]string) ([]byte, error) {
+	msg, err := json.Marshal(req)
+	if err != nil {
+		return nil, &TransportError{Status: ErrInternalError, Socket: t.path, Err: err}
+	}
+	return t.roundTripRaw(msg)
+}
+
+// roundTripRaw sends line (a newline is added) and returns the reply line
+// without its newline.
+func (t *socketTransport) roundTripRaw(line []byte) ([]byte, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, &TransportError{Status: ErrXPCFailure, Socket: t.path, Err: errClosed}
+	}
+	if t.lost != nil {
+		return nil, t.lostError(t.lost)
+	}
+	buf := make([]byte, 0, len(line)+1)
+	buf = append(append(buf, line...), '\n')
+	if _, err := t.conn.Write(buf); err != nil {
+		t.lost = err
+		return nil, t.lostError(err)
+	}
+	reply, err := t.readLine()
+	if err != nil {
+		if errors.Is(err, errReplyTooLong) {
+			// The rest of the line is still unread: the connection cannot
+			// be used any more.
+			t.lost = err
+			return nil, &TransportError{Status: ErrInvalidReply, Socket: t.path, Err: err}
+		}
+		if err == io.EOF {
+			err = errors.New("the broker closed the connection")
+		}
+		t.lost = err
+		return nil, t.lostError(err)
+	}
+	return reply, nil
+}
+
+func (t *socketTransport) lostError(cause error) error {
+	return &TransportError{
+		Status: ErrXPCFailure,
+		Socket: t.path,
+		Err:    fmt.Errorf("connection to the broker lost: %w", cause),
+		Hint:   "the broker dropped this connection's networks; connect again",
+	}
+}
+
+var errReplyTooLong = fmt.Errorf("reply line longer than %d bytes", maxReplyLine)
+
+func (t *socketTransport) readLine() ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := t.r.ReadSlice('\n')
+		line = append(line, chunk...)
+		switch {
+		case err == nil:
+			return line[:len(line)-1], nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			if len(line) > maxReplyLine {
+				return nil, errReplyTooLong
+			}
+		case err == io.EOF && len(line) > 0:
+			return nil, io.ErrUnexpectedEOF
+		default:
+			return nil, err
+		}
+	}
+}
+
+// withSocket fills in the socket path of decoding errors.
+func (t *socketTransport) withSocket(err error) error {
+	var te *TransportError
+	if errors.As(err, &te) && te.Socket == "" {
+		te.Socket = t.path
+	}
+	return err
+}
+
+func (t *socketTransport) acquire(name string) (*Serialization, error) {
+	line, err := t.roundTrip(map[string]string{"command": "acquire", "network_name": name})
+	if err != nil {
+		return nil, err
+	}
+	s, err := decodeAcquireReply(line)
+	return s, t.withSocket(err)
+}
+
+func (t *socketTransport) release(name string) error {
+	line, err := t.roundTrip(map[string]string{"command": "release", "network_name": name})
+	if err != nil {
+		return err
+	}
+	return t.withSocket(decodeReleaseReply(line))
+}
+
+func (t *socketTransport) status() (*StatusReport, error) {
+	line, err := t.roundTrip(map[string]string{"command": "status"})
+	if err != nil {
+		return nil, err
+	}
+	r, err := decodeStatusReply(line)
+	return r, t.withSocket(err)
+}
+
+func (t *socketTransport) isLost() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.lost != nil
+}
+
+func (t *socketTransport) close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil
+	}
+	t.closed = true
+	return t.conn.Close()
+}

@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The C side of the Go package on macOS: a small libxpc client for the
+// vmnet-broker protocol. XPC objects cross into Go as void * so that the Go
+// files never need the XPC headers. Used only by xpc_darwin.go.
+
+#ifndef VMNET_BROKER_GO_XPC_SHIM_H
+#define VMNET_BROKER_GO_XPC_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VBGO_MACH_SERVICE_NAME "com.github.nirs.vmnet-broker"
+
+// Status codes, as in vmnet_broker_return_t.
+#define VBGO_SUCCESS 0
+#define VBGO_XPC_FAILURE 1
+#define VBGO_INVALID_REPLY 2
+#define VBGO_INVALID_REQUEST 4
+
+// The network_info of an acquire reply, copied out of the reply. valid is 0
+// when the reply has no network_info or one of its fields is missing, of
+// the wrong type, or too long for its buffer.
+typedef struct {
+    int valid;
+    char mode[32];
+    char subnet[64];
+    char mask[64];
+    char ipv6_prefix[64];
+    int64_t ipv6_prefix_length;
+} vbgo_network_info;
+
+// What vbgo_kind reports.
+enum {
+    VBGO_KIND_OTHER = 0,
+    VBGO_KIND_DICTIONARY,
+    VBGO_KIND_ARRAY,
+    VBGO_KIND_STRING,
+    VBGO_KIND_INT64,
+    VBGO_KIND_UINT64,
+    VBGO_KIND_DOUBLE,
+    VBGO_KIND_BOOL,
+    VBGO_KIND_NULL,
+};
+
+// Creates and resumes a connection to the broker's Mach service. Never
+// fails: a missing service shows up as an error reply to the first request.
+void *vbgo_connect(void);
+
+// Cancels and releases a connection from vbgo_connect.
+void vbgo_disconnect(void *connection);
+
+// Sends {command: "acquire", network_name: name}. On success returns 0,
+// stores the retained serialization in *network (release it with
+// vbgo_object_release) and fills *info. Otherwise returns the status and
+// leaves *network NULL.
+int64_t vbgo_acquire(void *connection, const char *name, void **network, vbgo_network_info *info);
+
+// Sends {command: "release", network_name: name}; returns the status.
+int64_t vbgo_release(void *connection, const char *name);
+
+// Sends {command: "status"}. On success returns 0 and stores the retained
+// report dictionary in *report.
+int64_t vbgo_status(void *connection, void **report);
+
+// xpc_release.
+void vbgo_object_release(void *object);
+
+// Read access to the objects of a status report, for converting it in Go.
+// Returned objects and strings are borrowed from their parent.
+int vbgo_kind(void *object);
+const char *vbgo_string(void *object);
+int64_t vbgo_int64(void *object);
+uint64_t vbgo_uint64(void *object);
+double vbgo_double(void *object);
+int vbgo_bool(void *object);
+size_t vbgo_array_count(void *array);
+void *vbgo_array_get(void *array, size_t index);
+void *vbgo_dictionary_get(void *dictionary, const char *key);
+
+// Copies a dictionary's keys into a malloc'd array of malloc'd strings;
+// *count receives their number. Free it with vbgo_free_keys.
+char **vbgo_dictionary_copy_keys(void *dictionary, size_t *count);
+void vbgo_free_keys(char **keys, size_t count);
+
+#endif
