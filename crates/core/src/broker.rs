@@ -112,8 +112,9 @@ pub trait Accounts {
     fn user_id(&self, name: &str) -> Option<u32>;
     /// The gid of the group `name`.
     fn group_id(&self, name: &str) -> Option<u32>;
-    /// Every group `uid` belongs to, including its primary group `gid`.
-    fn groups_of(&self, uid: u32, gid: u32) -> Vec<u32>;
+    /// Whether the user `uid`, whose primary group is `gid`, is a member of
+    /// the group `group` (as primary or supplementary group).
+    fn is_member(&self, uid: u32, gid: u32, group: u32) -> bool;
 }
 
 /// [`Accounts`] that knows no names: access lists match numeric ids only,
@@ -128,8 +129,8 @@ impl Accounts for NoAccounts {
     fn group_id(&self, _name: &str) -> Option<u32> {
         None
     }
-    fn groups_of(&self, _uid: u32, gid: u32) -> Vec<u32> {
-        vec![gid]
+    fn is_member(&self, _uid: u32, gid: u32, group: u32) -> bool {
+        gid == group
     }
 }
 
@@ -799,13 +800,14 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
             }
         }
         if let Some(groups) = &config.allowed_groups {
-            let member_of = self.accounts.groups_of(creds.uid, creds.gid);
             let hit = groups.iter().any(|g| {
                 let gid = match g {
                     Principal::Id(id) => Some(*id),
                     Principal::Name(n) => self.accounts.group_id(n),
                 };
-                gid.is_some_and(|gid| gid == creds.gid || member_of.contains(&gid))
+                gid.is_some_and(|gid| {
+                    gid == creds.gid || self.accounts.is_member(creds.uid, creds.gid, gid)
+                })
             });
             if hit {
                 return true;

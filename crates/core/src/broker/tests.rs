@@ -34,10 +34,8 @@ impl Accounts for FakeAccounts {
     fn group_id(&self, name: &str) -> Option<u32> {
         self.groups.get(name).copied()
     }
-    fn groups_of(&self, uid: u32, gid: u32) -> Vec<u32> {
-        let mut g = self.members.get(&uid).cloned().unwrap_or_default();
-        g.push(gid);
-        g
+    fn is_member(&self, uid: u32, gid: u32, group: u32) -> bool {
+        gid == group || self.members.get(&uid).is_some_and(|g| g.contains(&group))
     }
 }
 

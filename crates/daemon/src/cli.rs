@@ -1,0 +1,240 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// A shared vmnet network broker for macOS virtual machines.
+///
+/// The broker creates vmnet networks on demand, hands them to every VM tool
+/// that asks by name, and removes them when the last user is gone. On Linux
+/// (and on macOS with --socket) it speaks over a Unix socket and simulates
+/// vmnet, for development and testing.
+#[derive(Debug, Parser)]
+#[command(name = "vmnet-broker", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Serve(ServeArgs),
+    Acquire(AcquireArgs),
+    Status(StatusArgs),
+    Check(CheckArgs),
+}
+
+/// Which backend creates networks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// Simulated vmnet: networks exist only inside the broker (the default
+    /// where vmnet does not exist).
+    Simulated,
+    /// The macOS 26 vmnet framework (the default on macOS).
+    Vmnet,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per event.
+    Human,
+    /// One JSON object per event.
+    Json,
+}
+
+/// Run the broker daemon.
+///
+/// Serves acquire/release/status requests until stopped. SIGTERM or SIGINT
+/// with clients connected is logged and ignored, so that stopping the
+/// service cannot cut off running VMs; with no clients the broker releases
+/// every network and exits 0. Without clients for the idle delay it exits by
+/// itself (launchd starts it again on demand), unless --no-idle-exit.
+///
+/// Example (Linux development):
+///
+///   vmnet-broker serve --socket /tmp/vmnet.sock --no-idle-exit
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct ServeArgs {
+    /// Unix socket to listen on [default: $VMNET_BROKER_SOCKET, else
+    /// $XDG_RUNTIME_DIR/vmnet-broker.sock, else /tmp/vmnet-broker-$UID.sock;
+    /// on macOS the default is the XPC Mach service].
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// Directory of NAME.json / NAME.plist network definitions.
+    #[arg(long, value_name = "DIR", default_value = vmnet_broker_core::config::DEFAULT_CONFIG_DIR)]
+    pub config_dir: PathBuf,
+
+    /// Seconds an unused network is kept, and seconds without clients
+    /// before the broker exits (fractions allowed).
+    #[arg(long, value_name = "SECS", default_value_t = 120.0, value_parser = parse_secs)]
+    pub idle_timeout: f64,
+
+    /// Seconds an unused network is kept [default: --idle-timeout].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub network_idle_timeout: Option<f64>,
+
+    /// Seconds without clients before the broker exits [default: --idle-timeout].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub exit_idle_timeout: Option<f64>,
+
+    /// Never exit because no client is connected.
+    #[arg(long)]
+    pub no_idle_exit: bool,
+
+    /// Network backend [default: vmnet on macOS, simulated elsewhere].
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
+
+    /// Log level: error, warn, info, debug or trace (or a tracing filter).
+    #[arg(long, value_name = "LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+
+    /// Mach service name to listen on (macOS, without --socket).
+    #[arg(long, value_name = "NAME", default_value = vmnet_broker_proto::MACH_SERVICE_NAME)]
+    pub mach_service: String,
+
+    /// Largest request line accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = vmnet_broker_proto::json::DEFAULT_MAX_LINE)]
+    pub max_request_size: usize,
+
+    /// Longest network name accepted (1 to 64).
+    #[arg(long, value_name = "CHARS", default_value_t = 64,
+          value_parser = clap::value_parser!(u8).range(1..=64))]
+    pub max_name_length: u8,
+
+    /// Distinct networks one client may hold.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub max_networks_per_client: usize,
+
+    /// Clients connected at once.
+    #[arg(long, value_name = "N", default_value_t = 16384)]
+    pub max_clients: usize,
+
+    /// Live networks at once.
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub max_networks: usize,
+
+    /// Accept configuration files whatever their owner and mode (for
+    /// development; by default files must be owned by root or the broker's
+    /// user and not writable by group or others).
+    #[arg(long)]
+    pub insecure_config_permissions: bool,
+
+    /// Seed of the simulated backend's random choices (IPv6 prefixes).
+    #[arg(long, value_name = "N", help_heading = "Simulation")]
+    pub sim_seed: Option<u64>,
+
+    /// Make every creation of this network fail in the simulated backend
+    /// (repeatable; for testing failure handling).
+    #[arg(long, value_name = "NAME", help_heading = "Simulation")]
+    pub sim_fail_create: Vec<String>,
+}
+
+/// Acquire networks and print their addresses.
+///
+/// Prints one JSON object per network, one per line, with its name, mode,
+/// subnet, mask, ipv6_prefix and ipv6_prefix_length. Without --hold the
+/// networks are released when the command exits (they then linger for the
+/// broker's idle delay). On failure the status is printed to stderr and the
+/// exit code is the status number (5 = not found, ...).
+///
+/// Examples:
+///
+///   vmnet-broker acquire shared
+///   vmnet-broker acquire shared host --hold   # keep them until Ctrl-C
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct AcquireArgs {
+    /// Networks to acquire.
+    #[arg(required = true, value_name = "NAME")]
+    pub names: Vec<String>,
+
+    /// Unix socket of the broker [default: as for serve].
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// Keep the networks until SIGINT, SIGTERM or end of standard input.
+    #[arg(long)]
+    pub hold: bool,
+}
+
+/// Show the broker's networks and clients.
+///
+/// A table of live networks (name, mode, subnet, holders, idle time) and of
+/// connected clients. You see your own clients; root sees all. With --json,
+/// the status report as one JSON document (see docs/protocol.md).
+///
+/// Examples:
+///
+///   vmnet-broker status
+///   vmnet-broker status --json | jq '.networks[].name'
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct StatusArgs {
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Unix socket of the broker [default: as for serve].
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+}
+
+/// Check the configuration directory.
+///
+/// Reads every file the broker would read and prints each problem with its
+/// file: syntax errors, unknown or invalid options, files that define the
+/// same network twice, unsafe permissions, and static subnets that overlap
+/// between networks. Exits 1 if anything is wrong.
+///
+/// Example:
+///
+///   vmnet-broker check --config-dir /etc/vmnet-broker.d
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct CheckArgs {
+    /// Directory of NAME.json / NAME.plist network definitions.
+    #[arg(long, value_name = "DIR", default_value = vmnet_broker_core::config::DEFAULT_CONFIG_DIR)]
+    pub config_dir: PathBuf,
+
+    /// Do not check file ownership and permissions.
+    #[arg(long)]
+    pub insecure_config_permissions: bool,
+}
+
+fn parse_secs(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !v.is_finite() || v < 0.0 || v > 365.0 * 86400.0 {
+        return Err(format!("{s} is out of range (0 to one year)"));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn seconds_parse() {
+        assert_eq!(parse_secs("0.5"), Ok(0.5));
+        assert!(parse_secs("-1").is_err());
+        assert!(parse_secs("soon").is_err());
+        assert!(parse_secs("NaN").is_err());
+    }
+}

@@ -1,0 +1,57 @@
+//! `vmnet-broker check [--config-dir DIR]`.
+
+use std::process::ExitCode;
+
+use vmnet_broker_core::config::{ConfigDir, Severity};
+
+use crate::cli::CheckArgs;
+use crate::sys;
+
+/// Validates the configuration directory; exit 1 if anything is wrong.
+pub fn run(args: CheckArgs) -> ExitCode {
+    let dir = ConfigDir::new(&args.config_dir)
+        .trust_owners([sys::effective_uid()])
+        .strict_permissions(!args.insecure_config_permissions);
+    let report = dir.check();
+    let label = |s: Severity| match s {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+        Severity::Note => "note",
+    };
+    for f in &report.general {
+        println!(
+            "{}: {}: {}",
+            report.dir.display(),
+            label(f.severity),
+            f.message
+        );
+    }
+    for file in &report.files {
+        for f in &file.findings {
+            println!(
+                "{}: {}: {}",
+                file.path.display(),
+                label(f.severity),
+                f.message
+            );
+        }
+    }
+    println!();
+    println!("Networks available:");
+    for (name, source) in &report.networks {
+        println!("  {name:<20} {source}");
+    }
+    let errors = report.error_count();
+    if errors > 0 {
+        println!();
+        println!(
+            "{errors} error(s) in {}; the networks concerned cannot be acquired.",
+            report.dir.display()
+        );
+        ExitCode::from(1)
+    } else {
+        println!();
+        println!("Configuration OK.");
+        ExitCode::SUCCESS
+    }
+}

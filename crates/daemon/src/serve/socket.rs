@@ -1,0 +1,418 @@
+//! The development transport: JSON lines over a Unix stream socket.
+//!
+//! One thread runs a readiness loop (mio) and owns the broker, like the
+//! single serial queue of the XPC service: no locks, no thread hops. The
+//! poll timeout is the broker's next deadline. A request is answered as soon
+//! as its line is complete; replies are queued per connection and written as
+//! the socket accepts them. A client that stops reading has its reading
+//! paused once too much output is queued, so it cannot grow the broker's
+//! memory without bound.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::time::Instant;
+
+use mio::net::UnixStream;
+use mio::{Events, Interest, Poll, Token};
+use serde_json::Value;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use tracing::{debug, info, warn};
+use vmnet_broker_core::backend::Backend;
+use vmnet_broker_core::broker::{Event, PeerId, Reply};
+use vmnet_broker_proto::json::{self, Frame, LineFramer};
+
+use super::DaemonBroker;
+use super::listener::Listener;
+use crate::sys::peer_credentials;
+
+const LISTENER: Token = Token(0);
+const SIGNALS: Token = Token(1);
+const FIRST_CONN: usize = 2;
+
+/// Queued output above which a connection's reading is paused.
+const MAX_QUEUED_OUTPUT: usize = 1 << 20;
+
+/// How a backend's serialization is written on the development transport.
+pub trait WireValue {
+    /// The JSON form of the serialization.
+    fn to_wire(&self) -> Value;
+}
+
+impl WireValue for Value {
+    fn to_wire(&self) -> Value {
+        self.clone()
+    }
+}
+
+struct Conn {
+    stream: UnixStream,
+    peer: PeerId,
+    framer: LineFramer,
+    out: Vec<u8>,
+    /// Bytes of `out` already written.
+    written: usize,
+    /// The peer closed its side: finish writing, then close.
+    eof: bool,
+    interest: Interest,
+}
+
+impl Conn {
+    fn queued(&self) -> usize {
+        self.out.len() - self.written
+    }
+}
+
+/// The server: listener, connections and the broker.
+pub struct Server<B: Backend> {
+    poll: Poll,
+    listener: Listener,
+    signals: Signals,
+    conns: HashMap<Token, Conn>,
+    next_token: usize,
+    broker: DaemonBroker<B>,
+    max_line: usize,
+    max_name: usize,
+    read_buf: Vec<u8>,
+    /// Accepting is paused because the process ran out of descriptors.
+    accept_paused: bool,
+}
+
+enum Stop {
+    Idle,
+    Signal(&'static str),
+}
+
+impl<B> Server<B>
+where
+    B: Backend,
+    B::Serialization: WireValue,
+{
+    /// Registers the listener and the signal handlers.
+    pub fn new(
+        broker: DaemonBroker<B>,
+        mut listener: Listener,
+        max_line: usize,
+        max_name: u8,
+    ) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut listener.listener, LISTENER, Interest::READABLE)?;
+        let mut signals = Signals::new([SIGTERM, SIGINT])?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        Ok(Server {
+            poll,
+            listener,
+            signals,
+            conns: HashMap::new(),
+            next_token: FIRST_CONN,
+            broker,
+            max_line,
+            max_name: usize::from(max_name),
+            read_buf: vec![0; 64 * 1024],
+            accept_paused: false,
+        })
+    }
+
+    /// Serves until the broker is idle or a stop signal arrives with no
+    /// client connected; then releases every network.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let stop = loop {
+            let timeout = self
+                .broker
+                .poll_timeout()
+                .map(|t| t.saturating_duration_since(Instant::now()));
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let mut stop = None;
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    SIGNALS => stop = stop.or(self.signals()),
+                    token => self.conn_event(token, event.is_readable(), event.is_writable()),
+                }
+            }
+            self.broker.handle_timeout(Instant::now());
+            if self.drain_events() {
+                break Stop::Idle;
+            }
+            if let Some(s) = stop {
+                break s;
+            }
+        };
+        match stop {
+            Stop::Idle => info!("no clients for the idle delay; exiting"),
+            Stop::Signal(name) => info!("{name} with no clients connected; exiting"),
+        }
+        let released = self.broker.shutdown(Instant::now());
+        self.drain_events();
+        info!(networks = released, "all networks released; goodbye");
+        Ok(())
+    }
+
+    /// Logs broker events; returns whether the broker asked to exit.
+    fn drain_events(&mut self) -> bool {
+        let mut exit = false;
+        while let Some(event) = self.broker.poll_event() {
+            match event {
+                Event::IdleExit => exit = true,
+                Event::NetworkCreated { .. } | Event::NetworkRemoved { .. } => {}
+            }
+        }
+        exit
+    }
+
+    fn signals(&mut self) -> Option<Stop> {
+        let mut stop = None;
+        for sig in self.signals.pending() {
+            let name = if sig == SIGTERM { "SIGTERM" } else { "SIGINT" };
+            let clients = self.broker.peer_count();
+            if clients > 0 {
+                warn!(
+                    clients,
+                    "{name} received while clients are connected; ignoring it so running VMs keep their networks"
+                );
+            } else {
+                stop = Some(Stop::Signal(name));
+            }
+        }
+        stop
+    }
+
+    fn accept(&mut self) {
+        loop {
+            let (mut stream, _) = match self.listener.listener.accept() {
+                Ok(s) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    if matches!(e.raw_os_error(), Some(libc_emfile) if is_fd_exhaustion(libc_emfile))
+                    {
+                        warn!("out of file descriptors; pausing new connections until one closes");
+                        self.pause_accept(true);
+                    } else {
+                        warn!("accept failed: {e}");
+                    }
+                    return;
+                }
+            };
+            let creds = match peer_credentials(&stream) {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!("cannot read peer credentials; closing the connection: {e}");
+                    continue;
+                }
+            };
+            let token = Token(self.next_token);
+            self.next_token += 1;
+            let peer = PeerId(token.0 as u64);
+            if let Err(e) = self.broker.handle_connect(Instant::now(), peer, creds) {
+                warn!(pid = creds.pid, uid = creds.uid, "{e}");
+                continue;
+            }
+            if let Err(e) = self
+                .poll
+                .registry()
+                .register(&mut stream, token, Interest::READABLE)
+            {
+                warn!("cannot watch a new connection: {e}");
+                self.broker.handle_disconnect(Instant::now(), peer);
+                continue;
+            }
+            self.conns.insert(
+                token,
+                Conn {
+                    stream,
+                    peer,
+                    framer: LineFramer::new(self.max_line),
+                    out: Vec::new(),
+                    written: 0,
+                    eof: false,
+                    interest: Interest::READABLE,
+                },
+            );
+        }
+    }
+
+    fn pause_accept(&mut self, pause: bool) {
+        if pause == self.accept_paused {
+            return;
+        }
+        let registry = self.poll.registry();
+        let result = if pause {
+            registry.deregister(&mut self.listener.listener)
+        } else {
+            registry.register(&mut self.listener.listener, LISTENER, Interest::READABLE)
+        };
+        if let Err(e) = result {
+            warn!("cannot change the listener's registration: {e}");
+            return;
+        }
+        self.accept_paused = pause;
+    }
+
+    fn conn_event(&mut self, token: Token, readable: bool, writable: bool) {
+        let mut alive = true;
+        if readable {
+            alive = self.read(token);
+        }
+        if alive && (writable || readable) {
+            alive = self.flush(token);
+        }
+        if !alive {
+            self.close(token);
+        }
+    }
+
+    /// Reads what is available and answers every complete line. Returns
+    /// false when the connection must be closed at once.
+    fn read(&mut self, token: Token) -> bool {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return false;
+        };
+        if conn.eof {
+            return true;
+        }
+        loop {
+            if conn.queued() > MAX_QUEUED_OUTPUT {
+                // Stop reading until the client drains its replies.
+                break;
+            }
+            match conn.stream.read(&mut self.read_buf) {
+                Ok(0) => {
+                    conn.eof = true;
+                    if conn.framer.pending() > 0 {
+                        // A last line without newline still counts.
+                        conn.framer.push(b"\n");
+                    }
+                    break;
+                }
+                Ok(n) => {
+                    conn.framer.push(&self.read_buf[..n]);
+                    answer_lines(&mut self.broker, conn, self.max_line, self.max_name);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    debug!(peer = conn.peer.0, "read failed: {e}");
+                    return false;
+                }
+            }
+        }
+        if conn.eof {
+            answer_lines(&mut self.broker, conn, self.max_line, self.max_name);
+            // The client closed its side: its holds end now, as with an
+            // invalid XPC connection. Queued replies are still written.
+            self.broker.handle_disconnect(Instant::now(), conn.peer);
+        }
+        true
+    }
+
+    /// Writes queued output. Returns false when the connection must close.
+    fn flush(&mut self, token: Token) -> bool {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return false;
+        };
+        while conn.queued() > 0 {
+            match conn.stream.write(&conn.out[conn.written..]) {
+                Ok(0) => return false,
+                Ok(n) => conn.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    debug!(peer = conn.peer.0, "write failed: {e}");
+                    return false;
+                }
+            }
+        }
+        if conn.queued() == 0 {
+            conn.out.clear();
+            conn.written = 0;
+            if conn.eof {
+                return false;
+            }
+        } else if conn.written > MAX_QUEUED_OUTPUT {
+            conn.out.drain(..conn.written);
+            conn.written = 0;
+        }
+        let want = match (
+            conn.eof,
+            conn.queued() > 0,
+            conn.queued() > MAX_QUEUED_OUTPUT,
+        ) {
+            (true, _, _) | (_, true, true) => Interest::WRITABLE,
+            (false, true, false) => Interest::READABLE | Interest::WRITABLE,
+            (false, false, _) => Interest::READABLE,
+        };
+        if want != conn.interest {
+            if let Err(e) = self
+                .poll
+                .registry()
+                .reregister(&mut conn.stream, token, want)
+            {
+                debug!(peer = conn.peer.0, "reregister failed: {e}");
+                return false;
+            }
+            // Re-registering re-arms readiness: input that arrived while
+            // reading was paused is reported by the next poll.
+            conn.interest = want;
+        }
+        true
+    }
+
+    fn close(&mut self, token: Token) {
+        if let Some(mut conn) = self.conns.remove(&token) {
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+            if !conn.eof {
+                self.broker.handle_disconnect(Instant::now(), conn.peer);
+            }
+        }
+        self.pause_accept(false);
+    }
+}
+
+/// Answers every complete line buffered on `conn`.
+fn answer_lines<B>(broker: &mut DaemonBroker<B>, conn: &mut Conn, max_line: usize, max_name: usize)
+where
+    B: Backend,
+    B::Serialization: WireValue,
+{
+    while let Some(frame) = conn.framer.next_line() {
+        let now = Instant::now();
+        let reply = match frame {
+            Frame::TooLong => broker.handle_bad_request(
+                now,
+                conn.peer,
+                &format_args!("request line longer than {max_line} bytes"),
+            ),
+            Frame::Line(line) => match json::parse_request(line, max_name) {
+                Ok(request) => broker.handle_request(now, conn.peer, request),
+                Err(e) => broker.handle_bad_request(now, conn.peer, &e),
+            },
+        };
+        write_reply(&mut conn.out, reply);
+    }
+}
+
+fn write_reply<S: WireValue>(out: &mut Vec<u8>, reply: Reply<S>) {
+    let value = match reply {
+        Reply::Acquired { network, info } => json::acquire_reply(network.to_wire(), Some(&info)),
+        Reply::Released => json::empty_reply(),
+        Reply::Status(report) => json::status_reply(&report),
+        Reply::Error(status) => json::error_reply(status),
+    };
+    if serde_json::to_writer(&mut *out, &value).is_err() {
+        out.extend_from_slice(b"{\"error\":7}");
+    }
+    out.push(b'\n');
+}
+
+fn is_fd_exhaustion(errno: i32) -> bool {
+    errno == nix::errno::Errno::EMFILE as i32 || errno == nix::errno::Errno::ENFILE as i32
+}
