@@ -1,0 +1,259 @@
+//! Shared harness for end-to-end tests: starts the real `vmnet-broker`
+//! binary on a private socket and talks to it as real clients do.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Path of the binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_vmnet-broker"))
+}
+
+/// A running broker with its own temporary directory, socket and config.
+pub struct Broker {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub config: PathBuf,
+    pub child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Broker {
+    /// A broker with the given config files and extra `serve` arguments.
+    pub fn start(files: &[(&str, &str)], extra: &[&str]) -> Broker {
+        let b = Broker::prepare(files);
+        b.spawn(extra)
+    }
+
+    /// Creates the directory and config files without starting anything.
+    pub fn prepare(files: &[(&str, &str)]) -> Broker {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("conf");
+        std::fs::create_dir(&config).unwrap();
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for (name, body) in files {
+            write_config(&config, name, body);
+        }
+        Broker {
+            socket: dir.path().join("broker.sock"),
+            log: dir.path().join("broker.log"),
+            config,
+            dir,
+            child: None,
+        }
+    }
+
+    /// Starts `serve` and waits until the socket answers.
+    pub fn spawn(mut self, extra: &[&str]) -> Broker {
+        let log = std::fs::File::create(&self.log).unwrap();
+        let mut cmd = Command::new(bin());
+        cmd.arg("serve")
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("--config-dir")
+            .arg(&self.config)
+            .args(["--sim-seed", "1", "--log-level", "debug"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        self.child = Some(cmd.spawn().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while UnixStream::connect(&self.socket).is_err() {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("broker exited early ({status}):\n{}", self.log_text());
+            }
+            assert!(Instant::now() < deadline, "broker did not start:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A raw JSON-lines connection.
+    pub fn connect(&self) -> Conn {
+        Conn::new(UnixStream::connect(&self.socket).unwrap())
+    }
+
+    /// Runs a `vmnet-broker` client command against this broker.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin())
+            .args(args)
+            .arg("--socket")
+            .arg(&self.socket)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Starts `vmnet-broker acquire NAMES --hold` as a separate process and
+    /// waits until it has printed one line per network.
+    pub fn hold(&self, names: &[&str]) -> Holder {
+        let mut child = Command::new(bin())
+            .arg("acquire")
+            .args(names)
+            .arg("--hold")
+            .arg("--socket")
+            .arg(&self.socket)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut lines = Vec::new();
+        for _ in names {
+            let mut line = String::new();
+            out.read_line(&mut line).unwrap();
+            assert!(!line.is_empty(), "holder printed nothing");
+            lines.push(serde_json::from_str(&line).unwrap());
+        }
+        Holder { child, lines }
+    }
+
+    /// The status report as seen by a fresh connection.
+    pub fn status(&self) -> Value {
+        let mut c = self.connect();
+        let r = c.request(&serde_json::json!({"command": "status"}));
+        r["status"].clone()
+    }
+
+    /// Holders of `name`, or None if the network is not live.
+    pub fn holders(&self, name: &str) -> Option<u64> {
+        self.status()["networks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .map(|n| n["holders"].as_u64().unwrap())
+    }
+
+    /// Waits until `cond` holds, polling (the broker is asynchronous to us).
+    pub fn wait_for(&self, what: &str, mut cond: impl FnMut(&Broker) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !cond(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    /// Sends a signal to the broker.
+    pub fn signal(&self, sig: i32) {
+        let r = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(r.success());
+    }
+
+    /// Waits for the broker to exit on its own.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(s) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Writes a config file with safe permissions.
+pub fn write_config(dir: &Path, name: &str, body: &str) {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+}
+
+/// A `vmnet-broker acquire --hold` process.
+pub struct Holder {
+    pub child: Child,
+    /// The JSON line printed for each network.
+    pub lines: Vec<Value>,
+}
+
+impl Holder {
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+
+    /// Ends the hold by closing its standard input; returns its exit status.
+    pub fn finish(mut self) -> ExitStatus {
+        drop(self.child.stdin.take());
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A raw connection speaking JSON lines.
+pub struct Conn {
+    pub stream: UnixStream,
+    reader: BufReader<UnixStream>,
+}
+
+impl Conn {
+    pub fn new(stream: UnixStream) -> Conn {
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        Conn { stream, reader }
+    }
+
+    /// Sends raw bytes (add the newline yourself).
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Reads one reply line.
+    pub fn read_reply(&mut self) -> Value {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        assert!(line.ends_with('\n'), "no complete reply line: {line:?}");
+        serde_json::from_str(&line).unwrap()
+    }
+
+    pub fn request(&mut self, v: &Value) -> Value {
+        let mut line = serde_json::to_vec(v).unwrap();
+        line.push(b'\n');
+        self.send_raw(&line);
+        self.read_reply()
+    }
+
+    pub fn acquire(&mut self, name: &str) -> Value {
+        self.request(&serde_json::json!({"command": "acquire", "network_name": name}))
+    }
+}
