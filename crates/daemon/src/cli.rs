@@ -214,7 +214,7 @@ fn parse_secs(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .parse()
         .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !v.is_finite() || v < 0.0 || v > 365.0 * 86400.0 {
+    if !(0.0..=365.0 * 86400.0).contains(&v) {
         return Err(format!("{s} is out of range (0 to one year)"));
     }
     Ok(v)

@@ -130,14 +130,17 @@ where
                 }
                 return Err(e);
             }
-            let mut stop = None;
+            let mut signalled = false;
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
-                    SIGNALS => stop = stop.or(self.signals()),
+                    SIGNALS => signalled = true,
                     token => self.conn_event(token, event.is_readable(), event.is_writable()),
                 }
             }
+            // Signals are judged after this batch's disconnections, so a
+            // client that left just before the signal does not count.
+            let stop = if signalled { self.signals() } else { None };
             self.broker.handle_timeout(Instant::now());
             if self.drain_events() {
                 break Stop::Idle;

@@ -33,7 +33,7 @@ impl Accounts for SystemAccounts {
         Group::from_gid(Gid::from_raw(group))
             .ok()
             .flatten()
-            .is_some_and(|g| g.mem.iter().any(|m| *m == user.name))
+            .is_some_and(|g| g.mem.contains(&user.name))
     }
 }
 

@@ -51,6 +51,12 @@ impl Broker {
         }
     }
 
+    /// Uses `path` as the socket instead of the default one.
+    pub fn with_socket(mut self, path: PathBuf) -> Broker {
+        self.socket = path;
+        self
+    }
+
     /// Starts `serve` and waits until the socket answers.
     pub fn spawn(mut self, extra: &[&str]) -> Broker {
         let log = std::fs::File::create(&self.log).unwrap();
@@ -71,7 +77,11 @@ impl Broker {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("broker exited early ({status}):\n{}", self.log_text());
             }
-            assert!(Instant::now() < deadline, "broker did not start:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "broker did not start:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         self
@@ -143,7 +153,11 @@ impl Broker {
     pub fn wait_for(&self, what: &str, mut cond: impl FnMut(&Broker) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !cond(self) {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(25));
         }
     }
@@ -160,6 +174,18 @@ impl Broker {
             .status()
             .unwrap();
         assert!(r.success());
+    }
+
+    /// Stops the broker with SIGTERM, repeated until it exits (a client
+    /// that just closed may still count as connected for a moment).
+    pub fn stop(&mut self) -> ExitStatus {
+        for _ in 0..100 {
+            self.signal(15);
+            if let Some(status) = self.wait_exit(Duration::from_millis(200)) {
+                return status;
+            }
+        }
+        panic!("broker did not stop on SIGTERM:\n{}", self.log_text());
     }
 
     /// Waits for the broker to exit on its own.
@@ -228,7 +254,9 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(stream: UnixStream) -> Conn {
-        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
         let reader = BufReader::new(stream.try_clone().unwrap());
         Conn { stream, reader }
     }
