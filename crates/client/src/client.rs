@@ -209,11 +209,15 @@ impl Client {
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.inner.lock();
-        f.debug_struct("Client")
-            .field("transport", &state.transport.describe())
-            .field("holds", &state.holds)
-            .finish()
+        let mut d = f.debug_struct("Client");
+        // Never wait for a request in flight just to print.
+        match self.inner.state.try_lock() {
+            Ok(state) => d
+                .field("transport", &state.transport.describe())
+                .field("holds", &state.holds),
+            Err(_) => d.field("state", &"<busy>"),
+        };
+        d.finish()
     }
 }
 

@@ -48,3 +48,17 @@ pub use path::{SOCKET_ENV, default_socket_path};
 #[cfg(target_os = "macos")]
 pub use transport::XpcObject;
 pub use vmnet_broker_proto::{Mode, NetworkInfo, Status, StatusReport};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn handles_can_move_between_threads() {
+        send_sync::<Client>();
+        send_sync::<Network>();
+        send_sync::<Error>();
+    }
+}
