@@ -1,0 +1,225 @@
+//! The launchd job file and the entitlements file.
+//!
+//! Key meanings are from `launchd.plist(5)`; see
+//! `/work/shared/reference/macos-ffi.md` §5. The job is on-demand only: no
+//! `RunAtLoad`, no `KeepAlive`. launchd starts it when a client looks up the
+//! Mach service, and the broker exits by itself when idle.
+
+use plist::{Dictionary, Value};
+
+use super::{EXIT_TIMEOUT_SECS, JobSpec, SERVICE_ACCOUNT, path_string};
+
+/// The one entitlement the broker needs: it lets an ad-hoc signed process
+/// use the macOS 26 vmnet network API without root. (Never add
+/// `com.apple.vm.networking`: it is restricted, and an ad-hoc signed
+/// process that claims it is killed at launch.)
+pub const VIRTUALIZATION_ENTITLEMENT: &str = "com.apple.security.virtualization";
+
+/// The job file as a property-list dictionary.
+///
+/// | key                  | value |
+/// |----------------------|-------|
+/// | `Label`              | the label |
+/// | `ProgramArguments`   | `[<binary>, serve, --mach-service, <label>, extra...]` |
+/// | `MachServices`       | `{<label>: true}` |
+/// | `UserName`/`GroupName` | `_vmnetbroker` (system scope only) |
+/// | `EnableTransactions` | `true` |
+/// | `ExitTimeOut`        | 60 |
+/// | `ProcessType`        | `Adaptive` |
+/// | `StandardErrorPath`  | the log file |
+///
+/// The original C implementation uses `Program` (its binary needs no
+/// subcommand); ours needs `serve`, hence `ProgramArguments`. It also spells
+/// the exit timeout `ExitTimeout`; `launchd.plist(5)` documents
+/// `ExitTimeOut`, which is what we write.
+pub fn job_plist(spec: &JobSpec) -> Dictionary {
+    let paths = spec.paths();
+    let mut job = Dictionary::new();
+    job.insert("Label".into(), spec.label().into());
+    job.insert(
+        "ProgramArguments".into(),
+        Value::Array(
+            spec.program_arguments()
+                .into_iter()
+                .map(Value::String)
+                .collect(),
+        ),
+    );
+    let mut services = Dictionary::new();
+    services.insert(spec.label().into(), true.into());
+    job.insert("MachServices".into(), Value::Dictionary(services));
+    if spec.is_system() {
+        job.insert("UserName".into(), SERVICE_ACCOUNT.into());
+        job.insert("GroupName".into(), SERVICE_ACCOUNT.into());
+    }
+    job.insert("EnableTransactions".into(), true.into());
+    job.insert("ExitTimeOut".into(), EXIT_TIMEOUT_SECS.into());
+    job.insert("ProcessType".into(), "Adaptive".into());
+    job.insert(
+        "StandardErrorPath".into(),
+        path_string(&paths.log_file).into(),
+    );
+    job
+}
+
+/// The job file as XML bytes, exactly as the installer writes it.
+pub fn job_plist_xml(spec: &JobSpec) -> Vec<u8> {
+    to_xml(Value::Dictionary(job_plist(spec)))
+}
+
+/// The entitlements as a dictionary: only
+/// [`VIRTUALIZATION_ENTITLEMENT`] = true.
+pub fn entitlements_plist() -> Dictionary {
+    let mut ent = Dictionary::new();
+    ent.insert(VIRTUALIZATION_ENTITLEMENT.into(), true.into());
+    ent
+}
+
+/// The entitlements file as XML bytes. `macos/entitlements.plist` in the
+/// repository holds exactly these bytes (a test checks it), and the
+/// installer writes them next to the installed binary for `codesign`.
+pub fn entitlements_plist_xml() -> Vec<u8> {
+    to_xml(Value::Dictionary(entitlements_plist()))
+}
+
+fn to_xml(value: Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Writing a tree of strings, booleans and integers into a Vec cannot
+    // fail; should the plist crate ever report an error, the partial output
+    // would fail the content comparison of the next install and be rewritten.
+    if let Err(error) = value.to_writer_xml(&mut out) {
+        tracing::error!(%error, "could not serialise a property list");
+    }
+    out.push(b'\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::launchd::DEFAULT_LABEL;
+
+    fn parse(xml: &[u8]) -> Dictionary {
+        let value: Value = plist::from_bytes(xml).unwrap();
+        value.into_dictionary().unwrap()
+    }
+
+    fn strings(v: &Value) -> Vec<&str> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn system_job_has_every_key_with_its_value() {
+        let spec = JobSpec::system(DEFAULT_LABEL).unwrap();
+        let job = parse(&job_plist_xml(&spec));
+        let mut keys: Vec<&str> = job.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "EnableTransactions",
+                "ExitTimeOut",
+                "GroupName",
+                "Label",
+                "MachServices",
+                "ProcessType",
+                "ProgramArguments",
+                "StandardErrorPath",
+                "UserName",
+            ]
+        );
+        assert_eq!(job["Label"].as_string(), Some(DEFAULT_LABEL));
+        assert_eq!(
+            strings(&job["ProgramArguments"]),
+            [
+                "/Library/Application Support/vmnet-broker/vmnet-broker",
+                "serve",
+                "--mach-service",
+                DEFAULT_LABEL,
+            ]
+        );
+        let services = job["MachServices"].as_dictionary().unwrap();
+        assert_eq!(services.len(), 1);
+        assert_eq!(services[DEFAULT_LABEL].as_boolean(), Some(true));
+        assert_eq!(job["UserName"].as_string(), Some("_vmnetbroker"));
+        assert_eq!(job["GroupName"].as_string(), Some("_vmnetbroker"));
+        assert_eq!(job["EnableTransactions"].as_boolean(), Some(true));
+        assert_eq!(job["ExitTimeOut"].as_signed_integer(), Some(60));
+        assert_eq!(job["ProcessType"].as_string(), Some("Adaptive"));
+        assert_eq!(
+            job["StandardErrorPath"].as_string(),
+            Some("/Library/Logs/vmnet-broker/vmnet-broker.log")
+        );
+    }
+
+    #[test]
+    fn job_never_starts_by_itself() {
+        let job = parse(&job_plist_xml(&JobSpec::system(DEFAULT_LABEL).unwrap()));
+        for key in ["RunAtLoad", "KeepAlive", "ExitTimeout", "Program"] {
+            assert!(!job.contains_key(key), "unexpected key {key}");
+        }
+    }
+
+    #[test]
+    fn user_job_runs_as_the_user_and_logs_under_home() {
+        let spec = JobSpec::user(DEFAULT_LABEL, 501, "/Users/ann").unwrap();
+        let job = parse(&job_plist_xml(&spec));
+        assert!(!job.contains_key("UserName"));
+        assert!(!job.contains_key("GroupName"));
+        assert_eq!(
+            job["StandardErrorPath"].as_string(),
+            Some("/Users/ann/Library/Logs/vmnet-broker/vmnet-broker.log")
+        );
+        assert_eq!(
+            strings(&job["ProgramArguments"])[0],
+            "/Users/ann/Library/Application Support/vmnet-broker/vmnet-broker"
+        );
+        assert_eq!(
+            job["MachServices"].as_dictionary().unwrap()[DEFAULT_LABEL].as_boolean(),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn a_custom_label_names_the_job_and_the_service() {
+        let spec = JobSpec::system("org.example.test-broker").unwrap();
+        let job = parse(&job_plist_xml(&spec));
+        assert_eq!(job["Label"].as_string(), Some("org.example.test-broker"));
+        let services = job["MachServices"].as_dictionary().unwrap();
+        assert!(services.contains_key("org.example.test-broker"));
+        assert_eq!(
+            strings(&job["ProgramArguments"])[3],
+            "org.example.test-broker"
+        );
+    }
+
+    #[test]
+    fn generated_xml_is_stable() {
+        let spec = JobSpec::system(DEFAULT_LABEL).unwrap();
+        assert_eq!(job_plist_xml(&spec), job_plist_xml(&spec));
+        let text = String::from_utf8(job_plist_xml(&spec)).unwrap();
+        assert!(text.starts_with("<?xml"), "{text}");
+        assert!(text.ends_with("</plist>\n"), "{text}");
+    }
+
+    #[test]
+    fn shipped_entitlements_file_holds_only_the_virtualization_entitlement() {
+        let shipped = include_bytes!("../../../../macos/entitlements.plist");
+        let ent = parse(shipped);
+        assert_eq!(ent.len(), 1, "{ent:?}");
+        assert_eq!(
+            ent["com.apple.security.virtualization"].as_boolean(),
+            Some(true)
+        );
+        assert!(!ent.contains_key("com.apple.vm.networking"));
+        // The installer writes the same bytes next to the installed binary.
+        assert_eq!(
+            String::from_utf8_lossy(shipped),
+            String::from_utf8_lossy(&entitlements_plist_xml())
+        );
+    }
+}
