@@ -9,7 +9,7 @@
 //!     run real commands (`dscl`, `launchctl`, `codesign`) and only make
 //!     sense on macOS, but compile everywhere.
 //!   - [`vmnet_status`]: the numbers and names of `vmnet_return_t` and the
-//!     [`VmnetError`](vmnet_status::VmnetError) built from them.
+//!     [`VmnetError`] built from them.
 //! - **macOS only** (these modules do not exist on other systems):
 //!   - `sys`: raw `extern` declarations for libxpc and vmnet.framework, each
 //!     citing where its prototype was confirmed;

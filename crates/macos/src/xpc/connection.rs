@@ -89,6 +89,11 @@ pub struct XpcRequest {
 }
 
 impl XpcRequest {
+    #[cfg(test)]
+    pub(crate) fn for_test(message: XpcObject) -> Self {
+        XpcRequest { message }
+    }
+
     /// The request dictionary. It implements
     /// [`vmnet_broker_proto::Dict`], so `Request::decode` reads it directly.
     pub fn message(&self) -> &XpcObject {

@@ -74,7 +74,8 @@ pub fn from_json(value: &Value) -> Result<XpcObject, XpcError> {
 /// # Errors
 ///
 /// [`XpcError::Unsupported`] for types without a JSON form,
-/// [`XpcError::NotUtf8`] for a string or key that is not UTF-8.
+/// [`XpcError::NotUtf8`] for a string value that is not UTF-8. (Dictionary
+/// keys that are not UTF-8 are skipped.)
 pub fn to_json(object: &XpcObject) -> Result<Value, XpcError> {
     Ok(match object.kind() {
         XpcType::Null => Value::Null,

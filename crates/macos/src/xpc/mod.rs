@@ -118,3 +118,106 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
 fn shorten(text: &str) -> String {
     text.chars().take(80).collect()
 }
+
+/// These tests need libxpc, so they exist on macOS only. On Linux they are
+/// type-checked (`cargo clippy --all-targets --target aarch64-apple-darwin`)
+/// but not run.
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use vmnet_broker_proto::{Dict, MAX_NETWORK_NAME_LEN, Request};
+
+    use super::*;
+
+    #[test]
+    fn json_round_trips_through_xpc() {
+        let value = json!({
+            "version": "0.1.0", "pid": 42, "uptime_seconds": 12.5,
+            "exit_idle_timeout_seconds": null, "big": u64::MAX,
+            "flags": [true, false], "nested": {"name": "shared", "holders": 2}
+        });
+        let xpc = from_json(&value).unwrap();
+        assert_eq!(xpc.kind(), XpcType::Dictionary);
+        assert_eq!(xpc.get("pid").unwrap().kind(), XpcType::Int64);
+        assert_eq!(xpc.get("big").unwrap().kind(), XpcType::UInt64);
+        assert_eq!(xpc.get("uptime_seconds").unwrap().kind(), XpcType::Double);
+        assert_eq!(
+            xpc.get("exit_idle_timeout_seconds").unwrap().kind(),
+            XpcType::Null
+        );
+        assert_eq!(to_json(&xpc).unwrap(), value);
+    }
+
+    #[test]
+    fn strings_with_nul_are_refused() {
+        let err = from_json(&json!({"a\u{0}b": 1})).unwrap_err();
+        assert!(
+            matches!(err, XpcError::InteriorNul { what: "key", .. }),
+            "{err}"
+        );
+        assert!(XpcObject::string("x\u{0}").is_err());
+    }
+
+    #[test]
+    fn requests_decode_from_xpc_dictionaries_with_upstream_rules() {
+        let mut msg = XpcDictionary::new();
+        msg.set_string("command", "acquire").unwrap();
+        msg.set_string("network_name", "shared").unwrap();
+        let msg = msg.into_object();
+        assert_eq!(msg.string("command").as_deref(), Some("acquire"));
+        let req = Request::decode(&msg, MAX_NETWORK_NAME_LEN).unwrap();
+        assert_eq!(req.network().map(|n| n.as_str()), Some("shared"));
+
+        // A value of the wrong type counts as missing.
+        let mut bad = XpcDictionary::new();
+        bad.set_string("command", "acquire").unwrap();
+        bad.set_i64("network_name", 7).unwrap();
+        assert_eq!(bad.string("network_name"), None);
+        let err = Request::decode(&bad, MAX_NETWORK_NAME_LEN).unwrap_err();
+        assert_eq!(err.status().code(), 4);
+    }
+
+    #[test]
+    fn int64_reads_tell_absence_from_zero() {
+        let mut d = XpcDictionary::new();
+        d.set_i64("error", 0).unwrap();
+        d.set_string("text", "5").unwrap();
+        assert_eq!(d.get_i64("error"), Some(0));
+        assert_eq!(d.get_i64("missing"), None);
+        assert_eq!(d.get_i64("text"), None);
+        d.remove("error").unwrap();
+        assert_eq!(d.get_i64("error"), None);
+    }
+
+    #[test]
+    fn shared_values_are_retained_by_dictionaries() {
+        let value = XpcObject::string("kept").unwrap();
+        let mut d = XpcDictionary::new();
+        d.set_value("network", &value).unwrap();
+        drop(value);
+        assert_eq!(d.get_string("network").as_deref(), Some("kept"));
+        let clone = d.into_object();
+        let other = clone.clone();
+        drop(clone);
+        assert_eq!(other.get_string("network").as_deref(), Some("kept"));
+    }
+
+    #[test]
+    fn a_message_without_reply_context_cannot_be_answered() {
+        let request = XpcRequest::for_test(XpcDictionary::new().into_object());
+        assert_eq!(
+            request.create_reply().unwrap_err(),
+            XpcError::NoReplyContext
+        );
+    }
+
+    #[test]
+    fn a_missing_service_reports_connection_invalid() {
+        let client =
+            XpcClient::connect("com.github.nirs.vmnet-broker.test-no-such-service", false).unwrap();
+        let mut msg = XpcDictionary::new();
+        msg.set_string("command", "status").unwrap();
+        let err = client.request(&msg).unwrap_err();
+        assert!(matches!(err, XpcError::ConnectionInvalid { .. }), "{err}");
+    }
+}
