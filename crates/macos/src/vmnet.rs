@@ -12,7 +12,7 @@
 //! ```
 //!
 //! A client turns the serialization back into a network of its own with
-//! [`VmnetNetwork::from_serialization`] and may attach an interface with
+//! [`VmnetNetwork::create_with_serialization`] and may attach an interface with
 //! [`VmnetInterface::start`].
 //!
 //! Type-checked on Linux only; not run by us.
@@ -360,7 +360,7 @@ impl VmnetNetwork {
     /// # Errors
     ///
     /// vmnet refused.
-    pub fn from_serialization(serialization: &XpcObject) -> Result<Self, VmnetError> {
+    pub fn create_with_serialization(serialization: &XpcObject) -> Result<Self, VmnetError> {
         let mut status = VmnetStatus::VMNET_FAILURE.0;
         // SAFETY: a live XPC object, a valid out pointer; NULL or +1 (AD).
         let ptr = unsafe {
@@ -485,13 +485,16 @@ impl VmnetInterface {
         };
         let raw =
             NonNull::new(raw).ok_or_else(|| VmnetError::new(OP, VmnetStatus::VMNET_FAILURE))?;
-        let interface = VmnetInterface {
-            raw: Some(raw),
-            queue,
-        };
         match rx.recv_timeout(COMPLETION_TIMEOUT) {
             Ok((status, params)) => {
+                // On a failed start the interface is not stopped (vmnet does
+                // not document stopping one that never started); it is left
+                // to vmnet.
                 check(OP, status)?;
+                let interface = VmnetInterface {
+                    raw: Some(raw),
+                    queue,
+                };
                 Ok((interface, params))
             }
             Err(_) => Err(VmnetError::new(

@@ -189,6 +189,15 @@ pub enum ServiceEvent {
         /// The client.
         peer: PeerId,
     },
+    /// `XPC_ERROR_CONNECTION_INTERRUPTED` on a client connection. Apple's
+    /// header describes it for connections to a named service whose remote
+    /// end exited; a broker peer should not see it, but if it does, the
+    /// connection is still usable and a final
+    /// [`ServiceEvent::Disconnected`] comes when it is gone.
+    Interrupted {
+        /// The client.
+        peer: PeerId,
+    },
     /// Another error on a client connection (logged; the connection may
     /// still end with [`ServiceEvent::Disconnected`]).
     PeerError {
@@ -438,9 +447,8 @@ unsafe fn on_peer_event(shared: &Shared, peer: PeerId, event: xpc_object_t) {
             let event = match kind {
                 ErrorKind::Invalid => ServiceEvent::Disconnected { peer },
                 ErrorKind::TerminationImminent => ServiceEvent::TerminationImminent { peer },
-                ErrorKind::Interrupted | ErrorKind::Other => {
-                    ServiceEvent::PeerError { peer, description }
-                }
+                ErrorKind::Interrupted => ServiceEvent::Interrupted { peer },
+                ErrorKind::Other => ServiceEvent::PeerError { peer, description },
             };
             shared.deliver(event);
         }
