@@ -64,8 +64,10 @@ pub type vmnet_return_t = u32;
 /// `vmnet/vmnet_mode_t`). Values: see [`crate::VmnetMode`].
 pub type vmnet_mode_t = u32;
 
-/// `struct ether_addr { u_char octet[6]; }`, used as `ether_addr_t`
-/// (macOS `<net/ethernet.h>`; same layout in VC).
+/// `typedef struct ether_addr { u_char octet[ETHER_ADDR_LEN]; }
+/// ether_addr_t;` with `ETHER_ADDR_LEN` 6 (Darwin `<net/ethernet.h>`, as
+/// quoted in public code found with the code search; the vmnet.h bindgen
+/// and VC in macos-ffi.md §1.1 have the same six-byte layout).
 #[repr(C)]
 #[derive(Debug)]
 pub struct ether_addr {
