@@ -308,9 +308,11 @@ impl Network {
     /// pass to `vmnet_network_create_with_serialization`. `None` over the
     /// development socket.
     ///
-    /// The object belongs to this `Network`; retain it to keep it longer.
+    /// [`XpcSerialization::retained`](crate::XpcSerialization::retained)
+    /// gives an owned reference that outlives the `Network`; the raw
+    /// pointer from `as_ptr` is valid only while the `Network` lives.
     #[cfg(target_os = "macos")]
-    pub fn xpc_serialization(&self) -> Option<&crate::XpcObject> {
+    pub fn xpc_serialization(&self) -> Option<&crate::XpcSerialization> {
         match &self.serialization {
             Serialization::Xpc(o) => Some(o),
             Serialization::Json(_) => None,

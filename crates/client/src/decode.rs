@@ -1,14 +1,50 @@
-//! Reading replies of the development transport (JSON objects).
+//! Reading replies, whatever the transport.
 //!
-//! The rules are the upstream client's: a non-zero integer `error` wins; an
-//! `error` of another type counts as absent; an `acquire` reply without an
-//! error must carry `network`.
+//! The rules are the upstream client's: a reply that is not a dictionary is
+//! invalid; a non-zero integer `error` wins; an `error` of another type
+//! counts as absent (as `xpc_dictionary_get_int64` returns 0 for it); an
+//! `acquire` reply without an error must carry `network`. A malformed
+//! `network_info` is ignored, as an older client would ignore it.
+//!
+//! [`ReplyView`] is what a transport's reply must offer; the development
+//! socket's JSON objects and (on macOS) XPC dictionaries implement it, so
+//! both transports share this code, and the tests below, run against the
+//! shared vectors, cover both.
 
 use serde_json::Value;
-use vmnet_broker_proto::json::{AcquireReply, reply_error};
-use vmnet_broker_proto::{NetworkInfo, ReplyDecodeError, StatusReport, commands, keys};
+use vmnet_broker_proto::{NetworkInfo, Status, StatusReport, commands, decode_acquire_reply, keys};
 
 use crate::Error;
+
+/// Read access to a reply.
+pub(crate) trait ReplyView {
+    /// The transport's form of an opaque value (the serialization).
+    type Value;
+    /// Whether the reply is a dictionary at all.
+    fn is_dictionary(&self) -> bool;
+    /// The integer under `key`; `None` if absent or of another type.
+    fn int(&self, key: &str) -> Option<i64>;
+    /// The value under `key`, whatever its type.
+    fn value(&self, key: &str) -> Option<Self::Value>;
+    /// The value under `key` as JSON, if it has a JSON form.
+    fn json(&self, key: &str) -> Option<Value>;
+}
+
+impl ReplyView for Value {
+    type Value = Value;
+    fn is_dictionary(&self) -> bool {
+        self.is_object()
+    }
+    fn int(&self, key: &str) -> Option<i64> {
+        self.get(key)?.as_i64()
+    }
+    fn value(&self, key: &str) -> Option<Value> {
+        self.get(key).cloned()
+    }
+    fn json(&self, key: &str) -> Option<Value> {
+        self.get(key).cloned()
+    }
+}
 
 /// A successful `acquire`, as read from the reply.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,65 +55,78 @@ pub(crate) struct Acquired<S> {
     pub info: Option<NetworkInfo>,
 }
 
-/// Reads an `acquire` reply for `network`.
-pub(crate) fn acquire(reply: &Value, network: &str) -> Result<Acquired<Value>, Error> {
-    match AcquireReply::decode(reply) {
-        Ok(AcquireReply { network, info }) => Ok(Acquired {
-            serialization: network,
-            info,
-        }),
-        Err(ReplyDecodeError::Broker(status)) => Err(Error::Broker {
-            command: commands::ACQUIRE,
-            network: Some(network.to_owned()),
-            status,
-        }),
-        Err(ReplyDecodeError::Invalid(reason)) => Err(Error::InvalidReply {
-            command: commands::ACQUIRE,
-            reason,
+fn not_a_dictionary(command: &'static str) -> Error {
+    Error::InvalidReply {
+        command,
+        reason: "reply is not a dictionary".into(),
+    }
+}
+
+/// The error a reply carries, with the upstream rule.
+fn broker_error<R: ReplyView>(
+    reply: &R,
+    command: &'static str,
+    network: Option<&str>,
+) -> Result<(), Error> {
+    match reply.int(keys::ERROR) {
+        Some(0) | None => Ok(()),
+        Some(code) => Err(Error::Broker {
+            command,
+            network: network.map(str::to_owned),
+            status: Status(code),
         }),
     }
 }
 
-/// Reads a `release` reply for `network`: any object without an error.
-pub(crate) fn release(reply: &Value, network: &str) -> Result<(), Error> {
-    let map = object(reply, commands::RELEASE)?;
-    match reply_error(map) {
-        Some(status) => Err(Error::Broker {
-            command: commands::RELEASE,
+/// Reads an `acquire` reply for `network`.
+pub(crate) fn acquire<R: ReplyView>(reply: &R, network: &str) -> Result<Acquired<R::Value>, Error> {
+    if !reply.is_dictionary() {
+        return Err(not_a_dictionary(commands::ACQUIRE));
+    }
+    let serialization = reply.value(keys::NETWORK);
+    let status = decode_acquire_reply(reply.int(keys::ERROR), serialization.is_some());
+    match serialization {
+        Some(serialization) if status.is_success() => Ok(Acquired {
+            serialization,
+            info: reply
+                .json(keys::NETWORK_INFO)
+                .and_then(|v| serde_json::from_value(v).ok()),
+        }),
+        _ if status == Status::INVALID_REPLY => Err(Error::InvalidReply {
+            command: commands::ACQUIRE,
+            reason: "reply has neither 'error' nor 'network'".into(),
+        }),
+        _ => Err(Error::Broker {
+            command: commands::ACQUIRE,
             network: Some(network.to_owned()),
             status,
         }),
-        None => Ok(()),
     }
+}
+
+/// Reads a `release` reply for `network`: any dictionary without an error.
+pub(crate) fn release<R: ReplyView>(reply: &R, network: &str) -> Result<(), Error> {
+    if !reply.is_dictionary() {
+        return Err(not_a_dictionary(commands::RELEASE));
+    }
+    broker_error(reply, commands::RELEASE, Some(network))
 }
 
 /// Reads a `status` reply.
-pub(crate) fn status(reply: &Value) -> Result<StatusReport, Error> {
-    let map = object(reply, commands::STATUS)?;
-    if let Some(status) = reply_error(map) {
-        return Err(Error::Broker {
-            command: commands::STATUS,
-            network: None,
-            status,
-        });
+pub(crate) fn status<R: ReplyView>(reply: &R) -> Result<StatusReport, Error> {
+    if !reply.is_dictionary() {
+        return Err(not_a_dictionary(commands::STATUS));
     }
-    let report = map.get(keys::STATUS).ok_or_else(|| Error::InvalidReply {
-        command: commands::STATUS,
-        reason: "reply has neither 'error' nor 'status'".into(),
-    })?;
-    serde_json::from_value::<StatusReport>(report.clone()).map_err(|e| Error::InvalidReply {
+    broker_error(reply, commands::STATUS, None)?;
+    let report = reply
+        .json(keys::STATUS)
+        .ok_or_else(|| Error::InvalidReply {
+            command: commands::STATUS,
+            reason: "reply has neither 'error' nor a readable 'status'".into(),
+        })?;
+    serde_json::from_value::<StatusReport>(report).map_err(|e| Error::InvalidReply {
         command: commands::STATUS,
         reason: format!("malformed 'status': {e}"),
-    })
-}
-
-fn object<'a>(
-    reply: &'a Value,
-    command: &'static str,
-) -> Result<&'a serde_json::Map<String, Value>, Error> {
-    reply.as_object().ok_or_else(|| Error::InvalidReply {
-        command,
-        reason: "reply is not an object".into(),
     })
 }
 

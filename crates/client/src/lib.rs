@@ -46,7 +46,7 @@ pub use client::{Client, Network, acquire_network, default_client};
 pub use error::Error;
 pub use path::{SOCKET_ENV, default_socket_path};
 #[cfg(target_os = "macos")]
-pub use transport::XpcObject;
+pub use transport::XpcSerialization;
 pub use vmnet_broker_proto::{Mode, NetworkInfo, Status, StatusReport};
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use crate::decode::Acquired;
 
 pub(crate) use socket::SocketTransport;
 #[cfg(target_os = "macos")]
-pub use xpc::Object as XpcObject;
+pub use xpc::Object as XpcSerialization;
 #[cfg(target_os = "macos")]
 pub(crate) use xpc::XpcTransport;
 
@@ -27,7 +27,7 @@ pub(crate) enum Serialization {
     Json(Value),
     /// XPC: the object to hand to `vmnet_network_create_with_serialization`.
     #[cfg(target_os = "macos")]
-    Xpc(XpcObject),
+    Xpc(XpcSerialization),
 }
 
 /// A connection to the broker.

@@ -1,46 +1,105 @@
-//! The XPC transport (macOS).
+//! The XPC transport (macOS), over the safe XPC layer of
+//! `vmnet-broker-macos`.
 //!
-//! Placeholder until the safe XPC layer in `vmnet-broker-macos` exists:
-//! connecting fails with [`Error::Xpc`], which maps to
-//! [`Status::XPC_FAILURE`](crate::Status::XPC_FAILURE).
+//! Type-checked on Linux for the Apple targets; not run by us.
 
-use vmnet_broker_proto::StatusReport;
+use std::ffi::c_void;
+use std::sync::{Mutex, PoisonError};
+
+use vmnet_broker_macos::xpc::{XpcClient, XpcDictionary, XpcError, XpcObject, XpcType, to_json};
+use vmnet_broker_proto::{StatusReport, commands, keys};
 
 use crate::Error;
-use crate::decode::Acquired;
+use crate::decode::{self, Acquired, ReplyView};
 
-/// An XPC object owned by the client (placeholder).
+/// A network's XPC serialization, owned by a [`crate::Network`].
+///
+/// The object is kept behind a lock so that a `Network` can be shared
+/// between threads (`XpcObject` itself may be sent but not shared); every
+/// access is a pointer read or an `xpc_retain`.
 #[derive(Debug)]
 pub struct Object {
-    _private: (),
+    object: Mutex<XpcObject>,
 }
 
 impl Object {
-    /// The object as a borrowed `xpc_object_t`, valid while `self` lives.
-    pub fn as_ptr(&self) -> *mut std::ffi::c_void {
-        std::ptr::null_mut()
+    fn new(object: XpcObject) -> Self {
+        Object {
+            object: Mutex::new(object),
+        }
     }
 
-    /// The object as a new reference (`xpc_retain`ed); the caller must
-    /// `xpc_release` it.
-    pub fn retained_ptr(&self) -> *mut std::ffi::c_void {
-        std::ptr::null_mut()
+    /// A new reference to the object (`xpc_retain`); it stays valid after
+    /// the `Network` is gone.
+    pub fn retained(&self) -> XpcObject {
+        self.object
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The object as a borrowed `xpc_object_t`, valid while the `Network`
+    /// lives.
+    pub fn as_ptr(&self) -> *mut c_void {
+        self.object
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ptr()
+    }
+
+    /// The object as a new `xpc_object_t` reference that the caller must
+    /// `xpc_release`.
+    pub fn retained_ptr(&self) -> *mut c_void {
+        self.retained().into_raw()
+    }
+}
+
+impl ReplyView for XpcObject {
+    type Value = XpcObject;
+    fn is_dictionary(&self) -> bool {
+        self.kind() == XpcType::Dictionary
+    }
+    fn int(&self, key: &str) -> Option<i64> {
+        self.get_i64(key)
+    }
+    fn value(&self, key: &str) -> Option<XpcObject> {
+        self.get(key)
+    }
+    fn json(&self, key: &str) -> Option<serde_json::Value> {
+        to_json(&self.get(key)?).ok()
     }
 }
 
 /// A connection to the broker's Mach service.
+///
+/// The connection is made without the `PRIVILEGED` flag, as the original C
+/// client does. libxpc re-establishes an interrupted connection by itself;
+/// the broker has dropped its holds by then, so an interruption seen on a
+/// reply bumps the epoch. An invalid connection (no such service) is
+/// dropped and made again on the next request, so that a broker installed
+/// later is found.
 #[derive(Debug)]
 pub(crate) struct XpcTransport {
     service: String,
+    client: Option<XpcClient>,
+    epoch: u64,
 }
 
-fn not_built() -> Error {
-    Error::Xpc("XPC transport not built yet".into())
+fn xpc_error(e: XpcError) -> Error {
+    match e {
+        XpcError::InteriorNul { .. } => Error::InvalidRequest(e.to_string()),
+        other => Error::Xpc(other.to_string()),
+    }
 }
 
 impl XpcTransport {
-    pub(crate) fn connect(_service: &str) -> Result<Self, Error> {
-        Err(not_built())
+    pub(crate) fn connect(service: &str) -> Result<Self, Error> {
+        let client = XpcClient::connect(service, false).map_err(xpc_error)?;
+        Ok(XpcTransport {
+            service: service.to_owned(),
+            client: Some(client),
+            epoch: 0,
+        })
     }
 
     pub(crate) fn service(&self) -> &str {
@@ -48,18 +107,60 @@ impl XpcTransport {
     }
 
     pub(crate) fn epoch(&self) -> u64 {
-        0
+        self.epoch
     }
 
-    pub(crate) fn acquire(&mut self, _network: &str) -> Result<Acquired<Object>, Error> {
-        Err(not_built())
+    pub(crate) fn acquire(&mut self, network: &str) -> Result<Acquired<Object>, Error> {
+        let reply = self.request(commands::ACQUIRE, Some(network))?;
+        let Acquired {
+            serialization,
+            info,
+        } = decode::acquire(&reply, network)?;
+        Ok(Acquired {
+            serialization: Object::new(serialization),
+            info,
+        })
     }
 
-    pub(crate) fn release(&mut self, _network: &str) -> Result<(), Error> {
-        Err(not_built())
+    pub(crate) fn release(&mut self, network: &str) -> Result<(), Error> {
+        let reply = self.request(commands::RELEASE, Some(network))?;
+        decode::release(&reply, network)
     }
 
     pub(crate) fn status(&mut self) -> Result<StatusReport, Error> {
-        Err(not_built())
+        let reply = self.request(commands::STATUS, None)?;
+        decode::status(&reply)
+    }
+
+    /// Sends `{command, network_name}` and waits for the reply.
+    fn request(&mut self, command: &str, network: Option<&str>) -> Result<XpcObject, Error> {
+        let mut message = XpcDictionary::new();
+        message
+            .set_string(keys::COMMAND, command)
+            .map_err(xpc_error)?;
+        if let Some(network) = network {
+            message
+                .set_string(keys::NETWORK_NAME, network)
+                .map_err(xpc_error)?;
+        }
+        let client = match &self.client {
+            Some(client) => client,
+            None => self
+                .client
+                .insert(XpcClient::connect(&self.service, false).map_err(xpc_error)?),
+        };
+        match client.request(&message) {
+            Ok(reply) => Ok(reply),
+            Err(e @ XpcError::ConnectionInterrupted { .. }) => {
+                self.epoch += 1;
+                Err(xpc_error(e))
+            }
+            Err(e @ XpcError::ConnectionInvalid { .. }) => {
+                self.epoch += 1;
+                self.client = None;
+                Err(xpc_error(e))
+            }
+            Err(e) => Err(xpc_error(e)),
+        }
     }
 }
