@@ -8,6 +8,7 @@
 //! paused once too much output is queued, so it cannot grow the broker's
 //! memory without bound.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::time::Instant;
@@ -21,6 +22,7 @@ use tracing::{debug, info, warn};
 use vmnet_broker_core::backend::Backend;
 use vmnet_broker_core::broker::{Event, PeerId, Reply};
 use vmnet_broker_proto::json::{self, Frame, LineFramer};
+use vmnet_broker_proto::{NetworkInfo, NetworkName, Request};
 
 use super::DaemonBroker;
 use super::listener::Listener;
@@ -33,17 +35,44 @@ const FIRST_CONN: usize = 2;
 /// Queued output above which a connection's reading is paused.
 const MAX_QUEUED_OUTPUT: usize = 1 << 20;
 
+/// Encoded `acquire` replies kept at most (one per live network is enough;
+/// the map is cleared when it grows past this).
+const MAX_CACHED_REPLIES: usize = 1024;
+
 /// How a backend's serialization is written on the development transport.
 pub trait WireValue {
     /// The JSON form of the serialization.
     fn to_wire(&self) -> Value;
+
+    /// Whether `self` and `other` describe the same live network, so that an
+    /// encoded reply made for one can be sent for the other. The default,
+    /// `false`, turns the reply cache off.
+    fn same_network(&self, _other: &Self) -> bool {
+        false
+    }
 }
 
 impl WireValue for Value {
     fn to_wire(&self) -> Value {
         self.clone()
     }
+
+    fn same_network(&self, other: &Self) -> bool {
+        self == other
+    }
 }
+
+/// The encoded reply line last sent for an `acquire` of one network, with
+/// what it was built from. It is reused only when the broker answers with
+/// an equal serialization and info, so a network removed and created again
+/// under the same name never gets the old bytes.
+struct CachedReply<S> {
+    network: S,
+    info: NetworkInfo,
+    line: Vec<u8>,
+}
+
+type ReplyCache<S> = HashMap<NetworkName, CachedReply<S>>;
 
 struct Conn {
     stream: UnixStream,
@@ -76,6 +105,8 @@ pub struct Server<B: Backend> {
     read_buf: Vec<u8>,
     /// Accepting is paused because the process ran out of descriptors.
     accept_paused: bool,
+    /// Encoded `acquire` replies by network name.
+    replies: ReplyCache<B::Serialization>,
 }
 
 enum Stop {
@@ -112,6 +143,7 @@ where
             max_name: usize::from(max_name),
             read_buf: vec![0; 64 * 1024],
             accept_paused: false,
+            replies: HashMap::new(),
         })
     }
 
@@ -298,7 +330,13 @@ where
                 }
                 Ok(n) => {
                     conn.framer.push(&self.read_buf[..n]);
-                    answer_lines(&mut self.broker, conn, self.max_line, self.max_name);
+                    answer_lines(
+                        &mut self.broker,
+                        &mut self.replies,
+                        conn,
+                        self.max_line,
+                        self.max_name,
+                    );
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -309,7 +347,13 @@ where
             }
         }
         if conn.eof {
-            answer_lines(&mut self.broker, conn, self.max_line, self.max_name);
+            answer_lines(
+                &mut self.broker,
+                &mut self.replies,
+                conn,
+                self.max_line,
+                self.max_name,
+            );
             // The client closed its side: its holds end now, as with an
             // invalid XPC connection. Queued replies are still written.
             self.broker.handle_disconnect(Instant::now(), conn.peer);
@@ -381,36 +425,148 @@ where
 }
 
 /// Answers every complete line buffered on `conn`.
-fn answer_lines<B>(broker: &mut DaemonBroker<B>, conn: &mut Conn, max_line: usize, max_name: usize)
-where
+fn answer_lines<B>(
+    broker: &mut DaemonBroker<B>,
+    replies: &mut ReplyCache<B::Serialization>,
+    conn: &mut Conn,
+    max_line: usize,
+    max_name: usize,
+) where
     B: Backend,
     B::Serialization: WireValue,
 {
     while let Some(frame) = conn.framer.next_line() {
         let now = Instant::now();
-        let reply = match frame {
-            Frame::TooLong => broker.handle_bad_request(
-                now,
-                conn.peer,
-                &format_args!("request line longer than {max_line} bytes"),
+        let (reply, acquired) = match frame {
+            Frame::TooLong => (
+                broker.handle_bad_request(
+                    now,
+                    conn.peer,
+                    &format_args!("request line longer than {max_line} bytes"),
+                ),
+                None,
             ),
-            Frame::Line(line) => match json::parse_request(line, max_name) {
-                Ok(request) => broker.handle_request(now, conn.peer, request),
-                Err(e) => broker.handle_bad_request(now, conn.peer, &e),
-            },
+            Frame::Line(line) => {
+                let parsed = match parse_common_request(line, max_name) {
+                    Some(request) => Ok(request),
+                    None => json::parse_request(line, max_name),
+                };
+                match parsed {
+                    Ok(request) => {
+                        let acquired = match &request {
+                            Request::Acquire { network } => Some(network.clone()),
+                            _ => None,
+                        };
+                        (broker.handle_request(now, conn.peer, request), acquired)
+                    }
+                    Err(e) => (broker.handle_bad_request(now, conn.peer, &e), None),
+                }
+            }
         };
-        write_reply(&mut conn.out, reply);
+        match (reply, acquired) {
+            (Reply::Acquired { network, info }, Some(name)) => {
+                write_acquired(&mut conn.out, replies, name, network, info);
+            }
+            (reply, _) => write_reply(&mut conn.out, reply),
+        }
+    }
+}
+
+/// The two keys of the common requests, borrowed from the line when they
+/// hold no escapes.
+#[derive(serde::Deserialize)]
+struct CommonRequest<'a> {
+    #[serde(borrow, default)]
+    command: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    network_name: Option<Cow<'a, str>>,
+}
+
+/// Decodes a well-formed request without building a JSON map: an object
+/// whose `command` and `network_name` are strings (other keys are skipped
+/// unparsed) and name a valid request. Anything else (wrong types, repeated
+/// keys, bad names, unknown commands, not an object) returns `None`, and the
+/// caller takes the general path, which applies every decoding rule and
+/// produces the exact error. Whatever this returns, the general path would
+/// return too.
+fn parse_common_request(line: &[u8], max_name: usize) -> Option<Request> {
+    // A struct also deserializes from a JSON array; only objects qualify.
+    if line.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return None;
+    }
+    let text = std::str::from_utf8(line).ok()?;
+    let fields: CommonRequest<'_> = serde_json::from_str(text).ok()?;
+    let name = || {
+        fields
+            .network_name
+            .as_deref()
+            .and_then(|n| NetworkName::with_limit(n, max_name).ok())
+    };
+    match fields.command.as_deref()? {
+        "acquire" => Some(Request::Acquire { network: name()? }),
+        "release" => Some(Request::Release { network: name()? }),
+        "status" => Some(Request::Status),
+        _ => None,
+    }
+}
+
+/// Writes a successful `acquire` reply, reusing the encoded line of the
+/// previous reply for the same live network.
+fn write_acquired<S: WireValue>(
+    out: &mut Vec<u8>,
+    replies: &mut ReplyCache<S>,
+    name: NetworkName,
+    network: S,
+    info: NetworkInfo,
+) {
+    if let Some(cached) = replies.get(&name)
+        && cached.info == info
+        && cached.network.same_network(&network)
+    {
+        out.extend_from_slice(&cached.line);
+        return;
+    }
+    let start = out.len();
+    let value = json::acquire_reply(network.to_wire(), Some(&info));
+    if serde_json::to_writer(&mut *out, &value).is_err() {
+        out.truncate(start);
+        out.extend_from_slice(b"{\"error\":7}\n");
+        return;
+    }
+    out.push(b'\n');
+    if network.same_network(&network) {
+        if replies.len() >= MAX_CACHED_REPLIES {
+            replies.clear();
+        }
+        let line = out[start..].to_vec();
+        replies.insert(
+            name,
+            CachedReply {
+                network,
+                info,
+                line,
+            },
+        );
     }
 }
 
 fn write_reply<S: WireValue>(out: &mut Vec<u8>, reply: Reply<S>) {
     let value = match reply {
         Reply::Acquired { network, info } => json::acquire_reply(network.to_wire(), Some(&info)),
-        Reply::Released => json::empty_reply(),
+        Reply::Released => {
+            out.extend_from_slice(b"{}\n");
+            return;
+        }
         Reply::Status(report) => json::status_reply(&report),
-        Reply::Error(status) => json::error_reply(status),
+        Reply::Error(status) => {
+            // `{"error":N}`, as `json::error_reply` encodes it.
+            let _ = writeln!(out, "{{\"error\":{}}}", status.code());
+            return;
+        }
     };
+    let start = out.len();
     if serde_json::to_writer(&mut *out, &value).is_err() {
+        out.truncate(start);
         out.extend_from_slice(b"{\"error\":7}");
     }
     out.push(b'\n');
@@ -418,4 +574,81 @@ fn write_reply<S: WireValue>(out: &mut Vec<u8>, reply: Reply<S>) {
 
 fn is_fd_exhaustion(errno: i32) -> bool {
     errno == nix::errno::Errno::EMFILE as i32 || errno == nix::errno::Errno::ENFILE as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The quick decoder agrees with the general one whenever it answers.
+    #[test]
+    fn common_request_parser_agrees_with_the_general_path() {
+        let lines: &[&[u8]] = &[
+            br#"{"command":"acquire","network_name":"shared"}"#,
+            br#"  {"network_name":"host","command":"release","x":[1,{"a":2}]}"#,
+            br#"{"command":"status"}"#,
+            br#"{"command":"status","network_name":7}"#,
+            br#"{"command":"acquire","network_name":7}"#,
+            br#"{"command":"acquire"}"#,
+            br#"{"command":"acquire","network_name":"a/b"}"#,
+            br#"{"command":"acquire","network_name":"sh\u0061red"}"#,
+            br#"{"command":"acquire","command":"release","network_name":"x"}"#,
+            br#"{"command":null,"network_name":"x"}"#,
+            br#"{"command":"launch","network_name":"x"}"#,
+            br#"["acquire","shared"]"#,
+            br#"{"command":"acquire","network_name":"shared"} trailing"#,
+            b"",
+            b"\xff",
+        ];
+        for line in lines {
+            let general = json::parse_request(line, 64).ok();
+            if let Some(quick) = parse_common_request(line, 64) {
+                assert_eq!(Some(quick), general, "{}", String::from_utf8_lossy(line));
+            }
+        }
+        assert!(parse_common_request(br#"["acquire","shared"]"#, 64).is_none());
+        assert!(
+            parse_common_request(br#"{"command":"acquire","network_name":"shared"}"#, 64).is_some()
+        );
+    }
+
+    #[test]
+    fn cached_acquire_reply_is_reused_only_for_the_same_network() {
+        let info = NetworkInfo {
+            mode: vmnet_broker_proto::Mode::Host,
+            subnet: "192.168.64.0".parse().expect("address"),
+            mask: "255.255.255.0".parse().expect("address"),
+            ipv6_prefix: "fd00::".parse().expect("address"),
+            ipv6_prefix_length: 64,
+        };
+        let name = NetworkName::new("host").expect("name");
+        let mut cache = ReplyCache::new();
+        let mut first = Vec::new();
+        write_acquired(
+            &mut first,
+            &mut cache,
+            name.clone(),
+            serde_json::json!({"id": 1}),
+            info.clone(),
+        );
+        let mut again = Vec::new();
+        write_acquired(
+            &mut again,
+            &mut cache,
+            name.clone(),
+            serde_json::json!({"id": 1}),
+            info.clone(),
+        );
+        assert_eq!(first, again);
+        let mut fresh = Vec::new();
+        write_acquired(
+            &mut fresh,
+            &mut cache,
+            name,
+            serde_json::json!({"id": 2}),
+            info,
+        );
+        let v: Value = serde_json::from_slice(&fresh).expect("json");
+        assert_eq!(v["network"]["id"], 2);
+    }
 }
