@@ -1,4 +1,5 @@
-//! Log set-up: tracing to stderr, human or JSON.
+//! Log set-up: tracing to stderr (human or JSON) and, on macOS, unified
+//! logging.
 
 use std::io::IsTerminal;
 
@@ -6,22 +7,32 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::LogFormat;
 
-/// Installs the global subscriber. `level` is a level name or a filter
-/// directive (`info`, `vmnet_broker_core=debug`).
-pub fn init(level: &str, format: LogFormat) -> Result<(), String> {
+/// Installs the global subscriber: stderr (human or JSON) and, on macOS,
+/// unified logging with `subsystem` (the Mach service name) and category
+/// `broker`. `level` is a level name or a filter directive (`info`,
+/// `vmnet_broker_core=debug`).
+pub fn init(level: &str, format: LogFormat, subsystem: &str) -> Result<(), String> {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     let filter =
         EnvFilter::try_new(level).map_err(|e| format!("invalid --log-level {level:?}: {e}"))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false);
-    let result = match format {
-        LogFormat::Human => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .try_init(),
-        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    let stderr = match format {
+        LogFormat::Human => stderr.with_ansi(std::io::stderr().is_terminal()).boxed(),
+        LogFormat::Json => stderr.json().with_ansi(false).boxed(),
     };
-    result.map_err(|e| format!("cannot set up logging: {e}"))
+    let registry = tracing_subscriber::registry().with(filter).with(stderr);
+    #[cfg(target_os = "macos")]
+    let registry = registry.with(tracing_oslog::OsLogger::new(subsystem, "broker"));
+    #[cfg(not(target_os = "macos"))]
+    let _ = subsystem;
+    registry
+        .try_init()
+        .map_err(|e| format!("cannot set up logging: {e}"))
 }
 
 /// Minimal logging for the client commands: warnings only, plain.

@@ -3,6 +3,10 @@
 
 mod listener;
 mod socket;
+#[cfg(target_os = "macos")]
+mod vmnet_backend;
+#[cfg(target_os = "macos")]
+mod xpc;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -24,7 +28,7 @@ pub type DaemonBroker<B> = Broker<B, ConfigDir, SystemAccounts>;
 
 /// Runs the daemon until it exits; returns the process exit code.
 pub fn run(args: ServeArgs) -> ExitCode {
-    if let Err(e) = logging::init(&args.log_level, args.log_format) {
+    if let Err(e) = logging::init(&args.log_level, args.log_format, &args.mach_service) {
         eprintln!("vmnet-broker: {e}");
         return ExitCode::from(EXIT_USAGE);
     }
@@ -48,7 +52,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             }
             serve_with(&args, sim)
         }
-        BackendKind::Vmnet => Err(vmnet_unavailable()),
+        BackendKind::Vmnet => serve_vmnet(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -59,12 +63,25 @@ pub fn run(args: ServeArgs) -> ExitCode {
     }
 }
 
-fn vmnet_unavailable() -> String {
-    if cfg!(target_os = "macos") {
-        "the vmnet backend is not built into this binary yet; use --backend simulated".into()
-    } else {
-        "the vmnet backend exists only on macOS 26 or later; use --backend simulated".into()
+/// The vmnet backend: over XPC on the Mach service, or over the
+/// development socket with `--socket`.
+#[cfg(target_os = "macos")]
+fn serve_vmnet(args: &ServeArgs) -> Result<(), String> {
+    let backend = vmnet_backend::VmnetBackend;
+    if args.socket.is_some() {
+        return serve_with(args, backend);
     }
+    let broker = build_broker(args, backend);
+    xpc::serve(
+        &args.mach_service,
+        broker,
+        usize::from(args.max_name_length),
+    )
+}
+
+#[cfg(not(target_os = "macos"))]
+fn serve_vmnet(_args: &ServeArgs) -> Result<(), String> {
+    Err("the vmnet backend exists only on macOS 26 or later; use --backend simulated".into())
 }
 
 /// Runs the socket transport with `backend`.
