@@ -265,7 +265,7 @@ mod tests {
             (0..len)
                 .map(|_| {
                     let r = self.next();
-                    if r % 4 == 0 {
+                    if r.is_multiple_of(4) {
                         r.to_le_bytes()[1]
                     } else {
                         INTERESTING[(r >> 8) as usize % INTERESTING.len()]
