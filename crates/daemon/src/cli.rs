@@ -23,6 +23,8 @@ pub enum Command {
     Acquire(AcquireArgs),
     Status(StatusArgs),
     Check(CheckArgs),
+    Install(InstallArgs),
+    Uninstall(UninstallArgs),
 }
 
 /// Which backend creates networks.
@@ -208,6 +210,71 @@ pub struct CheckArgs {
     /// Do not check file ownership and permissions.
     #[arg(long)]
     pub insecure_config_permissions: bool,
+}
+
+/// Install the broker as a launchd service (macOS).
+///
+/// System-wide (the default, needs root): a LaunchDaemon on the Mach
+/// service, running as the hidden user _vmnetbroker, files under
+/// /Library/Application Support/vmnet-broker/. With --user: a LaunchAgent
+/// for the current user only, no root needed (for development). Safe to
+/// repeat: only what differs is changed. Refuses to replace a running broker
+/// that has clients, unless --force. Elsewhere than macOS, only --dry-run
+/// works (the plan for a Mac where nothing is installed).
+///
+/// Examples:
+///
+///   sudo vmnet-broker install --dry-run   # print every command
+///   sudo vmnet-broker install
+///   vmnet-broker install --user
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct InstallArgs {
+    /// Install a per-user LaunchAgent instead of the system LaunchDaemon.
+    #[arg(long)]
+    pub user: bool,
+    /// Print the commands instead of running them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Replace the running broker even if clients (VMs) use it.
+    #[arg(long)]
+    pub force: bool,
+    /// launchd label and Mach service name.
+    #[arg(long, value_name = "NAME", default_value = vmnet_broker_proto::MACH_SERVICE_NAME)]
+    pub mach_service: String,
+}
+
+/// Remove the launchd service (macOS).
+///
+/// Stops and removes the job and its files. Refuses while clients (VMs) use
+/// the broker, unless --force. The _vmnetbroker account and the logs are
+/// kept unless asked for.
+///
+/// Examples:
+///
+///   sudo vmnet-broker uninstall --dry-run
+///   sudo vmnet-broker uninstall --remove-account --remove-logs
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct UninstallArgs {
+    /// Remove the per-user LaunchAgent instead of the system LaunchDaemon.
+    #[arg(long)]
+    pub user: bool,
+    /// Print the commands instead of running them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Remove the broker even if clients (VMs) use it.
+    #[arg(long)]
+    pub force: bool,
+    /// Also delete the _vmnetbroker user and group.
+    #[arg(long)]
+    pub remove_account: bool,
+    /// Also delete the log directory.
+    #[arg(long)]
+    pub remove_logs: bool,
+    /// launchd label and Mach service name.
+    #[arg(long, value_name = "NAME", default_value = vmnet_broker_proto::MACH_SERVICE_NAME)]
+    pub mach_service: String,
 }
 
 fn parse_secs(s: &str) -> Result<f64, String> {

@@ -36,5 +36,7 @@ fn main() -> ExitCode {
         Command::Acquire(args) => commands::acquire::run(args),
         Command::Status(args) => commands::status::run(args),
         Command::Check(args) => commands::check::run(args),
+        Command::Install(args) => commands::install::install(args),
+        Command::Uninstall(args) => commands::install::uninstall(args),
     }
 }

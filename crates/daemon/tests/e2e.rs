@@ -394,7 +394,14 @@ fn check_reports_problems_with_their_file() {
 
 #[test]
 fn every_command_has_help_with_an_example() {
-    for cmd in ["serve", "acquire", "status", "check"] {
+    for cmd in [
+        "serve",
+        "acquire",
+        "status",
+        "check",
+        "install",
+        "uninstall",
+    ] {
         let out = Command::new(bin()).args([cmd, "--help"]).output().unwrap();
         assert!(out.status.success());
         let text = String::from_utf8_lossy(&out.stdout);
@@ -454,5 +461,55 @@ fn protocol_vectors() {
                 v["name"]
             );
         }
+    }
+}
+
+#[test]
+fn install_dry_run_prints_the_launchd_plan() {
+    let out = Command::new(bin())
+        .args(["install", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let script = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "/Library/LaunchDaemons/com.github.nirs.vmnet-broker.plist",
+        "<key>ExitTimeOut</key>",
+        "<key>MachServices</key>",
+        "<key>EnableTransactions</key>",
+        "_vmnetbroker",
+        "launchctl bootstrap system",
+        "com.apple.security.virtualization",
+    ] {
+        assert!(script.contains(needle), "plan lacks {needle}:\n{script}");
+    }
+    assert!(!script.contains("com.apple.vm.networking"));
+    let user = Command::new(bin())
+        .args(["install", "--user", "--dry-run"])
+        .env("HOME", "/Users/someone")
+        .output()
+        .unwrap();
+    let script = String::from_utf8_lossy(&user.stdout);
+    assert!(
+        script.contains("/Users/someone/Library/LaunchAgents/"),
+        "{script}"
+    );
+    assert!(script.contains("launchctl bootstrap gui/"), "{script}");
+    assert!(!script.contains("dscl"), "no account for a user agent");
+    // Without --dry-run, not on macOS: refused, nothing done.
+    if !cfg!(target_os = "macos") {
+        let out = Command::new(bin()).arg("install").output().unwrap();
+        assert_eq!(code(&out), 70);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("only on macOS"));
+        let out = Command::new(bin())
+            .args(["uninstall", "--dry-run"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Nothing to do"));
     }
 }
