@@ -230,13 +230,20 @@ pub struct CheckArgs {
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct InstallArgs {
-    /// Install a per-user LaunchAgent instead of the system LaunchDaemon.
+    #[command(flatten)]
+    pub job: JobArgs,
+}
+
+/// Options shared by `install` and `uninstall`.
+#[derive(Debug, Args)]
+pub struct JobArgs {
+    /// The per-user LaunchAgent instead of the system LaunchDaemon.
     #[arg(long)]
     pub user: bool,
     /// Print the commands instead of running them.
     #[arg(long)]
     pub dry_run: bool,
-    /// Replace the running broker even if clients (VMs) use it.
+    /// Go ahead even if clients (VMs) use the running broker.
     #[arg(long)]
     pub force: bool,
     /// launchd label and Mach service name.
@@ -257,24 +264,14 @@ pub struct InstallArgs {
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct UninstallArgs {
-    /// Remove the per-user LaunchAgent instead of the system LaunchDaemon.
-    #[arg(long)]
-    pub user: bool,
-    /// Print the commands instead of running them.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Remove the broker even if clients (VMs) use it.
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub job: JobArgs,
     /// Also delete the _vmnetbroker user and group.
     #[arg(long)]
     pub remove_account: bool,
     /// Also delete the log directory.
     #[arg(long)]
     pub remove_logs: bool,
-    /// launchd label and Mach service name.
-    #[arg(long, value_name = "NAME", default_value = vmnet_broker_proto::MACH_SERVICE_NAME)]
-    pub mach_service: String,
 }
 
 fn parse_secs(s: &str) -> Result<f64, String> {

@@ -106,7 +106,7 @@ fn run_plan(plan: &vmnet_broker_macos::launchd::Plan, dry_run: bool, what: &str)
 /// `vmnet-broker install`.
 pub fn install(args: InstallArgs) -> ExitCode {
     let result = (|| {
-        let spec = spec(args.user, &args.mach_service)?;
+        let spec = spec(args.job.user, &args.job.mach_service)?;
         let exe =
             std::env::current_exe().map_err(|e| format!("cannot find this program's path: {e}"))?;
         let source = SourceBinary::read(&exe).map_err(|e| format!("cannot read {e}"))?;
@@ -120,7 +120,7 @@ pub fn install(args: InstallArgs) -> ExitCode {
         .map_err(|e| e.to_string())
     })();
     match result {
-        Ok(plan) => run_plan(&plan, args.dry_run, "installation"),
+        Ok(plan) => run_plan(&plan, args.job.dry_run, "installation"),
         Err(e) => {
             eprintln!("vmnet-broker: install: {e}");
             ExitCode::from(EXIT_FAILURE)
@@ -131,17 +131,17 @@ pub fn install(args: InstallArgs) -> ExitCode {
 /// `vmnet-broker uninstall`.
 pub fn uninstall(args: UninstallArgs) -> ExitCode {
     let result = (|| {
-        let spec = spec(args.user, &args.mach_service)?;
-        let state = observe(&spec, args.dry_run)?;
+        let spec = spec(args.job.user, &args.job.mach_service)?;
+        let state = observe(&spec, args.job.dry_run)?;
         let opts = UninstallOptions {
-            force: args.force,
+            force: args.job.force,
             remove_account: args.remove_account,
             remove_logs: args.remove_logs,
         };
         plan_uninstall(&spec, &state, &opts).map_err(|e| e.to_string())
     })();
     match result {
-        Ok(plan) => run_plan(&plan, args.dry_run, "removal"),
+        Ok(plan) => run_plan(&plan, args.job.dry_run, "removal"),
         Err(e) => {
             eprintln!("vmnet-broker: uninstall: {e}");
             ExitCode::from(EXIT_FAILURE)
