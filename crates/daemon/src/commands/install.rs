@@ -110,12 +110,14 @@ pub fn install(args: InstallArgs) -> ExitCode {
         let exe =
             std::env::current_exe().map_err(|e| format!("cannot find this program's path: {e}"))?;
         let source = SourceBinary::read(&exe).map_err(|e| format!("cannot read {e}"))?;
-        let state = observe(&spec, args.dry_run)?;
+        let state = observe(&spec, args.job.dry_run)?;
         plan_install(
             &spec,
             &state,
             &source,
-            &InstallOptions { force: args.force },
+            &InstallOptions {
+                force: args.job.force,
+            },
         )
         .map_err(|e| e.to_string())
     })();
