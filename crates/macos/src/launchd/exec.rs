@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::shell::join;
-use super::{Action, CommandRunner, Owner, Plan, Stamp, sha256_file};
+use super::{Action, CommandOutput, CommandRunner, Owner, Plan, Stamp, sha256_file};
 
 /// Knobs of [`execute_with`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,17 +235,22 @@ fn job_listed(
     action: &Action,
     target: &str,
 ) -> Result<bool, ExecError> {
-    let argv = [
-        "launchctl".to_owned(),
-        "print".to_owned(),
-        target.to_owned(),
-    ];
-    let out = runner.run(&argv).map_err(|source| ExecError::Spawn {
+    Ok(launchctl(runner, action, "print", target)?.success)
+}
+
+/// Runs `launchctl VERB TARGET` for `action`.
+fn launchctl(
+    runner: &mut dyn CommandRunner,
+    action: &Action,
+    verb: &str,
+    target: &str,
+) -> Result<CommandOutput, ExecError> {
+    let argv = ["launchctl".to_owned(), verb.to_owned(), target.to_owned()];
+    runner.run(&argv).map_err(|source| ExecError::Spawn {
         action: action.describe(),
         command: join(&argv),
         source,
-    })?;
-    Ok(out.success)
+    })
 }
 
 /// `launchctl bootout` may return before the job is gone (it reports
@@ -258,16 +263,7 @@ fn bootout(
     runner: &mut dyn CommandRunner,
     opts: &ExecOptions,
 ) -> Result<(), ExecError> {
-    let argv = [
-        "launchctl".to_owned(),
-        "bootout".to_owned(),
-        target.to_owned(),
-    ];
-    let out = runner.run(&argv).map_err(|source| ExecError::Spawn {
-        action: action.describe(),
-        command: join(&argv),
-        source,
-    })?;
+    let out = launchctl(runner, action, "bootout", target)?;
     let start = Instant::now();
     loop {
         if !job_listed(runner, action, target)? {
@@ -277,7 +273,7 @@ fn bootout(
             if !out.success {
                 return Err(ExecError::Failed {
                     action: action.describe(),
-                    command: join(&argv),
+                    command: format!("launchctl bootout {target}"),
                     code: out.code,
                     stderr: out.stderr.trim().to_owned(),
                 });
