@@ -108,8 +108,18 @@ fn names(networks: usize) -> Vec<NetworkName> {
     (0..networks).map(net_name).collect()
 }
 
-fn acquire(c: &mut Criterion) {
-    let mut group = c.benchmark_group("acquire_live");
+/// Which half of an acquire/release pair a benchmark times.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Timed {
+    Acquire,
+    Release,
+}
+
+/// Each iteration acquires a live network and releases it again, so the
+/// broker's state is the same before and after; only the `timed` request
+/// is measured.
+fn acquire_release_pair(c: &mut Criterion, group_name: &str, timed: Timed) {
+    let mut group = c.benchmark_group(group_name);
     for &peers in &PEERS {
         for &networks in &NETWORKS {
             let now = Instant::now();
@@ -123,23 +133,28 @@ fn acquire(c: &mut Criterion) {
                         let peer = PeerId((i % peers) as u64);
                         let name = &names[i % networks];
                         i = i.wrapping_add(1);
-                        let start = Instant::now();
-                        let reply = broker.handle_request(
-                            now,
-                            peer,
-                            Request::Acquire {
-                                network: name.clone(),
-                            },
-                        );
-                        total += start.elapsed();
-                        black_box(reply);
-                        broker.handle_request(
-                            now,
-                            peer,
-                            Request::Release {
-                                network: name.clone(),
-                            },
-                        );
+                        let requests = [
+                            (
+                                Timed::Acquire,
+                                Request::Acquire {
+                                    network: name.clone(),
+                                },
+                            ),
+                            (
+                                Timed::Release,
+                                Request::Release {
+                                    network: name.clone(),
+                                },
+                            ),
+                        ];
+                        for (which, request) in requests {
+                            let start = Instant::now();
+                            let reply = broker.handle_request(now, peer, request);
+                            if which == timed {
+                                total += start.elapsed();
+                            }
+                            black_box(reply);
+                        }
                     }
                     total
                 });
@@ -149,42 +164,12 @@ fn acquire(c: &mut Criterion) {
     group.finish();
 }
 
+fn acquire(c: &mut Criterion) {
+    acquire_release_pair(c, "acquire_live", Timed::Acquire);
+}
+
 fn release(c: &mut Criterion) {
-    let mut group = c.benchmark_group("release");
-    for &peers in &PEERS {
-        for &networks in &NETWORKS {
-            let now = Instant::now();
-            let mut broker = setup(peers, networks, now);
-            let names = names(networks);
-            let mut i = 0usize;
-            group.bench_function(BenchmarkId::new(format!("peers={peers}"), networks), |b| {
-                b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let peer = PeerId((i % peers) as u64);
-                        let name = &names[i % networks];
-                        i = i.wrapping_add(1);
-                        broker.handle_request(
-                            now,
-                            peer,
-                            Request::Acquire {
-                                network: name.clone(),
-                            },
-                        );
-                        let request = Request::Release {
-                            network: name.clone(),
-                        };
-                        let start = Instant::now();
-                        let reply = broker.handle_request(now, peer, request);
-                        total += start.elapsed();
-                        black_box(reply);
-                    }
-                    total
-                });
-            });
-        }
-    }
-    group.finish();
+    acquire_release_pair(c, "release", Timed::Release);
 }
 
 fn create(c: &mut Criterion) {
