@@ -18,23 +18,13 @@ pub fn run(args: CheckArgs) -> ExitCode {
         Severity::Warning => "warning",
         Severity::Note => "note",
     };
-    for f in &report.general {
-        println!(
-            "{}: {}: {}",
-            report.dir.display(),
-            label(f.severity),
-            f.message
-        );
-    }
-    for file in &report.files {
-        for f in &file.findings {
-            println!(
-                "{}: {}: {}",
-                file.path.display(),
-                label(f.severity),
-                f.message
-            );
-        }
+    let general = report.general.iter().map(|f| (report.dir.as_path(), f));
+    let per_file = report
+        .files
+        .iter()
+        .flat_map(|file| file.findings.iter().map(move |f| (file.path.as_path(), f)));
+    for (path, f) in general.chain(per_file) {
+        println!("{}: {}: {}", path.display(), label(f.severity), f.message);
     }
     println!();
     println!("Networks available:");
