@@ -4,8 +4,10 @@
 //! clocks, XPC and vmnet, so that it builds and is tested the same way on
 //! every platform:
 //!
-//! - [`config`]: network options, their validation, the drop-in directory
-//!   and the built-in networks;
+//! - [`config`]: network options, their parsing and validation, the
+//!   built-in networks and the [`ConfigSource`](config::ConfigSource) trait
+//!   (reading the drop-in directory is the daemon's job: the core does no
+//!   I/O);
 //! - [`backend`]: the [`Backend`](backend::Backend) trait through which
 //!   networks are created and destroyed, and a simulated vmnet;
 //! - [`broker`]: the [`Broker`](broker::Broker) state machine, which takes

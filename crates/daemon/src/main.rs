@@ -7,6 +7,7 @@
 
 mod cli;
 mod commands;
+mod config_dir;
 mod logging;
 mod serve;
 mod sys;

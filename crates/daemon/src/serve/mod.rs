@@ -11,11 +11,11 @@ mod xpc;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use crate::config_dir::ConfigDir;
 use tracing::{error, info, warn};
 use vmnet_broker_core::backend::Backend;
 use vmnet_broker_core::backend::sim::{FailurePlan, SimBackend};
 use vmnet_broker_core::broker::{Broker, BrokerOptions, DaemonInfo};
-use vmnet_broker_core::config::ConfigDir;
 
 use crate::cli::{BackendKind, ServeArgs};
 use crate::sys::{self, SystemAccounts};
