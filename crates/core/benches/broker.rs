@@ -19,11 +19,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use vmnet_broker_core::backend::sim::SimBackend;
-use vmnet_broker_core::broker::{
-    Broker, BrokerOptions, DaemonInfo, NoAccounts, PeerCredentials, PeerId, Reply,
-};
+use vmnet_broker_core::broker::{BrokerOptions, NoAccounts, PeerCredentials, PeerId, Reply};
 use vmnet_broker_core::config::{Ipv4Subnet, NetworkConfig, StaticConfig};
 use vmnet_broker_core::proto::{Mode, NetworkName, Request};
+use vmnet_broker_core::testing::Driver;
 
 const PEERS: [usize; 3] = [1, 100, 10_000];
 const NETWORKS: [usize; 3] = [1, 100, 1_000];
@@ -32,7 +31,8 @@ const PER_OWNER: usize = 8;
 /// Peer ids of the owners start here, far above the measured peers.
 const OWNER_BASE: u64 = 1 << 32;
 
-type SimBroker = Broker<SimBackend, StaticConfig, NoAccounts>;
+/// The shared fake-clock driver; timed regions call its broker directly.
+type SimDriver = Driver<SimBackend, StaticConfig, NoAccounts>;
 
 const CREDS: PeerCredentials = PeerCredentials {
     pid: 1000,
@@ -56,7 +56,7 @@ fn net_config(i: usize) -> NetworkConfig {
 /// A broker with `peers` idle peers (ids 0..peers) and `networks` live
 /// networks (`net-0`...), held by extra owner peers so that none of them is
 /// idle. The configuration also knows `fresh`, which is not live.
-fn setup(peers: usize, networks: usize, now: Instant) -> SimBroker {
+fn setup(peers: usize, networks: usize) -> SimDriver {
     let mut config = StaticConfig::empty();
     for i in 0..networks {
         config = config.with(&format!("net-{i}"), net_config(i));
@@ -69,28 +69,18 @@ fn setup(peers: usize, networks: usize, now: Instant) -> SimBroker {
         max_networks: networks + 16,
         ..BrokerOptions::default()
     };
-    let mut broker = Broker::new(
-        options,
-        SimBackend::new(1),
-        config,
-        NoAccounts,
-        DaemonInfo::default(),
-        now,
-    );
+    let mut d = Driver::sim(options, config, NoAccounts, 1);
+    // Invariant checks visit every client: far too slow for this setup.
+    d.check = false;
     for p in 0..peers {
-        broker
-            .handle_connect(now, PeerId(p as u64), CREDS)
-            .expect("connect");
+        d.connect(p as u64, CREDS).expect("connect");
     }
     for i in 0..networks {
-        let owner = PeerId(OWNER_BASE + (i / PER_OWNER) as u64);
+        let owner = OWNER_BASE + (i / PER_OWNER) as u64;
         if i % PER_OWNER == 0 {
-            broker
-                .handle_connect(now, owner, CREDS)
-                .expect("connect owner");
+            d.connect(owner, CREDS).expect("connect owner");
         }
-        let reply = broker.handle_request(
-            now,
+        let reply = d.request(
             owner,
             Request::Acquire {
                 network: net_name(i),
@@ -101,7 +91,8 @@ fn setup(peers: usize, networks: usize, now: Instant) -> SimBroker {
             "setup acquire failed"
         );
     }
-    broker
+    d.events.clear();
+    d
 }
 
 fn names(networks: usize) -> Vec<NetworkName> {
@@ -122,8 +113,8 @@ fn acquire_release_pair(c: &mut Criterion, group_name: &str, timed: Timed) {
     let mut group = c.benchmark_group(group_name);
     for &peers in &PEERS {
         for &networks in &NETWORKS {
-            let now = Instant::now();
-            let mut broker = setup(peers, networks, now);
+            let mut d = setup(peers, networks);
+            let now = d.now;
             let names = names(networks);
             let mut i = 0usize;
             group.bench_function(BenchmarkId::new(format!("peers={peers}"), networks), |b| {
@@ -149,7 +140,7 @@ fn acquire_release_pair(c: &mut Criterion, group_name: &str, timed: Timed) {
                         ];
                         for (which, request) in requests {
                             let start = Instant::now();
-                            let reply = broker.handle_request(now, peer, request);
+                            let reply = d.broker.handle_request(now, peer, request);
                             if which == timed {
                                 total += start.elapsed();
                             }
@@ -176,34 +167,33 @@ fn create(c: &mut Criterion) {
     let mut group = c.benchmark_group("acquire_create");
     for &peers in &PEERS {
         for &networks in &NETWORKS {
-            let now = Instant::now();
-            let mut broker = setup(peers, networks, now);
+            let mut d = setup(peers, networks);
+            let now = d.now;
             let fresh = NetworkName::new("fresh").expect("valid name");
             let mut i = 0usize;
             group.bench_function(BenchmarkId::new(format!("peers={peers}"), networks), |b| {
                 b.iter_custom(|iters| {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
-                        let peer = PeerId((i % peers) as u64);
+                        let peer = (i % peers) as u64;
                         i = i.wrapping_add(1);
                         let request = Request::Acquire {
                             network: fresh.clone(),
                         };
                         let start = Instant::now();
-                        let reply = broker.handle_request(now, peer, request);
+                        let reply = d.broker.handle_request(now, PeerId(peer), request);
                         total += start.elapsed();
                         assert!(matches!(reply, Reply::Acquired { .. }), "create failed");
                         // With a zero idle delay the release makes the
                         // network due at once; the timeout removes it.
-                        broker.handle_request(
-                            now,
+                        let _ = d.request(
                             peer,
                             Request::Release {
                                 network: fresh.clone(),
                             },
                         );
-                        broker.handle_timeout(now);
-                        while broker.poll_event().is_some() {}
+                        d.step();
+                        d.events.clear();
                     }
                     total
                 });
@@ -217,8 +207,8 @@ fn disconnect(c: &mut Criterion) {
     let mut group = c.benchmark_group("disconnect_holding_8");
     for &peers in &PEERS {
         for &networks in &NETWORKS {
-            let now = Instant::now();
-            let mut broker = setup(peers, networks, now);
+            let mut d = setup(peers, networks);
+            let now = d.now;
             let names = names(networks);
             let held = PER_OWNER.min(networks);
             let mut next_id = OWNER_BASE * 2;
@@ -226,15 +216,15 @@ fn disconnect(c: &mut Criterion) {
                 b.iter_custom(|iters| {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
-                        let peer = PeerId(next_id);
+                        let peer = next_id;
                         next_id += 1;
-                        broker.handle_connect(now, peer, CREDS).expect("connect");
+                        d.connect(peer, CREDS).expect("connect");
                         for k in 0..held {
                             let name = names[(next_id as usize + k) % networks].clone();
-                            broker.handle_request(now, peer, Request::Acquire { network: name });
+                            let _ = d.request(peer, Request::Acquire { network: name });
                         }
                         let start = Instant::now();
-                        broker.handle_disconnect(now, peer);
+                        d.broker.handle_disconnect(now, PeerId(peer));
                         total += start.elapsed();
                     }
                     total
@@ -255,10 +245,9 @@ fn status(c: &mut Criterion) {
         (100, 1),
         (10_000, 1),
     ] {
-        let now = Instant::now();
-        let broker = setup(peers, networks, now);
+        let d = setup(peers, networks);
         group.bench_function(BenchmarkId::new(format!("peers={peers}"), networks), |b| {
-            b.iter(|| black_box(broker.status(now, None)));
+            b.iter(|| black_box(d.broker.status(d.now, None)));
         });
     }
     group.finish();

@@ -293,12 +293,14 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
         &self.options
     }
 
-    /// The backend (to inspect it in tests, or to inject failures).
+    /// The backend (to inspect it in tests).
     pub fn backend(&self) -> &B {
         &self.backend
     }
 
-    /// Mutable access to the backend.
+    /// Mutable access to the backend (feature `test-util`: to inject
+    /// failures into a running broker's backend).
+    #[cfg(any(test, feature = "test-util"))]
     pub fn backend_mut(&mut self) -> &mut B {
         &mut self.backend
     }
@@ -536,13 +538,15 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
     }
 
     /// Checks the internal invariants, for tests, fuzzing and model
-    /// checking. Visits everything: not for production paths.
+    /// checking (feature `test-util`). Visits everything: not for
+    /// production paths.
     ///
     /// - each network's holder count equals the number of peers holding it;
     /// - a peer holds only live networks, each once, within the limit;
     /// - a network is idle (has a removal deadline) exactly when it has no
     ///   holders, and the deadline table matches;
     /// - an exit deadline exists only while no peer is connected.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut counts: HashMap<&str, usize> = HashMap::new();
         for (id, p) in &self.peers {

@@ -16,11 +16,19 @@
 //!
 //! Platform drivers (the Unix-socket transport, XPC on macOS) feed the
 //! broker; see the `vmnet-broker` crate.
+//!
+//! The `test-util` feature adds the hooks that tests, fuzz targets and
+//! benchmarks need and production must not call:
+//! `Broker::check_invariants`, `Broker::backend_mut`,
+//! `SimBackend::fail_next`, and the `testing` module with the one
+//! fake-clock `testing::Driver` they all use.
 
 #![warn(missing_docs)]
 
 pub mod backend;
 pub mod broker;
 pub mod config;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 
 pub use vmnet_broker_proto as proto;

@@ -23,11 +23,10 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use vmnet_broker_core::backend::sim::{FailurePlan, SimBackend};
-use vmnet_broker_core::broker::{
-    Broker, BrokerOptions, DaemonInfo, Event, NoAccounts, PeerCredentials, PeerId, Reply,
-};
+use vmnet_broker_core::broker::{BrokerOptions, Event, NoAccounts, PeerCredentials, PeerId, Reply};
 use vmnet_broker_core::config::{NetworkConfig, StaticConfig};
 use vmnet_broker_core::proto::{Mode, NetworkName, Request, Status};
+use vmnet_broker_core::testing::Driver;
 
 const SLOTS: usize = 3;
 const NETS: [&str; 3] = ["shared", "host", "flaky"];
@@ -73,10 +72,10 @@ impl Model {
 }
 
 struct World {
-    broker: Broker<SimBackend, StaticConfig>,
+    /// The broker and its fake clock.
+    d: Driver<SimBackend, StaticConfig>,
     model: Model,
-    now: Instant,
-    ids: [Option<PeerId>; SLOTS],
+    ids: [Option<u64>; SLOTS],
     next_id: u64,
     /// Whether to compare with the model after each step.
     checking: bool,
@@ -95,22 +94,16 @@ impl World {
             ..BrokerOptions::default()
         };
         let config = StaticConfig::new().with("flaky", NetworkConfig::new(Mode::Host));
-        let start = Instant::now();
-        let broker = Broker::new(
-            options,
-            SimBackend::new(3),
-            config,
-            NoAccounts,
-            DaemonInfo::default(),
-            start,
-        );
+        let mut d = Driver::sim(options, config, NoAccounts, 3);
+        // `check_state` checks the invariants, naming the operation.
+        d.check = false;
+        let start = d.now;
         World {
-            broker,
+            d,
             model: Model {
                 exit_deadline: Some(start + EXIT_IDLE),
                 ..Model::default()
             },
-            now: start,
             ids: [None; SLOTS],
             next_id: 1,
             checking: true,
@@ -144,7 +137,7 @@ impl World {
                 ops.push(Op::Connect(s));
             }
         }
-        if self.broker.poll_timeout().is_some() {
+        if self.d.broker.poll_timeout().is_some() {
             ops.push(Op::FireTimer);
         }
         ops.push(Op::Tick);
@@ -157,14 +150,14 @@ impl World {
         if self.model.holders(net) == 0
             && let Some(idle) = self.model.live.get_mut(&net)
         {
-            *idle = Some(self.now);
+            *idle = Some(self.d.now);
         }
     }
 
-    /// Applies the model's view of time passing to `self.now`; returns
+    /// Applies the model's view of time passing to `self.d.now`; returns
     /// whether an idle exit is due.
     fn model_time(&mut self) -> bool {
-        let now = self.now;
+        let now = self.d.now;
         self.model
             .live
             .retain(|_, idle| !idle.is_some_and(|t| t + NET_IDLE <= now));
@@ -181,15 +174,15 @@ impl World {
         let mut exit_due = false;
         match op {
             Op::Connect(s) => {
-                let id = PeerId(self.next_id);
+                let id = self.next_id;
                 self.next_id += 1;
                 let creds = PeerCredentials {
                     pid: 100 + s as i32,
                     uid: 501,
                     gid: 20,
                 };
-                self.broker
-                    .handle_connect(self.now, id, creds)
+                self.d
+                    .connect(id, creds)
                     .map_err(|e| format!("connect refused: {e}"))?;
                 self.ids[s] = Some(id);
                 self.model.peers.insert(s, Vec::new());
@@ -197,20 +190,18 @@ impl World {
             }
             Op::Disconnect(s) => {
                 let id = self.ids[s].take().ok_or("disconnect of a free slot")?;
-                self.broker.handle_disconnect(self.now, id);
+                self.d.disconnect(id);
                 let held = self.model.peers.remove(&s).unwrap_or_default();
                 for n in held {
                     self.model_drop(n);
                 }
                 if self.model.peers.is_empty() {
-                    self.model.exit_deadline = Some(self.now + EXIT_IDLE);
+                    self.model.exit_deadline = Some(self.d.now + EXIT_IDLE);
                 }
             }
             Op::Acquire(s, n) => {
                 let id = self.ids[s].ok_or("acquire from a free slot")?;
-                let reply =
-                    self.broker
-                        .handle_request(self.now, id, Request::Acquire { network: name(n) });
+                let reply = self.d.request(id, Request::Acquire { network: name(n) });
                 let held = self.model.peers.get(&s).cloned().unwrap_or_default();
                 let expected = if held.contains(&n) {
                     Status::SUCCESS
@@ -239,9 +230,7 @@ impl World {
             }
             Op::Release(s, n) => {
                 let id = self.ids[s].ok_or("release from a free slot")?;
-                let reply =
-                    self.broker
-                        .handle_request(self.now, id, Request::Release { network: name(n) });
+                let reply = self.d.request(id, Request::Release { network: name(n) });
                 let held = self.model.peers.entry(s).or_default();
                 let was_held = held.contains(&n);
                 held.retain(|x| *x != n);
@@ -261,17 +250,15 @@ impl World {
                 }
             }
             Op::FireTimer => {
-                let t = self.broker.poll_timeout().ok_or("no timer to fire")?;
-                if t < self.now {
+                let before = self.d.now;
+                let t = self.d.fire_next().ok_or("no timer to fire")?;
+                if t < before {
                     return Err("a deadline in the past".into());
                 }
-                self.now = t;
-                self.broker.handle_timeout(self.now);
                 exit_due = self.model_time();
             }
             Op::Tick => {
-                self.now += TICK;
-                self.broker.handle_timeout(self.now);
+                self.d.advance(TICK);
                 exit_due = self.model_time();
             }
             Op::ToggleFailure => {
@@ -281,14 +268,14 @@ impl World {
                 } else {
                     vec![]
                 };
-                self.broker.backend_mut().set_failures(FailurePlan {
+                self.d.broker.backend_mut().set_failures(FailurePlan {
                     names,
                     ..FailurePlan::default()
                 });
             }
         }
         if !self.checking {
-            while self.broker.poll_event().is_some() {}
+            self.d.events.clear();
             return Ok(());
         }
         self.check_events(op, exit_due)?;
@@ -297,10 +284,10 @@ impl World {
 
     fn check_events(&mut self, op: Op, exit_due: bool) -> Result<(), String> {
         let mut exits = 0;
-        while let Some(event) = self.broker.poll_event() {
+        for event in self.d.take_events() {
             match event {
                 Event::IdleExit => {
-                    if !self.model.peers.is_empty() || self.broker.peer_count() != 0 {
+                    if !self.model.peers.is_empty() || self.d.broker.peer_count() != 0 {
                         return Err(format!("{op:?}: idle exit with clients connected"));
                     }
                     exits += 1;
@@ -327,7 +314,8 @@ impl World {
     }
 
     fn check_state(&self, op: Op) -> Result<(), String> {
-        self.broker
+        self.d
+            .broker
             .check_invariants()
             .map_err(|e| format!("{op:?}: {e}"))?;
         for (n, net) in NETS.iter().enumerate() {
@@ -336,17 +324,18 @@ impl World {
                 .live
                 .contains_key(&n)
                 .then(|| self.model.holders(n));
-            if self.broker.holders(net) != want {
+            if self.d.broker.holders(net) != want {
                 return Err(format!(
                     "{op:?}: {net} holders {:?}, model {want:?}",
-                    self.broker.holders(net)
+                    self.d.broker.holders(net)
                 ));
             }
         }
         for (s, held) in &self.model.peers {
             let mut got: Vec<String> = self
+                .d
                 .broker
-                .held_by(self.ids[*s].ok_or("model slot without id")?)
+                .held_by(PeerId(self.ids[*s].ok_or("model slot without id")?))
                 .ok_or("connected slot unknown to the broker")?
                 .iter()
                 .map(|n| n.to_string())
@@ -358,19 +347,19 @@ impl World {
                 return Err(format!("{op:?}: slot {s} holds {got:?}, model {want:?}"));
             }
         }
-        if self.broker.peer_count() != self.model.peers.len() {
+        if self.d.broker.peer_count() != self.model.peers.len() {
             return Err(format!("{op:?}: peer count differs"));
         }
-        if self.broker.backend().live_count() != self.model.live.len() {
+        if self.d.broker.backend().live_count() != self.model.live.len() {
             return Err(format!(
                 "{op:?}: backend has {} networks, model {}",
-                self.broker.backend().live_count(),
+                self.d.broker.backend().live_count(),
                 self.model.live.len()
             ));
         }
         let removals = self.model.live.values().flatten().map(|t| *t + NET_IDLE);
         let want = removals.chain(self.model.exit_deadline).min();
-        if self.broker.poll_timeout() != want {
+        if self.d.broker.poll_timeout() != want {
             return Err(format!("{op:?}: next deadline differs from the model"));
         }
         Ok(())
@@ -385,20 +374,20 @@ impl World {
         }
         let mut exited = self.model.exit_deadline.is_none();
         for _ in 0..10 {
-            if self.broker.poll_timeout().is_none() {
+            if self.d.broker.poll_timeout().is_none() {
                 break;
             }
             self.apply(Op::FireTimer)?;
             exited |= self.model.exit_deadline.is_none();
         }
-        if self.broker.network_count() != 0 || self.broker.backend().live_count() != 0 {
+        if self.d.broker.network_count() != 0 || self.d.broker.backend().live_count() != 0 {
             return Err("networks left after everyone left".into());
         }
-        let (created, destroyed) = self.broker.backend().totals();
+        let (created, destroyed) = self.d.broker.backend().totals();
         if created != destroyed {
             return Err(format!("backend created {created}, destroyed {destroyed}"));
         }
-        if !exited || self.broker.poll_timeout().is_some() {
+        if !exited || self.d.broker.poll_timeout().is_some() {
             return Err("the broker never became idle".into());
         }
         Ok(())
@@ -408,7 +397,7 @@ impl World {
     fn key(&self) -> Vec<i64> {
         let rel = |t: Option<Instant>| -> i64 {
             t.map_or(-1, |t| {
-                t.saturating_duration_since(self.now).as_millis() as i64
+                t.saturating_duration_since(self.d.now).as_millis() as i64
             })
         };
         let mut key = Vec::new();

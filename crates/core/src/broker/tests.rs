@@ -2,13 +2,15 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::ops::{Deref, DerefMut};
+use std::time::Duration;
 
 use vmnet_broker_proto::{Mode, NetworkName, Request, Status};
 
 use super::*;
 use crate::backend::sim::SimBackend;
 use crate::config::{ConfigError, Ipv4Subnet, NetworkConfig, Principal, StaticConfig};
+use crate::testing::Driver;
 
 /// A config source whose contents tests can change between lookups.
 #[derive(Default)]
@@ -39,10 +41,20 @@ impl Accounts for FakeAccounts {
     }
 }
 
-struct Harness<C: ConfigSource = StaticConfig, A: Accounts = NoAccounts> {
-    broker: Broker<SimBackend, C, A>,
-    now: Instant,
-    events: Vec<Event>,
+/// The shared fake-clock driver, with shorthands for these tests.
+struct Harness<C: ConfigSource = StaticConfig, A: Accounts = NoAccounts>(Driver<SimBackend, C, A>);
+
+impl<C: ConfigSource, A: Accounts> Deref for Harness<C, A> {
+    type Target = Driver<SimBackend, C, A>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<C: ConfigSource, A: Accounts> DerefMut for Harness<C, A> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 const IDLE: Duration = Duration::from_secs(120);
@@ -71,34 +83,15 @@ impl Harness {
 
 impl<C: ConfigSource, A: Accounts> Harness<C, A> {
     fn with(config: C, accounts: A, options: BrokerOptions) -> Self {
-        let now = Instant::now();
-        let daemon = DaemonInfo {
-            version: "test".into(),
-            pid: 42,
-        };
-        let broker = Broker::new(options, SimBackend::new(1), config, accounts, daemon, now);
-        Harness {
-            broker,
-            now,
-            events: Vec::new(),
-        }
+        Harness(Driver::sim(options, config, accounts, 1))
     }
 
     fn connect(&mut self, id: u64, uid: u32) {
-        self.broker
-            .handle_connect(self.now, PeerId(id), creds(uid))
-            .unwrap();
-        self.settle();
+        self.0.connect(id, creds(uid)).unwrap();
     }
 
     fn acquire(&mut self, id: u64, net: &str) -> Reply<serde_json::Value> {
-        let r = self.broker.handle_request(
-            self.now,
-            PeerId(id),
-            Request::Acquire { network: name(net) },
-        );
-        self.settle();
-        r
+        self.request(id, Request::Acquire { network: name(net) })
     }
 
     fn subnet(&mut self, id: u64, net: &str) -> String {
@@ -109,48 +102,7 @@ impl<C: ConfigSource, A: Accounts> Harness<C, A> {
     }
 
     fn release(&mut self, id: u64, net: &str) -> Reply<serde_json::Value> {
-        let r = self.broker.handle_request(
-            self.now,
-            PeerId(id),
-            Request::Release { network: name(net) },
-        );
-        self.settle();
-        r
-    }
-
-    fn disconnect(&mut self, id: u64) {
-        self.broker.handle_disconnect(self.now, PeerId(id));
-        self.settle();
-    }
-
-    /// Moves the clock forward by `d`, firing every deadline on the way at
-    /// its own instant (as a driver would).
-    fn advance(&mut self, d: Duration) {
-        let target = self.now + d;
-        while let Some(t) = self.broker.poll_timeout() {
-            if t > target {
-                break;
-            }
-            self.now = self.now.max(t);
-            self.broker.handle_timeout(self.now);
-            self.settle();
-        }
-        self.now = target;
-        self.broker.handle_timeout(self.now);
-        self.settle();
-    }
-
-    fn settle(&mut self) {
-        while let Some(e) = self.broker.poll_event() {
-            self.events.push(e);
-        }
-        if let Err(e) = self.broker.check_invariants() {
-            panic!("invariant broken: {e}");
-        }
-    }
-
-    fn take_events(&mut self) -> Vec<Event> {
-        std::mem::take(&mut self.events)
+        self.request(id, Request::Release { network: name(net) })
     }
 }
 
@@ -376,8 +328,7 @@ fn shutdown_releases_every_network() {
     h.subnet(1, "host");
     h.release(1, "host");
     h.take_events();
-    assert_eq!(h.broker.shutdown(h.now), 2);
-    h.settle();
+    assert_eq!(h.shutdown(), 2);
     assert_eq!(h.broker.backend().live_count(), 0);
     assert_eq!(h.broker.network_count(), 0);
     let removed = h
@@ -497,14 +448,14 @@ fn limits_on_peers_and_networks() {
     h.connect(1, 501);
     h.connect(2, 501);
     assert_eq!(
-        h.broker.handle_connect(h.now, PeerId(3), creds(501)),
+        h.0.connect(3, creds(501)),
         Err(ConnectError::TooManyPeers { limit: 2 })
     );
     h.subnet(1, "shared");
     assert_eq!(status(&h.acquire(2, "host")), Status::CREATE_FAILURE);
     h.subnet(2, "shared");
     assert_eq!(
-        h.broker.handle_connect(h.now, PeerId(1), creds(501)),
+        h.0.connect(1, creds(501)),
         Err(ConnectError::DuplicatePeer(PeerId(1)))
     );
 }
@@ -548,7 +499,7 @@ fn status_shows_networks_peers_and_hides_other_users() {
     assert_eq!(by_root.backend, "simulated");
     assert_eq!(by_root.uptime_seconds, 30.0);
     // A status request answers with the caller's view.
-    let r = h.broker.handle_request(h.now, PeerId(2), Request::Status);
+    let r = h.request(2, Request::Status);
     let Reply::Status(report) = r else { panic!() };
     assert_eq!(report.peers.len(), 1);
     assert_eq!(report.peers[0].uid, 502);
@@ -558,7 +509,7 @@ fn status_shows_networks_peers_and_hides_other_users() {
 fn bad_requests_are_counted() {
     let mut h = Harness::new();
     h.connect(1, 501);
-    let r = h.broker.handle_bad_request(h.now, PeerId(1), &"not JSON");
+    let r = h.bad_request(1, "not JSON");
     assert_eq!(status(&r), Status::INVALID_REQUEST);
     let report = h.broker.status(h.now, None);
     assert_eq!(report.counters.requests, 1);
