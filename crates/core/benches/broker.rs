@@ -144,7 +144,7 @@ fn acquire_release_pair(c: &mut Criterion, group_name: &str, timed: Timed) {
                             if which == timed {
                                 total += start.elapsed();
                             }
-                            black_box(reply);
+                            let _ = black_box(reply);
                         }
                     }
                     total

@@ -36,8 +36,8 @@ use vmnet_broker_proto::{
     Counters, NetworkInfo, NetworkName, NetworkStatus, PeerStatus, Request, Status, StatusReport,
 };
 
-use crate::backend::Backend;
-use crate::config::{ConfigSource, Lookup, NetworkConfig, Principal};
+use crate::backend::{Backend, BackendError};
+use crate::config::{ConfigError, ConfigSource, Lookup, NetworkConfig, Principal};
 
 /// Tunables of a [`Broker`]. `Default` gives the documented defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,8 +54,6 @@ pub struct BrokerOptions {
     pub max_peers: usize,
     /// Live networks at once, held or idle (default 128).
     pub max_networks: usize,
-    /// Longest network name accepted, at most 64 (default 64).
-    pub max_name_len: usize,
 }
 
 impl Default for BrokerOptions {
@@ -66,7 +64,6 @@ impl Default for BrokerOptions {
             max_networks_per_peer: 8,
             max_peers: 16384,
             max_networks: 128,
-            max_name_len: vmnet_broker_proto::MAX_NETWORK_NAME_LEN,
         }
     }
 }
@@ -134,7 +131,8 @@ impl Accounts for NoAccounts {
     }
 }
 
-/// The answer to one request.
+/// The answer to one request. The driver must send it to the client.
+#[must_use = "the reply must be sent to the client"]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply<S> {
     /// `acquire` succeeded.
@@ -148,7 +146,11 @@ pub enum Reply<S> {
     Released,
     /// The answer to `status`.
     Status(Box<StatusReport>),
-    /// The request failed.
+    /// `acquire` was refused; the reason says why (the client only sees
+    /// [`AcquireError::status`]).
+    AcquireFailed(AcquireError),
+    /// Any other failed request (`release` of a network not held, a request
+    /// that could not be decoded, a request from an unknown client).
     Error(Status),
 }
 
@@ -157,7 +159,69 @@ impl<S> Reply<S> {
     pub fn status(&self) -> Status {
         match self {
             Reply::Error(s) => *s,
+            Reply::AcquireFailed(e) => e.status(),
             _ => Status::SUCCESS,
+        }
+    }
+}
+
+/// Why the broker refused an `acquire`.
+///
+/// The broker decides with this type and keeps it until the reply: logs name
+/// the reason, `status` counts it (`counters.acquire_refusals`), and only
+/// the wire reply is reduced to a [`Status`] with [`AcquireError::status`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AcquireError {
+    /// No network of that name is configured (and it is not built in).
+    #[error("no network of that name is configured")]
+    NotFound,
+    /// The network's configuration file exists but cannot be used.
+    #[error("the network's configuration is unusable: {0}")]
+    BrokenConfiguration(ConfigError),
+    /// The network's access lists do not include the client's user or
+    /// groups.
+    #[error("the client's user is not allowed to use this network")]
+    NotAllowed,
+    /// The client already holds as many networks as one client may.
+    #[error("the client already holds {limit} networks, the most one client may hold")]
+    ClientLimit {
+        /// `max_networks_per_peer`.
+        limit: usize,
+    },
+    /// The broker already keeps as many live networks as it may.
+    #[error("the broker already has {limit} live networks, the most it keeps")]
+    BrokerLimit {
+        /// `max_networks`.
+        limit: usize,
+    },
+    /// The backend (vmnet, or the simulation) could not create the network.
+    #[error("the backend could not create the network: {0}")]
+    Backend(BackendError),
+}
+
+impl AcquireError {
+    /// The status the client receives. As the original broker: an unknown
+    /// or unusable network is NOT_FOUND, a refused user NOT_ALLOWED, the
+    /// per-client limit INTERNAL_ERROR, and every failure to create a
+    /// network (the broker's limit, the backend) CREATE_FAILURE.
+    pub fn status(&self) -> Status {
+        match self {
+            AcquireError::NotFound | AcquireError::BrokenConfiguration(_) => Status::NOT_FOUND,
+            AcquireError::NotAllowed => Status::NOT_ALLOWED,
+            AcquireError::ClientLimit { .. } => Status::INTERNAL_ERROR,
+            AcquireError::BrokerLimit { .. } | AcquireError::Backend(_) => Status::CREATE_FAILURE,
+        }
+    }
+
+    /// A short stable name for logs and the `acquire_refusals` counters.
+    pub fn slug(&self) -> &'static str {
+        match self {
+            AcquireError::NotFound => "not_found",
+            AcquireError::BrokenConfiguration(_) => "broken_configuration",
+            AcquireError::NotAllowed => "not_allowed",
+            AcquireError::ClientLimit { .. } => "client_limit",
+            AcquireError::BrokerLimit { .. } => "broker_limit",
+            AcquireError::Backend(_) => "backend_failure",
         }
     }
 }
@@ -360,15 +424,24 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
         self.counters.requests += 1;
         if !self.peers.contains_key(&peer) {
             warn!(peer = peer.0, "request from a peer that is not connected");
-            return self.fail(Status::INTERNAL_ERROR);
+            return Reply::Error(Status::INTERNAL_ERROR);
         }
         let reply = match request {
             Request::Acquire { network } => self.acquire(now, peer, network),
             Request::Release { network } => self.release(now, peer, &network),
             Request::Status => Reply::Status(Box::new(self.status(now, Some(peer)))),
         };
-        if let Reply::Error(status) = &reply {
-            self.count_failure(*status);
+        match &reply {
+            Reply::Error(status) => self.count_failure(*status),
+            Reply::AcquireFailed(e) => {
+                self.count_failure(e.status());
+                *self
+                    .counters
+                    .acquire_refusals
+                    .entry(e.slug().to_owned())
+                    .or_default() += 1;
+            }
+            _ => {}
         }
         reply
     }
@@ -599,10 +672,6 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
         Ok(())
     }
 
-    fn fail(&mut self, status: Status) -> Reply<B::Serialization> {
-        Reply::Error(status)
-    }
-
     fn count_failure(&mut self, status: Status) {
         *self
             .counters
@@ -628,8 +697,7 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
             && !already
             && !self.allowed(&entry.config, &creds)
         {
-            info!(peer = peer.0, uid = creds.uid, network = %name, "acquire refused: not allowed");
-            return Reply::Error(Status::NOT_ALLOWED);
+            return refuse(peer, &creds, &name, AcquireError::NotAllowed);
         }
         if already {
             // Idempotent: the peer holds it; answer again, count nothing.
@@ -643,20 +711,14 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
             };
         }
         if held_count >= self.options.max_networks_per_peer {
-            warn!(
-                peer = peer.0,
-                pid = creds.pid,
-                network = %name,
-                limit = self.options.max_networks_per_peer,
-                "acquire refused: the peer already holds the maximum number of networks"
-            );
-            return Reply::Error(Status::INTERNAL_ERROR);
+            let limit = self.options.max_networks_per_peer;
+            return refuse(peer, &creds, &name, AcquireError::ClientLimit { limit });
         }
 
         if !self.networks.contains_key(&name)
-            && let Err(status) = self.create(now, &name, &creds)
+            && let Err(e) = self.create(now, &name, &creds)
         {
-            return Reply::Error(status);
+            return refuse(peer, &creds, &name, e);
         }
         let timeout = self.options.network_idle_timeout;
         let Some(entry) = self.networks.get_mut(&name) else {
@@ -687,37 +749,24 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
         now: Instant,
         name: &NetworkName,
         creds: &PeerCredentials,
-    ) -> Result<(), Status> {
+    ) -> Result<(), AcquireError> {
         let config = match self.config.lookup(name) {
             Lookup::Found(config) => config,
-            Lookup::NotFound => {
-                debug!(network = %name, "acquire of an unknown network");
-                return Err(Status::NOT_FOUND);
-            }
-            Lookup::Broken(e) => {
-                warn!(network = %name, "configuration unusable, answering not found: {e}");
-                return Err(Status::NOT_FOUND);
-            }
+            Lookup::NotFound => return Err(AcquireError::NotFound),
+            Lookup::Broken(e) => return Err(AcquireError::BrokenConfiguration(e)),
         };
         if !self.allowed(&config, creds) {
-            info!(uid = creds.uid, network = %name, "acquire refused: not allowed");
-            return Err(Status::NOT_ALLOWED);
+            return Err(AcquireError::NotAllowed);
         }
         if self.networks.len() >= self.options.max_networks {
-            warn!(
-                network = %name,
-                limit = self.options.max_networks,
-                "cannot create network: the broker already has the maximum number of live networks"
-            );
-            return Err(Status::CREATE_FAILURE);
+            return Err(AcquireError::BrokerLimit {
+                limit: self.options.max_networks,
+            });
         }
-        let network = match self.backend.create(name, &config) {
-            Ok(n) => n,
-            Err(e) => {
-                warn!(network = %name, backend = self.backend.kind(), "cannot create network: {e}");
-                return Err(Status::CREATE_FAILURE);
-            }
-        };
+        let network = self
+            .backend
+            .create(name, &config)
+            .map_err(AcquireError::Backend)?;
         let info = self.backend.info(&network);
         let serialization = self.backend.serialization(&network);
         info!(
@@ -819,6 +868,38 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
         }
         false
     }
+}
+
+/// Logs a refused `acquire` with its reason, at a level that matches who
+/// must act (debug: a typo of the client's; info: an access decision;
+/// warning: the operator's configuration, a limit or the backend), and
+/// builds the reply.
+fn refuse<S>(
+    peer: PeerId,
+    creds: &PeerCredentials,
+    name: &NetworkName,
+    error: AcquireError,
+) -> Reply<S> {
+    let reason = error.slug();
+    match &error {
+        AcquireError::NotFound => {
+            debug!(peer = peer.0, network = %name, reason, "acquire refused: {error}");
+        }
+        AcquireError::NotAllowed => {
+            info!(peer = peer.0, uid = creds.uid, network = %name, reason, "acquire refused: {error}");
+        }
+        _ => {
+            warn!(
+                peer = peer.0,
+                pid = creds.pid,
+                uid = creds.uid,
+                network = %name,
+                reason,
+                "acquire refused: {error}"
+            );
+        }
+    }
+    Reply::AcquireFailed(error)
 }
 
 #[cfg(test)]

@@ -184,6 +184,12 @@ pub struct Counters {
     pub removals: u64,
     /// Failed requests, by status slug (`not_found`, ...).
     pub failures: BTreeMap<String, u64>,
+    /// Refused `acquire` requests, by reason (`not_found`,
+    /// `broken_configuration`, `not_allowed`, `client_limit`,
+    /// `broker_limit`, `backend_failure`): finer than `failures`, where
+    /// several reasons share one status. Absent from older brokers.
+    #[serde(default)]
+    pub acquire_refusals: BTreeMap<String, u64>,
 }
 
 #[cfg(test)]

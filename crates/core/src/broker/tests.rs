@@ -8,6 +8,7 @@ use std::time::Duration;
 use vmnet_broker_proto::{Mode, NetworkName, Request, Status};
 
 use super::*;
+use crate::backend::BackendError;
 use crate::backend::sim::SimBackend;
 use crate::config::{ConfigError, Ipv4Subnet, NetworkConfig, Principal, StaticConfig};
 use crate::testing::Driver;
@@ -326,7 +327,7 @@ fn shutdown_releases_every_network() {
     h.connect(1, 501);
     h.subnet(1, "shared");
     h.subnet(1, "host");
-    h.release(1, "host");
+    assert!(h.release(1, "host").status().is_success());
     h.take_events();
     assert_eq!(h.shutdown(), 2);
     assert_eq!(h.broker.backend().live_count(), 0);
@@ -477,7 +478,7 @@ fn status_shows_networks_peers_and_hides_other_users() {
     h.subnet(1, "shared");
     h.subnet(2, "shared");
     h.subnet(2, "host");
-    h.release(2, "host");
+    assert!(h.release(2, "host").status().is_success());
     h.advance(Duration::from_secs(30));
     let seen_by_1 = h.broker.status(h.now, Some(PeerId(1)));
     assert_eq!(seen_by_1.peer_count, 3);
@@ -514,4 +515,84 @@ fn bad_requests_are_counted() {
     let report = h.broker.status(h.now, None);
     assert_eq!(report.counters.requests, 1);
     assert_eq!(report.counters.failures.get("invalid_request"), Some(&1));
+}
+
+#[test]
+fn every_refused_acquire_keeps_its_reason() {
+    let broken = ConfigError::Syntax {
+        path: "/etc/vmnet-broker.d/bad.json".into(),
+        format: "JSON",
+        message: "EOF".into(),
+    };
+    let mut private = NetworkConfig::new(Mode::Host);
+    private.allowed_users = Some(vec![Principal::Id(0)]);
+    let config = StaticConfig::new()
+        .with_broken("bad", broken.clone())
+        .with("private", private)
+        .with("third", NetworkConfig::new(Mode::Host));
+    let options = BrokerOptions {
+        max_networks_per_peer: 1,
+        max_networks: 2,
+        ..BrokerOptions::default()
+    };
+    let mut h = Harness::with(config, NoAccounts, options);
+    h.connect(1, 501);
+    h.connect(2, 501);
+    h.connect(3, 501);
+    let refused = |r: Reply<serde_json::Value>| match r {
+        Reply::AcquireFailed(e) => e,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+
+    let e = refused(h.acquire(1, "no-such-network"));
+    assert_eq!(
+        (e.clone(), e.status()),
+        (AcquireError::NotFound, Status::NOT_FOUND)
+    );
+    let e = refused(h.acquire(1, "bad"));
+    assert_eq!(e, AcquireError::BrokenConfiguration(broken));
+    assert_eq!(e.status(), Status::NOT_FOUND);
+    let e = refused(h.acquire(1, "private"));
+    assert_eq!(
+        (e.clone(), e.status()),
+        (AcquireError::NotAllowed, Status::NOT_ALLOWED)
+    );
+    h.broker.backend_mut().fail_next(1);
+    let e = refused(h.acquire(1, "shared"));
+    assert!(
+        matches!(e, AcquireError::Backend(BackendError::Injected(_))),
+        "{e:?}"
+    );
+    assert_eq!(e.status(), Status::CREATE_FAILURE);
+    h.subnet(1, "shared");
+    let e = refused(h.acquire(1, "host"));
+    assert_eq!(e, AcquireError::ClientLimit { limit: 1 });
+    assert_eq!(e.status(), Status::INTERNAL_ERROR);
+    h.subnet(2, "host");
+    let e = refused(h.acquire(3, "third"));
+    assert_eq!(e, AcquireError::BrokerLimit { limit: 2 });
+    assert_eq!(e.status(), Status::CREATE_FAILURE);
+
+    // `status` counts each reason, and the statuses the clients saw.
+    let counters = h.broker.status(h.now, None).counters;
+    let refusals: Vec<(&str, u64)> = counters
+        .acquire_refusals
+        .iter()
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
+    assert_eq!(
+        refusals,
+        [
+            ("backend_failure", 1),
+            ("broken_configuration", 1),
+            ("broker_limit", 1),
+            ("client_limit", 1),
+            ("not_allowed", 1),
+            ("not_found", 1),
+        ]
+    );
+    assert_eq!(counters.failures.get("not_found"), Some(&2));
+    assert_eq!(counters.failures.get("create_failure"), Some(&2));
+    assert_eq!(counters.failures.get("not_allowed"), Some(&1));
+    assert_eq!(counters.failures.get("internal_error"), Some(&1));
 }

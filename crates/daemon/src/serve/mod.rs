@@ -120,7 +120,6 @@ pub fn build_broker<B: Backend>(args: &ServeArgs, backend: B) -> DaemonBroker<B>
         max_networks_per_peer: args.max_networks_per_client,
         max_peers: args.max_clients,
         max_networks: args.max_networks,
-        max_name_len: usize::from(args.max_name_length),
     };
     let euid = sys::effective_uid();
     let config = ConfigDir::new(&args.config_dir)

@@ -558,9 +558,9 @@ fn write_reply<S: WireValue>(out: &mut Vec<u8>, reply: Reply<S>) {
             return;
         }
         Reply::Status(report) => json::status_reply(&report),
-        Reply::Error(status) => {
+        failed @ (Reply::Error(_) | Reply::AcquireFailed(_)) => {
             // `{"error":N}`, as `json::error_reply` encodes it.
-            let _ = writeln!(out, "{{\"error\":{}}}", status.code());
+            let _ = writeln!(out, "{{\"error\":{}}}", failed.status().code());
             return;
         }
     };

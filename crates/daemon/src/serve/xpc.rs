@@ -245,7 +245,9 @@ fn fill(
                 dict.set_json(keys::STATUS, &v)?;
             }
         }
-        Reply::Error(status) => dict.set_i64(keys::ERROR, status.code())?,
+        failed @ (Reply::Error(_) | Reply::AcquireFailed(_)) => {
+            dict.set_i64(keys::ERROR, failed.status().code())?;
+        }
     }
     Ok(())
 }
