@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 use vmnet_broker_core::backend::sim::{FailurePlan, SimBackend};
-use vmnet_broker_core::broker::{BrokerOptions, NoAccounts, PeerCredentials, PeerId};
+use vmnet_broker_core::broker::{BrokerOptions, ClientCredentials, ClientId, NoAccounts};
 use vmnet_broker_core::config::{
     Ipv4Subnet, NetworkConfig, Principal, StaticConfig, parse_json, parse_plist,
 };
@@ -117,10 +117,9 @@ pub fn broker_events(data: &[u8]) {
     let options = BrokerOptions {
         network_idle_timeout: Duration::from_secs(30),
         exit_idle_timeout: Some(Duration::from_secs(45)),
-        max_networks_per_peer: 3,
-        max_peers: 3,
+        max_networks_per_client: 3,
+        max_clients: 3,
         max_networks: 4,
-        ..BrokerOptions::default()
     };
     // `wide` and `narrow` overlap, so only one can be live; `private` is
     // only for uid 501 (and root).
@@ -147,7 +146,7 @@ pub fn broker_events(data: &[u8]) {
                 let s = usize::from(slot % SLOTS);
                 if slots[s].is_none() {
                     let uid = [0, 501, 502][usize::from(user % 3)];
-                    let creds = PeerCredentials {
+                    let creds = ClientCredentials {
                         pid: 1000 + s as i32,
                         uid,
                         gid: 20,
@@ -159,7 +158,7 @@ pub fn broker_events(data: &[u8]) {
                         slots[s] = Some(id);
                     }
                     let connected = slots.iter().filter(|x| x.is_some()).count();
-                    assert_eq!(d.broker.peer_count(), connected);
+                    assert_eq!(d.broker.client_count(), connected);
                 }
             }
             Op::Disconnect { slot } => {
@@ -180,9 +179,9 @@ pub fn broker_events(data: &[u8]) {
                 let _ = d.request(id, request);
             }
             Op::Status { slot } => {
-                let viewer = slots[usize::from(slot % SLOTS)].map(PeerId);
+                let viewer = slots[usize::from(slot % SLOTS)].map(ClientId);
                 let report = d.broker.status(d.now, viewer);
-                assert_eq!(report.peer_count, d.broker.peer_count());
+                assert_eq!(report.client_count, d.broker.client_count());
                 assert_eq!(report.networks.len(), d.broker.network_count());
             }
             Op::BadRequest { slot } => {

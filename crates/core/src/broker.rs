@@ -1,6 +1,6 @@
 //! The broker state machine.
 //!
-//! [`Broker`] holds every peer, every live network and every timer, and
+//! [`Broker`] holds every client, every live network and every timer, and
 //! changes only when the driver calls one of its methods. It never reads a
 //! clock, opens a socket or starts a thread: time comes in as an argument,
 //! and what the driver must do comes out as return values and events.
@@ -15,7 +15,7 @@
 //!   at which the driver must call `handle_timeout`; [`Broker::poll_event`]
 //!   drains events (network created or removed, broker idle).
 //! - **Commands**: [`Broker::shutdown`] destroys every network (on exit).
-//! - **Getters**: [`Broker::status`], [`Broker::peer_count`], ...
+//! - **Getters**: [`Broker::status`], [`Broker::client_count`], ...
 //!
 //! After any input, a driver calls `poll_event` until it returns `None`,
 //! then waits for the next input or for `poll_timeout`, whichever comes
@@ -23,9 +23,9 @@
 //!
 //! # Costs
 //!
-//! Every input costs O(1), or O(networks held by the peer) for a disconnect,
+//! Every input costs O(1), or O(networks held by the client) for a disconnect,
 //! plus O(log n) for timer bookkeeping. Only [`Broker::status`] visits every
-//! peer.
+//! client.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 use vmnet_broker_proto::{
-    Counters, NetworkInfo, NetworkName, NetworkStatus, PeerStatus, Request, Status, StatusReport,
+    ClientStatus, Counters, NetworkInfo, NetworkName, NetworkStatus, Request, Status, StatusReport,
 };
 
 use crate::backend::{Backend, BackendError};
@@ -45,13 +45,13 @@ pub struct BrokerOptions {
     /// How long a network without holders lives before it is removed
     /// (default 120 s, as upstream).
     pub network_idle_timeout: Duration,
-    /// How long the broker may run without peers before it reports
+    /// How long the broker may run without clients before it reports
     /// [`Event::IdleExit`]; `None` never (default 120 s, as upstream).
     pub exit_idle_timeout: Option<Duration>,
-    /// Distinct networks one peer may hold (default 8, as upstream).
-    pub max_networks_per_peer: usize,
-    /// Peers connected at once (default 16384).
-    pub max_peers: usize,
+    /// Distinct networks one client may hold (default 8, as upstream).
+    pub max_networks_per_client: usize,
+    /// Clients connected at once (default 16384).
+    pub max_clients: usize,
     /// Live networks at once, held or idle (default 128).
     pub max_networks: usize,
 }
@@ -61,8 +61,8 @@ impl Default for BrokerOptions {
         BrokerOptions {
             network_idle_timeout: Duration::from_secs(120),
             exit_idle_timeout: Some(Duration::from_secs(120)),
-            max_networks_per_peer: 8,
-            max_peers: 16384,
+            max_networks_per_client: 8,
+            max_clients: 16384,
             max_networks: 128,
         }
     }
@@ -77,20 +77,20 @@ pub struct DaemonInfo {
     pub pid: u32,
 }
 
-/// A peer (one client connection), named by the driver. Ids must be unique
-/// among connected peers; drivers never reuse them.
+/// A client (one connection to the broker), named by the driver. Ids must be unique
+/// among connected clients; drivers never reuse them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PeerId(pub u64);
+pub struct ClientId(pub u64);
 
-impl fmt::Display for PeerId {
+impl fmt::Display for ClientId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "peer {}", self.0)
+        write!(f, "client {}", self.0)
     }
 }
 
 /// Who is at the other end of a connection, as the transport reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerCredentials {
+pub struct ClientCredentials {
     /// Process id (informational: pids are reused).
     pub pid: i32,
     /// Effective user id.
@@ -104,7 +104,7 @@ pub struct PeerCredentials {
 /// The core never reads the account database itself; the daemon passes an
 /// implementation backed by the system's. Lookups happen only for networks
 /// that have `allowed_users` or `allowed_groups`.
-pub trait Accounts {
+pub trait AccountLookup {
     /// The uid of the user `name`.
     fn user_id(&self, name: &str) -> Option<u32>;
     /// The gid of the group `name`.
@@ -114,12 +114,12 @@ pub trait Accounts {
     fn is_member(&self, uid: u32, gid: u32, group: u32) -> bool;
 }
 
-/// [`Accounts`] that knows no names: access lists match numeric ids only,
-/// and a peer's groups are just its primary group.
+/// [`AccountLookup`] that knows no names: access lists match numeric ids only,
+/// and a client's groups are just its primary group.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoAccounts;
 
-impl Accounts for NoAccounts {
+impl AccountLookup for NoAccounts {
     fn user_id(&self, _name: &str) -> Option<u32> {
         None
     }
@@ -185,7 +185,7 @@ pub enum AcquireError {
     /// The client already holds as many networks as one client may.
     #[error("the client already holds {limit} networks, the most one client may hold")]
     ClientLimit {
-        /// `max_networks_per_peer`.
+        /// `max_networks_per_client`.
         limit: usize,
     },
     /// The broker already keeps as many live networks as it may.
@@ -252,7 +252,7 @@ pub enum Event {
         /// Why.
         reason: RemovalReason,
     },
-    /// No peer has been connected for the exit delay: the driver may call
+    /// No client has been connected for the exit delay: the driver may call
     /// [`Broker::shutdown`] and exit.
     IdleExit,
 }
@@ -260,22 +260,22 @@ pub enum Event {
 /// Why a connection was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConnectError {
-    /// The peer limit is reached.
-    #[error("too many peers connected (limit {limit}); refusing the new connection")]
-    TooManyPeers {
+    /// The client limit is reached.
+    #[error("too many clients connected (limit {limit}); refusing the new connection")]
+    TooManyClients {
         /// The limit in force.
         limit: usize,
     },
     /// The id is already in use (a driver bug).
     #[error("{0} is already connected")]
-    DuplicatePeer(PeerId),
+    DuplicateClient(ClientId),
 }
 
 #[derive(Debug)]
-struct Peer {
-    creds: PeerCredentials,
+struct Client {
+    creds: ClientCredentials,
     connected_at: Instant,
-    /// Networks held, at most `max_networks_per_peer` (small: a Vec).
+    /// Networks held, at most `max_networks_per_client` (small: a Vec).
     held: Vec<NetworkName>,
 }
 
@@ -297,36 +297,36 @@ impl<B: Backend> Entry<B> {
 }
 
 /// The broker. See the [module documentation](self).
-pub struct Broker<B: Backend, C: ConfigSource, A: Accounts = NoAccounts> {
+pub struct Broker<B: Backend, C: ConfigSource, A: AccountLookup = NoAccounts> {
     options: BrokerOptions,
     backend: B,
     config: C,
     accounts: A,
     daemon: DaemonInfo,
     started: Instant,
-    peers: HashMap<PeerId, Peer>,
+    clients: HashMap<ClientId, Client>,
     networks: HashMap<NetworkName, Entry<B>>,
     /// Removal deadlines of idle networks, earliest first.
     removals: BTreeSet<(Instant, NetworkName)>,
-    /// When the broker becomes idle (no peers); `None` while peers exist
+    /// When the broker becomes idle (no clients); `None` while clients exist
     /// or after `IdleExit` was reported.
     exit_deadline: Option<Instant>,
     events: VecDeque<Event>,
     counters: Counters,
 }
 
-impl<B: Backend, C: ConfigSource, A: Accounts> fmt::Debug for Broker<B, C, A> {
+impl<B: Backend, C: ConfigSource, A: AccountLookup> fmt::Debug for Broker<B, C, A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Broker")
-            .field("peers", &self.peers.len())
+            .field("clients", &self.clients.len())
             .field("networks", &self.networks.len())
             .field("exit_deadline", &self.exit_deadline)
             .finish_non_exhaustive()
     }
 }
 
-impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
-    /// A broker with no peers and no networks, started at `now`.
+impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
+    /// A broker with no clients and no networks, started at `now`.
     pub fn new(
         options: BrokerOptions,
         backend: B,
@@ -343,7 +343,7 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
             accounts,
             daemon,
             started: now,
-            peers: HashMap::new(),
+            clients: HashMap::new(),
             networks: HashMap::new(),
             removals: BTreeSet::new(),
             exit_deadline,
@@ -373,31 +373,32 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
     pub fn handle_connect(
         &mut self,
         now: Instant,
-        peer: PeerId,
-        creds: PeerCredentials,
+        client: ClientId,
+        creds: ClientCredentials,
     ) -> Result<(), ConnectError> {
-        if self.peers.contains_key(&peer) {
-            return Err(ConnectError::DuplicatePeer(peer));
+        if self.clients.contains_key(&client) {
+            return Err(ConnectError::DuplicateClient(client));
         }
-        if self.peers.len() >= self.options.max_peers {
+        if self.clients.len() >= self.options.max_clients {
             warn!(
-                limit = self.options.max_peers,
+                limit = self.options.max_clients,
                 pid = creds.pid,
                 uid = creds.uid,
-                "refusing connection: too many peers"
+                "refusing connection: too many clients"
             );
             *self
                 .counters
                 .failures
+                // The key predates the word "client"; kept for `status` readers.
                 .entry("too_many_peers".into())
                 .or_default() += 1;
-            return Err(ConnectError::TooManyPeers {
-                limit: self.options.max_peers,
+            return Err(ConnectError::TooManyClients {
+                limit: self.options.max_clients,
             });
         }
-        self.peers.insert(
-            peer,
-            Peer {
+        self.clients.insert(
+            client,
+            Client {
                 creds,
                 connected_at: now,
                 held: Vec::new(),
@@ -406,30 +407,33 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
         self.exit_deadline = None;
         self.counters.connects += 1;
         debug!(
-            peer = peer.0,
+            client = client.0,
             pid = creds.pid,
             uid = creds.uid,
-            "peer connected"
+            "client connected"
         );
         Ok(())
     }
 
-    /// A decoded request from `peer`.
+    /// A decoded request from `client`.
     pub fn handle_request(
         &mut self,
         now: Instant,
-        peer: PeerId,
+        client: ClientId,
         request: Request,
     ) -> Reply<B::Serialization> {
         self.counters.requests += 1;
-        if !self.peers.contains_key(&peer) {
-            warn!(peer = peer.0, "request from a peer that is not connected");
+        if !self.clients.contains_key(&client) {
+            warn!(
+                client = client.0,
+                "request from a client that is not connected"
+            );
             return Reply::Error(Status::INTERNAL_ERROR);
         }
         let reply = match request {
-            Request::Acquire { network } => self.acquire(now, peer, network),
-            Request::Release { network } => self.release(now, peer, &network),
-            Request::Status => Reply::Status(Box::new(self.status(now, Some(peer)))),
+            Request::Acquire { network } => self.acquire(now, client, network),
+            Request::Release { network } => self.release(now, client, &network),
+            Request::Status => Reply::Status(Box::new(self.status(now, Some(client)))),
         };
         match &reply {
             Reply::Error(status) => self.count_failure(*status),
@@ -451,26 +455,30 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
     pub fn handle_bad_request(
         &mut self,
         _now: Instant,
-        peer: PeerId,
+        client: ClientId,
         reason: &dyn fmt::Display,
     ) -> Reply<B::Serialization> {
         self.counters.requests += 1;
-        info!(peer = peer.0, "invalid request: {reason}");
+        info!(client = client.0, "invalid request: {reason}");
         self.count_failure(Status::INVALID_REQUEST);
         Reply::Error(Status::INVALID_REQUEST)
     }
 
-    /// The connection of `peer` is gone: its holds are dropped.
-    pub fn handle_disconnect(&mut self, now: Instant, peer: PeerId) {
-        let Some(p) = self.peers.remove(&peer) else {
+    /// The connection of `client` is gone: its holds are dropped.
+    pub fn handle_disconnect(&mut self, now: Instant, client: ClientId) {
+        let Some(p) = self.clients.remove(&client) else {
             return;
         };
         self.counters.disconnects += 1;
-        debug!(peer = peer.0, held = p.held.len(), "peer disconnected");
+        debug!(
+            client = client.0,
+            held = p.held.len(),
+            "client disconnected"
+        );
         for name in p.held {
             self.drop_hold(now, name);
         }
-        if self.peers.is_empty() {
+        if self.clients.is_empty() {
             self.exit_deadline = self.options.exit_idle_timeout.map(|t| now + t);
         }
     }
@@ -488,10 +496,10 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
         }
         if let Some(deadline) = self.exit_deadline
             && deadline <= now
-            && self.peers.is_empty()
+            && self.clients.is_empty()
         {
             self.exit_deadline = None;
-            info!("no peers for the idle delay; the broker may exit");
+            info!("no clients for the idle delay; the broker may exit");
             self.events.push_back(Event::IdleExit);
         }
     }
@@ -513,14 +521,14 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
     }
 
     /// Destroys every network (each reported as removed with
-    /// [`RemovalReason::Shutdown`]) and drops every hold. Peers stay
+    /// [`RemovalReason::Shutdown`]) and drops every hold. Clients stay
     /// connected but hold nothing. Returns the number of networks destroyed.
     pub fn shutdown(&mut self, _now: Instant) -> usize {
         let mut names: Vec<NetworkName> = self.networks.keys().cloned().collect();
         names.sort();
         let count = names.len();
-        for peer in self.peers.values_mut() {
-            peer.held.clear();
+        for client in self.clients.values_mut() {
+            client.held.clear();
         }
         self.removals.clear();
         for name in names {
@@ -530,9 +538,9 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
         count
     }
 
-    /// Number of connected peers.
-    pub fn peer_count(&self) -> usize {
-        self.peers.len()
+    /// Number of connected clients.
+    pub fn client_count(&self) -> usize {
+        self.clients.len()
     }
 
     /// Number of live networks (held or idle).
@@ -545,17 +553,19 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
         self.networks.get(name).map(|e| e.holders)
     }
 
-    /// Networks `peer` holds.
-    pub fn held_by(&self, peer: PeerId) -> Option<&[NetworkName]> {
-        self.peers.get(&peer).map(|p| p.held.as_slice())
+    /// Networks `client` holds.
+    pub fn held_by(&self, client: ClientId) -> Option<&[NetworkName]> {
+        self.clients.get(&client).map(|p| p.held.as_slice())
     }
 
     /// A status report as seen by `viewer` (`None`: an internal caller that
-    /// sees everything). A viewer sees the peers of its own user; root sees
-    /// all peers. Networks and counters are visible to everyone.
-    pub fn status(&self, now: Instant, viewer: Option<PeerId>) -> StatusReport {
-        let viewer_uid = viewer.and_then(|v| self.peers.get(&v)).map(|p| p.creds.uid);
-        let sees = |p: &Peer| match (viewer, viewer_uid) {
+    /// sees everything). A viewer sees the clients of its own user; root sees
+    /// all clients. Networks and counters are visible to everyone.
+    pub fn status(&self, now: Instant, viewer: Option<ClientId>) -> StatusReport {
+        let viewer_uid = viewer
+            .and_then(|v| self.clients.get(&v))
+            .map(|p| p.creds.uid);
+        let sees = |p: &Client| match (viewer, viewer_uid) {
             (None, _) | (_, Some(0)) => true,
             (Some(_), Some(uid)) => p.creds.uid == uid,
             (Some(_), None) => false,
@@ -577,14 +587,14 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
             })
             .collect();
         networks.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut peers: Vec<PeerStatus> = self
-            .peers
+        let mut clients: Vec<ClientStatus> = self
+            .clients
             .iter()
             .filter(|(_, p)| sees(p))
             .map(|(id, p)| {
                 let mut held: Vec<String> = p.held.iter().map(|n| n.to_string()).collect();
                 held.sort();
-                PeerStatus {
+                ClientStatus {
                     id: id.0,
                     pid: p.creds.pid,
                     uid: p.creds.uid,
@@ -594,7 +604,7 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
                 }
             })
             .collect();
-        peers.sort_by_key(|p| p.id);
+        clients.sort_by_key(|p| p.id);
         StatusReport {
             version: self.daemon.version.clone(),
             pid: self.daemon.pid,
@@ -602,10 +612,10 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
             uptime_seconds: secs(now.saturating_duration_since(self.started)),
             network_idle_timeout_seconds: secs(self.options.network_idle_timeout),
             exit_idle_timeout_seconds: self.options.exit_idle_timeout.map(secs),
-            hidden_peers: self.peers.len() - peers.len(),
-            peer_count: self.peers.len(),
+            hidden_clients: self.clients.len() - clients.len(),
+            client_count: self.clients.len(),
             networks,
-            peers,
+            clients,
             counters: self.counters.clone(),
         }
     }
@@ -614,16 +624,16 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
     /// checking (feature `test-util`). Visits everything: not for
     /// production paths.
     ///
-    /// - each network's holder count equals the number of peers holding it;
-    /// - a peer holds only live networks, each once, within the limit;
+    /// - each network's holder count equals the number of clients holding it;
+    /// - a client holds only live networks, each once, within the limit;
     /// - a network is idle (has a removal deadline) exactly when it has no
     ///   holders, and the deadline table matches;
-    /// - an exit deadline exists only while no peer is connected.
+    /// - an exit deadline exists only while no client is connected.
     #[cfg(any(test, feature = "test-util"))]
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut counts: HashMap<&str, usize> = HashMap::new();
-        for (id, p) in &self.peers {
-            if p.held.len() > self.options.max_networks_per_peer {
+        for (id, p) in &self.clients {
+            if p.held.len() > self.options.max_networks_per_client {
                 return Err(format!("{id} holds {} networks", p.held.len()));
             }
             for (i, name) in p.held.iter().enumerate() {
@@ -641,7 +651,7 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
             let expected = counts.get(name.as_str()).copied().unwrap_or(0);
             if e.holders != expected {
                 return Err(format!(
-                    "{name} counts {} holders but {expected} peers hold it",
+                    "{name} counts {} holders but {expected} clients hold it",
                     e.holders
                 ));
             }
@@ -666,8 +676,8 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
                 self.removals.len()
             ));
         }
-        if self.exit_deadline.is_some() && !self.peers.is_empty() {
-            return Err("exit deadline set while peers are connected".into());
+        if self.exit_deadline.is_some() && !self.clients.is_empty() {
+            return Err("exit deadline set while clients are connected".into());
         }
         Ok(())
     }
@@ -683,10 +693,10 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
     fn acquire(
         &mut self,
         now: Instant,
-        peer: PeerId,
+        client: ClientId,
         name: NetworkName,
     ) -> Reply<B::Serialization> {
-        let Some(p) = self.peers.get(&peer) else {
+        let Some(p) = self.clients.get(&client) else {
             return Reply::Error(Status::INTERNAL_ERROR);
         };
         let creds = p.creds;
@@ -697,10 +707,10 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
             && !already
             && !self.allowed(&entry.config, &creds)
         {
-            return refuse(peer, &creds, &name, AcquireError::NotAllowed);
+            return refuse(client, &creds, &name, AcquireError::NotAllowed);
         }
         if already {
-            // Idempotent: the peer holds it; answer again, count nothing.
+            // Idempotent: the client holds it; answer again, count nothing.
             self.counters.acquires += 1;
             return match self.networks.get(&name) {
                 Some(e) => Reply::Acquired {
@@ -710,15 +720,15 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
                 None => Reply::Error(Status::INTERNAL_ERROR),
             };
         }
-        if held_count >= self.options.max_networks_per_peer {
-            let limit = self.options.max_networks_per_peer;
-            return refuse(peer, &creds, &name, AcquireError::ClientLimit { limit });
+        if held_count >= self.options.max_networks_per_client {
+            let limit = self.options.max_networks_per_client;
+            return refuse(client, &creds, &name, AcquireError::ClientLimit { limit });
         }
 
         if !self.networks.contains_key(&name)
             && let Err(e) = self.create(now, &name, &creds)
         {
-            return refuse(peer, &creds, &name, e);
+            return refuse(client, &creds, &name, e);
         }
         let timeout = self.options.network_idle_timeout;
         let Some(entry) = self.networks.get_mut(&name) else {
@@ -736,7 +746,7 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
             network: entry.serialization.clone(),
             info: entry.info.clone(),
         };
-        if let Some(p) = self.peers.get_mut(&peer) {
+        if let Some(p) = self.clients.get_mut(&client) {
             p.held.push(name);
         }
         self.counters.acquires += 1;
@@ -748,7 +758,7 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
         &mut self,
         now: Instant,
         name: &NetworkName,
-        creds: &PeerCredentials,
+        creds: &ClientCredentials,
     ) -> Result<(), AcquireError> {
         let config = match self.config.lookup(name) {
             Lookup::Found(config) => config,
@@ -800,14 +810,14 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
     fn release(
         &mut self,
         now: Instant,
-        peer: PeerId,
+        client: ClientId,
         name: &NetworkName,
     ) -> Reply<B::Serialization> {
-        let Some(p) = self.peers.get_mut(&peer) else {
+        let Some(p) = self.clients.get_mut(&client) else {
             return Reply::Error(Status::INTERNAL_ERROR);
         };
         let Some(pos) = p.held.iter().position(|n| n == name) else {
-            debug!(peer = peer.0, network = %name, "release of a network not held");
+            debug!(client = client.0, network = %name, "release of a network not held");
             return Reply::Error(Status::NOT_FOUND);
         };
         let name = p.held.swap_remove(pos);
@@ -839,7 +849,7 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
         }
     }
 
-    fn allowed(&self, config: &NetworkConfig, creds: &PeerCredentials) -> bool {
+    fn allowed(&self, config: &NetworkConfig, creds: &ClientCredentials) -> bool {
         if !config.is_restricted() || creds.uid == 0 {
             return true;
         }
@@ -875,22 +885,22 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
 /// warning: the operator's configuration, a limit or the backend), and
 /// builds the reply.
 fn refuse<S>(
-    peer: PeerId,
-    creds: &PeerCredentials,
+    client: ClientId,
+    creds: &ClientCredentials,
     name: &NetworkName,
     error: AcquireError,
 ) -> Reply<S> {
     let reason = error.slug();
     match &error {
         AcquireError::NotFound => {
-            debug!(peer = peer.0, network = %name, reason, "acquire refused: {error}");
+            debug!(client = client.0, network = %name, reason, "acquire refused: {error}");
         }
         AcquireError::NotAllowed => {
-            info!(peer = peer.0, uid = creds.uid, network = %name, reason, "acquire refused: {error}");
+            info!(client = client.0, uid = creds.uid, network = %name, reason, "acquire refused: {error}");
         }
         _ => {
             warn!(
-                peer = peer.0,
+                client = client.0,
                 pid = creds.pid,
                 uid = creds.uid,
                 network = %name,

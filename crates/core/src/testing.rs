@@ -31,8 +31,8 @@ use vmnet_broker_proto::Request;
 use crate::backend::Backend;
 use crate::backend::sim::SimBackend;
 use crate::broker::{
-    Accounts, Broker, BrokerOptions, ConnectError, DaemonInfo, Event, NoAccounts, PeerCredentials,
-    PeerId, Reply,
+    AccountLookup, Broker, BrokerOptions, ClientCredentials, ClientId, ConnectError, DaemonInfo,
+    Event, NoAccounts, Reply,
 };
 use crate::config::ConfigSource;
 
@@ -44,7 +44,7 @@ pub const DRIVE_LIMIT: usize = 10_000;
 /// A broker and the fake clock that drives it. See the [module
 /// documentation](self).
 #[derive(Debug)]
-pub struct Driver<B: Backend, C: ConfigSource, A: Accounts = NoAccounts> {
+pub struct Driver<B: Backend, C: ConfigSource, A: AccountLookup = NoAccounts> {
     /// The broker under test. Call it directly for what the driver does not
     /// wrap (timed regions of benchmarks, getters), then [`Driver::settle`].
     pub broker: Broker<B, C, A>,
@@ -58,7 +58,7 @@ pub struct Driver<B: Backend, C: ConfigSource, A: Accounts = NoAccounts> {
     pub check: bool,
 }
 
-impl<C: ConfigSource, A: Accounts> Driver<SimBackend, C, A> {
+impl<C: ConfigSource, A: AccountLookup> Driver<SimBackend, C, A> {
     /// A broker on the simulated backend (seeded with `seed`), started now.
     pub fn sim(options: BrokerOptions, config: C, accounts: A, seed: u64) -> Self {
         let now = Instant::now();
@@ -78,7 +78,7 @@ impl<C: ConfigSource, A: Accounts> Driver<SimBackend, C, A> {
     }
 }
 
-impl<B: Backend, C: ConfigSource, A: Accounts> Driver<B, C, A> {
+impl<B: Backend, C: ConfigSource, A: AccountLookup> Driver<B, C, A> {
     /// Drives `broker`, whose clock reads `now`.
     pub fn new(broker: Broker<B, C, A>, now: Instant) -> Self {
         Driver {
@@ -90,15 +90,15 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Driver<B, C, A> {
     }
 
     /// A connection from the client `id`.
-    pub fn connect(&mut self, id: u64, creds: PeerCredentials) -> Result<(), ConnectError> {
-        let r = self.broker.handle_connect(self.now, PeerId(id), creds);
+    pub fn connect(&mut self, id: u64, creds: ClientCredentials) -> Result<(), ConnectError> {
+        let r = self.broker.handle_connect(self.now, ClientId(id), creds);
         self.settle();
         r
     }
 
     /// A request from the client `id`.
     pub fn request(&mut self, id: u64, request: Request) -> Reply<B::Serialization> {
-        let r = self.broker.handle_request(self.now, PeerId(id), request);
+        let r = self.broker.handle_request(self.now, ClientId(id), request);
         self.settle();
         r
     }
@@ -107,14 +107,14 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Driver<B, C, A> {
     pub fn bad_request(&mut self, id: u64, reason: &str) -> Reply<B::Serialization> {
         let r = self
             .broker
-            .handle_bad_request(self.now, PeerId(id), &reason);
+            .handle_bad_request(self.now, ClientId(id), &reason);
         self.settle();
         r
     }
 
     /// The client `id` is gone.
     pub fn disconnect(&mut self, id: u64) {
-        self.broker.handle_disconnect(self.now, PeerId(id));
+        self.broker.handle_disconnect(self.now, ClientId(id));
         self.settle();
     }
 
@@ -234,7 +234,7 @@ mod tests {
     #[test]
     fn drive_reaches_quiet_and_fires_each_deadline_once() {
         let mut d = driver();
-        let creds = PeerCredentials {
+        let creds = ClientCredentials {
             pid: 1,
             uid: 501,
             gid: 20,
@@ -261,7 +261,7 @@ mod tests {
     #[should_panic(expected = "not quiet after 1 deadlines")]
     fn drive_bounded_fails_when_the_broker_stays_busy() {
         let mut d = driver();
-        let creds = PeerCredentials {
+        let creds = ClientCredentials {
             pid: 1,
             uid: 501,
             gid: 20,

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use proptest::prelude::*;
-use vmnet_broker_core::broker::{BrokerOptions, NoAccounts, PeerCredentials, Reply};
+use vmnet_broker_core::broker::{BrokerOptions, ClientCredentials, NoAccounts, Reply};
 use vmnet_broker_core::config::{Ipv4Subnet, NetworkConfig, StaticConfig};
 use vmnet_broker_core::proto::{Mode, NetworkName, Request, Status};
 use vmnet_broker_core::testing::Driver;
@@ -52,21 +52,21 @@ proptest! {
         let options = BrokerOptions {
             network_idle_timeout: Duration::from_secs(60),
             exit_idle_timeout: Some(Duration::from_secs(90)),
-            max_networks_per_peer: 3,
+            max_networks_per_client: 3,
             ..BrokerOptions::default()
         };
         let mut d = Driver::sim(options, config(), NoAccounts, 7);
         // Invariants are checked below, as a test failure proptest shrinks.
         d.check = false;
-        // Reference model: connected peers and what each holds.
+        // Reference model: connected clients and what each holds.
         let mut model: BTreeMap<u64, BTreeSet<usize>> = BTreeMap::new();
-        // Whether IdleExit was reported since the last peer connected.
+        // Whether IdleExit was reported since the last client connected.
         let mut exit_reported = false;
 
         for op in ops {
             match op {
                 Op::Connect(p) => {
-                    let r = d.connect(p, PeerCredentials { pid: 1, uid: 501, gid: 20 });
+                    let r = d.connect(p, ClientCredentials { pid: 1, uid: 501, gid: 20 });
                     prop_assert_eq!(r.is_ok(), !model.contains_key(&p));
                     exit_reported = false;
                     model.entry(p).or_default();
@@ -115,7 +115,7 @@ proptest! {
             }
             for e in d.take_events() {
                 if e == vmnet_broker_core::broker::Event::IdleExit {
-                    prop_assert!(model.is_empty(), "idle exit with peers connected");
+                    prop_assert!(model.is_empty(), "idle exit with clients connected");
                     prop_assert!(!exit_reported, "idle exit reported twice");
                     exit_reported = true;
                 }
@@ -138,8 +138,8 @@ proptest! {
         if !model.is_empty() {
             exit_reported = false;
         }
-        let peers: Vec<u64> = model.keys().copied().collect();
-        for p in peers {
+        let clients: Vec<u64> = model.keys().copied().collect();
+        for p in clients {
             d.disconnect(p);
         }
         d.advance(Duration::from_secs(61));

@@ -23,7 +23,9 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use vmnet_broker_core::backend::sim::{FailurePlan, SimBackend};
-use vmnet_broker_core::broker::{BrokerOptions, Event, NoAccounts, PeerCredentials, PeerId, Reply};
+use vmnet_broker_core::broker::{
+    BrokerOptions, ClientCredentials, ClientId, Event, NoAccounts, Reply,
+};
 use vmnet_broker_core::config::{NetworkConfig, StaticConfig};
 use vmnet_broker_core::proto::{Mode, NetworkName, Request, Status};
 use vmnet_broker_core::testing::Driver;
@@ -31,7 +33,7 @@ use vmnet_broker_core::testing::Driver;
 const SLOTS: usize = 3;
 const NETS: [&str; 3] = ["shared", "host", "flaky"];
 const FLAKY: usize = 2;
-const PER_PEER: usize = 2;
+const PER_CLIENT: usize = 2;
 const NET_IDLE: Duration = Duration::from_secs(10);
 const EXIT_IDLE: Duration = Duration::from_secs(15);
 /// A small clock step, so that deadlines can be at different distances.
@@ -58,7 +60,7 @@ enum Op {
 #[derive(Debug, Default, Clone)]
 struct Model {
     /// Slot -> networks held (by index), for connected slots.
-    peers: BTreeMap<usize, Vec<usize>>,
+    clients: BTreeMap<usize, Vec<usize>>,
     /// Live networks: index -> idle since (None while held).
     live: BTreeMap<usize, Option<Instant>>,
     exit_deadline: Option<Instant>,
@@ -67,7 +69,7 @@ struct Model {
 
 impl Model {
     fn holders(&self, net: usize) -> usize {
-        self.peers.values().filter(|h| h.contains(&net)).count()
+        self.clients.values().filter(|h| h.contains(&net)).count()
     }
 }
 
@@ -90,7 +92,7 @@ impl World {
         let options = BrokerOptions {
             network_idle_timeout: NET_IDLE,
             exit_idle_timeout: Some(EXIT_IDLE),
-            max_networks_per_peer: PER_PEER,
+            max_networks_per_client: PER_CLIENT,
             ..BrokerOptions::default()
         };
         let config = StaticConfig::new().with("flaky", NetworkConfig::new(Mode::Host));
@@ -162,7 +164,7 @@ impl World {
             .live
             .retain(|_, idle| !idle.is_some_and(|t| t + NET_IDLE <= now));
         match self.model.exit_deadline {
-            Some(t) if t <= now && self.model.peers.is_empty() => {
+            Some(t) if t <= now && self.model.clients.is_empty() => {
                 self.model.exit_deadline = None;
                 true
             }
@@ -176,7 +178,7 @@ impl World {
             Op::Connect(s) => {
                 let id = self.next_id;
                 self.next_id += 1;
-                let creds = PeerCredentials {
+                let creds = ClientCredentials {
                     pid: 100 + s as i32,
                     uid: 501,
                     gid: 20,
@@ -185,27 +187,27 @@ impl World {
                     .connect(id, creds)
                     .map_err(|e| format!("connect refused: {e}"))?;
                 self.ids[s] = Some(id);
-                self.model.peers.insert(s, Vec::new());
+                self.model.clients.insert(s, Vec::new());
                 self.model.exit_deadline = None;
             }
             Op::Disconnect(s) => {
                 let id = self.ids[s].take().ok_or("disconnect of a free slot")?;
                 self.d.disconnect(id);
-                let held = self.model.peers.remove(&s).unwrap_or_default();
+                let held = self.model.clients.remove(&s).unwrap_or_default();
                 for n in held {
                     self.model_drop(n);
                 }
-                if self.model.peers.is_empty() {
+                if self.model.clients.is_empty() {
                     self.model.exit_deadline = Some(self.d.now + EXIT_IDLE);
                 }
             }
             Op::Acquire(s, n) => {
                 let id = self.ids[s].ok_or("acquire from a free slot")?;
                 let reply = self.d.request(id, Request::Acquire { network: name(n) });
-                let held = self.model.peers.get(&s).cloned().unwrap_or_default();
+                let held = self.model.clients.get(&s).cloned().unwrap_or_default();
                 let expected = if held.contains(&n) {
                     Status::SUCCESS
-                } else if held.len() >= PER_PEER {
+                } else if held.len() >= PER_CLIENT {
                     Status::INTERNAL_ERROR
                 } else if !self.model.live.contains_key(&n) && n == FLAKY && self.model.failing {
                     Status::CREATE_FAILURE
@@ -224,14 +226,14 @@ impl World {
                     return Err(format!("{op:?}: wrong mode {:?}", info.mode));
                 }
                 if expected == Status::SUCCESS && !held.contains(&n) {
-                    self.model.peers.entry(s).or_default().push(n);
+                    self.model.clients.entry(s).or_default().push(n);
                     self.model.live.insert(n, None);
                 }
             }
             Op::Release(s, n) => {
                 let id = self.ids[s].ok_or("release from a free slot")?;
                 let reply = self.d.request(id, Request::Release { network: name(n) });
-                let held = self.model.peers.entry(s).or_default();
+                let held = self.model.clients.entry(s).or_default();
                 let was_held = held.contains(&n);
                 held.retain(|x| *x != n);
                 let expected = if was_held {
@@ -287,7 +289,7 @@ impl World {
         for event in self.d.take_events() {
             match event {
                 Event::IdleExit => {
-                    if !self.model.peers.is_empty() || self.d.broker.peer_count() != 0 {
+                    if !self.model.clients.is_empty() || self.d.broker.client_count() != 0 {
                         return Err(format!("{op:?}: idle exit with clients connected"));
                     }
                     exits += 1;
@@ -331,11 +333,11 @@ impl World {
                 ));
             }
         }
-        for (s, held) in &self.model.peers {
+        for (s, held) in &self.model.clients {
             let mut got: Vec<String> = self
                 .d
                 .broker
-                .held_by(PeerId(self.ids[*s].ok_or("model slot without id")?))
+                .held_by(ClientId(self.ids[*s].ok_or("model slot without id")?))
                 .ok_or("connected slot unknown to the broker")?
                 .iter()
                 .map(|n| n.to_string())
@@ -347,8 +349,8 @@ impl World {
                 return Err(format!("{op:?}: slot {s} holds {got:?}, model {want:?}"));
             }
         }
-        if self.d.broker.peer_count() != self.model.peers.len() {
-            return Err(format!("{op:?}: peer count differs"));
+        if self.d.broker.client_count() != self.model.clients.len() {
+            return Err(format!("{op:?}: client count differs"));
         }
         if self.d.broker.backend().live_count() != self.model.live.len() {
             return Err(format!(
@@ -402,7 +404,7 @@ impl World {
         };
         let mut key = Vec::new();
         for s in 0..SLOTS {
-            key.push(match self.model.peers.get(&s) {
+            key.push(match self.model.clients.get(&s) {
                 None => -1,
                 Some(h) => h.iter().map(|n| 1i64 << n).sum(),
             });
@@ -471,7 +473,7 @@ fn the_checker_notices_a_wrong_model() {
     let mut w = World::new();
     w.apply(Op::Connect(0)).unwrap();
     w.apply(Op::Acquire(0, 0)).unwrap();
-    w.model.peers.get_mut(&0).unwrap().clear();
+    w.model.clients.get_mut(&0).unwrap().clear();
     assert!(w.check_state(Op::Tick).is_err());
 
     let mut w = World::new();

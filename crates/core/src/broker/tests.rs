@@ -30,7 +30,7 @@ struct FakeAccounts {
     members: HashMap<u32, Vec<u32>>,
 }
 
-impl Accounts for FakeAccounts {
+impl AccountLookup for FakeAccounts {
     fn user_id(&self, name: &str) -> Option<u32> {
         self.users.get(name).copied()
     }
@@ -43,16 +43,18 @@ impl Accounts for FakeAccounts {
 }
 
 /// The shared fake-clock driver, with shorthands for these tests.
-struct Harness<C: ConfigSource = StaticConfig, A: Accounts = NoAccounts>(Driver<SimBackend, C, A>);
+struct Harness<C: ConfigSource = StaticConfig, A: AccountLookup = NoAccounts>(
+    Driver<SimBackend, C, A>,
+);
 
-impl<C: ConfigSource, A: Accounts> Deref for Harness<C, A> {
+impl<C: ConfigSource, A: AccountLookup> Deref for Harness<C, A> {
     type Target = Driver<SimBackend, C, A>;
     fn deref(&self) -> &Self::Target {
         &self.0
     }
 }
 
-impl<C: ConfigSource, A: Accounts> DerefMut for Harness<C, A> {
+impl<C: ConfigSource, A: AccountLookup> DerefMut for Harness<C, A> {
     fn deref_mut(&mut self) -> &mut Self::Target {
         &mut self.0
     }
@@ -64,8 +66,8 @@ fn name(s: &str) -> NetworkName {
     NetworkName::new(s).unwrap()
 }
 
-fn creds(uid: u32) -> PeerCredentials {
-    PeerCredentials {
+fn creds(uid: u32) -> ClientCredentials {
+    ClientCredentials {
         pid: 1000 + uid as i32,
         uid,
         gid: 20,
@@ -82,7 +84,7 @@ impl Harness {
     }
 }
 
-impl<C: ConfigSource, A: Accounts> Harness<C, A> {
+impl<C: ConfigSource, A: AccountLookup> Harness<C, A> {
     fn with(config: C, accounts: A, options: BrokerOptions) -> Self {
         Harness(Driver::sim(options, config, accounts, 1))
     }
@@ -152,7 +154,11 @@ fn last_holder_leaving_starts_the_idle_delay() {
     h.disconnect(1);
     assert_eq!(h.broker.holders("shared"), Some(1));
     h.advance(IDLE * 2);
-    assert_eq!(h.broker.holders("shared"), Some(1), "still held by peer 2");
+    assert_eq!(
+        h.broker.holders("shared"),
+        Some(1),
+        "still held by client 2"
+    );
     h.disconnect(2);
     h.take_events();
     h.advance(IDLE - Duration::from_millis(1));
@@ -191,7 +197,7 @@ fn acquire_inside_the_delay_keeps_the_same_network() {
 }
 
 #[test]
-fn a_peer_holds_at_most_eight_networks() {
+fn a_client_holds_at_most_eight_networks() {
     let mut config = StaticConfig::new();
     for i in 0..9 {
         config = config.with(&format!("n{i}"), NetworkConfig::new(Mode::Host));
@@ -205,10 +211,10 @@ fn a_peer_holds_at_most_eight_networks() {
     assert_eq!(h.broker.holders("n8"), None, "nothing created");
     // Re-acquiring one it holds still works.
     h.subnet(1, "n3");
-    // Another peer can take the ninth.
+    // Another client can take the ninth.
     h.connect(2, 501);
     h.subnet(2, "n8");
-    // After a release, the first peer has room again.
+    // After a release, the first client has room again.
     assert_eq!(status(&h.release(1, "n0")), Status::SUCCESS);
     assert_eq!(status(&h.acquire(1, "n8")), Status::SUCCESS);
 }
@@ -236,7 +242,7 @@ fn backend_failure_leaves_no_partial_state() {
     h.broker.backend_mut().fail_next(1);
     assert_eq!(status(&h.acquire(1, "shared")), Status::CREATE_FAILURE);
     assert_eq!(h.broker.network_count(), 0);
-    assert_eq!(h.broker.held_by(PeerId(1)), Some(&[][..]));
+    assert_eq!(h.broker.held_by(ClientId(1)), Some(&[][..]));
     assert_eq!(h.subnet(1, "shared"), "192.168.64.0");
 }
 
@@ -266,7 +272,7 @@ fn release_rules() {
 }
 
 #[test]
-fn idle_exit_only_without_peers() {
+fn idle_exit_only_without_clients() {
     let mut h = Harness::new();
     assert_eq!(h.broker.poll_timeout(), Some(h.now + IDLE));
     h.advance(IDLE / 2);
@@ -274,7 +280,7 @@ fn idle_exit_only_without_peers() {
     assert_eq!(
         h.broker.poll_timeout(),
         None,
-        "no deadline while a peer is connected"
+        "no deadline while a client is connected"
     );
     h.advance(IDLE * 3);
     assert!(!h.take_events().contains(&Event::IdleExit));
@@ -346,7 +352,7 @@ fn shutdown_releases_every_network() {
         })
         .count();
     assert_eq!(removed, 2);
-    assert_eq!(h.broker.held_by(PeerId(1)), Some(&[][..]));
+    assert_eq!(h.broker.held_by(ClientId(1)), Some(&[][..]));
 }
 
 #[test]
@@ -407,7 +413,7 @@ fn access_lists() {
     assert_eq!(
         h.broker.network_count(),
         0,
-        "not created for a refused peer"
+        "not created for a refused client"
     );
     assert_eq!(ok(&mut h, 501, "users"), Status::SUCCESS);
     assert_eq!(
@@ -439,9 +445,9 @@ fn access_lists() {
 }
 
 #[test]
-fn limits_on_peers_and_networks() {
+fn limits_on_clients_and_networks() {
     let options = BrokerOptions {
-        max_peers: 2,
+        max_clients: 2,
         max_networks: 1,
         ..BrokerOptions::default()
     };
@@ -450,19 +456,19 @@ fn limits_on_peers_and_networks() {
     h.connect(2, 501);
     assert_eq!(
         h.0.connect(3, creds(501)),
-        Err(ConnectError::TooManyPeers { limit: 2 })
+        Err(ConnectError::TooManyClients { limit: 2 })
     );
     h.subnet(1, "shared");
     assert_eq!(status(&h.acquire(2, "host")), Status::CREATE_FAILURE);
     h.subnet(2, "shared");
     assert_eq!(
         h.0.connect(1, creds(501)),
-        Err(ConnectError::DuplicatePeer(PeerId(1)))
+        Err(ConnectError::DuplicateClient(ClientId(1)))
     );
 }
 
 #[test]
-fn requests_from_unknown_peers_are_internal_errors() {
+fn requests_from_unknown_clients_are_internal_errors() {
     let mut h = Harness::new();
     assert_eq!(status(&h.acquire(9, "shared")), Status::INTERNAL_ERROR);
     assert_eq!(h.broker.network_count(), 0);
@@ -470,7 +476,7 @@ fn requests_from_unknown_peers_are_internal_errors() {
 }
 
 #[test]
-fn status_shows_networks_peers_and_hides_other_users() {
+fn status_shows_networks_clients_and_hides_other_users() {
     let mut h = Harness::new();
     h.connect(1, 501);
     h.connect(2, 502);
@@ -480,14 +486,14 @@ fn status_shows_networks_peers_and_hides_other_users() {
     h.subnet(2, "host");
     assert!(h.release(2, "host").status().is_success());
     h.advance(Duration::from_secs(30));
-    let seen_by_1 = h.broker.status(h.now, Some(PeerId(1)));
-    assert_eq!(seen_by_1.peer_count, 3);
-    assert_eq!(seen_by_1.hidden_peers, 2);
-    assert_eq!(seen_by_1.peers.len(), 1);
-    assert_eq!(seen_by_1.peers[0].networks, vec!["shared"]);
-    let by_root = h.broker.status(h.now, Some(PeerId(3)));
-    assert_eq!(by_root.peers.len(), 3);
-    assert_eq!(by_root.hidden_peers, 0);
+    let seen_by_1 = h.broker.status(h.now, Some(ClientId(1)));
+    assert_eq!(seen_by_1.client_count, 3);
+    assert_eq!(seen_by_1.hidden_clients, 2);
+    assert_eq!(seen_by_1.clients.len(), 1);
+    assert_eq!(seen_by_1.clients[0].networks, vec!["shared"]);
+    let by_root = h.broker.status(h.now, Some(ClientId(3)));
+    assert_eq!(by_root.clients.len(), 3);
+    assert_eq!(by_root.hidden_clients, 0);
     let nets = &by_root.networks;
     assert_eq!(nets.len(), 2);
     assert_eq!((nets[0].name.as_str(), nets[0].holders), ("host", 0));
@@ -502,8 +508,8 @@ fn status_shows_networks_peers_and_hides_other_users() {
     // A status request answers with the caller's view.
     let r = h.request(2, Request::Status);
     let Reply::Status(report) = r else { panic!() };
-    assert_eq!(report.peers.len(), 1);
-    assert_eq!(report.peers[0].uid, 502);
+    assert_eq!(report.clients.len(), 1);
+    assert_eq!(report.clients[0].uid, 502);
 }
 
 #[test]
@@ -531,7 +537,7 @@ fn every_refused_acquire_keeps_its_reason() {
         .with("private", private)
         .with("third", NetworkConfig::new(Mode::Host));
     let options = BrokerOptions {
-        max_networks_per_peer: 1,
+        max_networks_per_client: 1,
         max_networks: 2,
         ..BrokerOptions::default()
     };

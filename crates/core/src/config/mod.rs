@@ -135,7 +135,7 @@ pub struct DhcpReservation {
 pub enum Principal {
     /// Numeric uid or gid.
     Id(u32),
-    /// User or group name, resolved when a peer acquires the network.
+    /// User or group name, resolved when a client acquires the network.
     Name(String),
 }
 

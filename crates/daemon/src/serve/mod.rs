@@ -117,8 +117,8 @@ pub fn build_broker<B: Backend>(args: &ServeArgs, backend: B) -> DaemonBroker<B>
         } else {
             Some(secs(args.exit_idle_timeout.unwrap_or(args.idle_timeout)))
         },
-        max_networks_per_peer: args.max_networks_per_client,
-        max_peers: args.max_clients,
+        max_networks_per_client: args.max_networks_per_client,
+        max_clients: args.max_clients,
         max_networks: args.max_networks,
     };
     let euid = sys::effective_uid();
