@@ -84,7 +84,7 @@ pub type vmnet_start_interface_completion_handler_t = Block<dyn Fn(vmnet_return_
 /// status);` (AD `vmnet/vmnet_interface_completion_handler_t`; VC).
 pub type vmnet_interface_completion_handler_t = Block<dyn Fn(vmnet_return_t)>;
 
-#[link(name = "vmnet", kind = "framework")]
+#[cfg_attr(target_os = "macos", link(name = "vmnet", kind = "framework"))]
 unsafe extern "C" {
     /// `vmnet_network_configuration_ref _Nullable
     /// vmnet_network_configuration_create(vmnet_mode_t mode, vmnet_return_t
