@@ -108,18 +108,29 @@ impl Conn {
         format!("{:?} {:?}", self.role, self.name)
     }
 
-    pub(crate) fn live(&self) -> Live {
-        let (active, cancelled, queue) = self
+    /// `rc` is the object's reference count.
+    pub(crate) fn live(&self, rc: usize) -> Live {
+        let (active, cancelled, internal, queue) = self
             .st
             .try_lock()
-            .map(|s| (s.active, s.cancelled, s.queue))
-            .unwrap_or((true, false, 0));
+            .map(|s| (s.active, s.cancelled, s.internal_ref, s.queue))
+            .unwrap_or((true, false, false, 0));
+        // Cancelled, with only the runtime's own reference left: the final
+        // event is still on its way (cancellation is asynchronous), which
+        // is not the program's leak.
+        let finishing = cancelled && internal && rc == 1;
         Live {
             what: format!(
-                "XPC {:?} connection {:?} (active {active}, cancelled {cancelled})",
-                self.role, self.name
+                "XPC {:?} connection {:?} (active {active}, cancelled {cancelled}, refcount {rc}{})",
+                self.role,
+                self.name,
+                if finishing {
+                    ", final event pending"
+                } else {
+                    ""
+                }
             ),
-            in_use: active && !cancelled,
+            in_use: (active && !cancelled) || finishing,
             targets: (queue != 0).then_some(queue),
         }
     }

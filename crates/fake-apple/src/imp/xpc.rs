@@ -683,7 +683,7 @@ pub(crate) unsafe fn describe(addr: usize) -> Live {
     // SAFETY: per the caller.
     let o = unsafe { &*(addr as *const XObj) };
     match &o.body {
-        Body::Conn(c) => c.live(),
+        Body::Conn(c) => c.live(o.rc.load(Ordering::Relaxed)),
         _ => {
             let what = match &o.body {
                 Body::Str(s) => format!("XPC string {:?}", s.to_string_lossy()),
