@@ -115,10 +115,12 @@ impl Conn {
             .try_lock()
             .map(|s| (s.active, s.cancelled, s.internal_ref, s.queue))
             .unwrap_or((true, false, false, 0));
-        // Cancelled, with only the runtime's own reference left: the final
-        // event is still on its way (cancellation is asynchronous), which
-        // is not the program's leak.
-        let finishing = cancelled && internal && rc == 1;
+        // Cancelled, and the runtime still holds its reference: the final
+        // event is on its way or being handled (cancellation is
+        // asynchronous, and a program may exit from that very handler).
+        // Other references the program holds then are not counted as
+        // leaks: the fake cannot tell whether it would have dropped them.
+        let finishing = cancelled && internal;
         Live {
             what: format!(
                 "XPC {:?} connection {:?} (active {active}, cancelled {cancelled}, refcount {rc}{})",
@@ -183,12 +185,38 @@ fn conn(p: XPtr, func: &str) -> &'static Arc<Conn> {
     }
 }
 
+/// Final events queued and not yet completely delivered (handler called,
+/// runtime reference released).
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread is delivering a final event.
+    static IN_FINAL_EVENT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Waits (up to `limit`) for queued final events to be delivered, so that
+/// the leak report does not mistake cancellation in progress for a leak.
+pub(crate) fn wait_in_flight(limit: std::time::Duration) {
+    if IN_FINAL_EVENT.with(std::cell::Cell::get) {
+        // Exiting from a final event's handler: it cannot finish.
+        return;
+    }
+    let deadline = std::time::Instant::now() + limit;
+    while IN_FLIGHT.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// Queues `event` for the connection's handler on its target queue.
 fn post(c: &Arc<Conn>, event: Event) {
+    let is_final = matches!(event, Event::Error(_, true));
     let queue = lock(&c.st).queue;
     if queue == 0 {
         drop_event(event);
         return;
+    }
+    if is_final {
+        IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
     }
     let c2 = c.clone();
     enqueue(
@@ -202,7 +230,9 @@ fn post(c: &Arc<Conn>, event: Event) {
                 Event::Error(p, _) | Event::Message(p) | Event::Peer(p) => *p,
             };
             if !finished && let Some(h) = handler {
+                IN_FINAL_EVENT.with(|f| f.set(is_final));
                 h.get().call((ptr,));
+                IN_FINAL_EVENT.with(|f| f.set(false));
             }
             if let Event::Error(_, true) = event {
                 let (handler, internal) = {
@@ -214,6 +244,7 @@ fn post(c: &Arc<Conn>, event: Event) {
                 if internal {
                     release(c2.xobj.load(Ordering::Relaxed) as XPtr);
                 }
+                IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
             } else {
                 drop_event(event);
             }

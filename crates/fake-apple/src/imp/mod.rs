@@ -145,6 +145,10 @@ extern "C" fn report_at_exit() {
 
 /// Writes the leak report; returns the exit status to force (0: none).
 fn report() -> i32 {
+    // Cancellation is asynchronous: let final events already queued finish
+    // (they cannot if the process exits from the queue that runs them,
+    // hence the limit).
+    conn::wait_in_flight(std::time::Duration::from_secs(2));
     let live: Vec<(usize, Family)> =
         with_registry(|r| r.live.iter().map(|(a, f)| (*a, *f)).collect());
     let mut entries: Vec<(usize, Live)> = live
