@@ -229,10 +229,17 @@ fn post(c: &Arc<Conn>, event: Event) {
             let ptr = match &event {
                 Event::Error(p, _) | Event::Message(p) | Event::Peer(p) => *p,
             };
-            if !finished && let Some(h) = handler {
+            let delivered = !finished && handler.is_some();
+            if delivered && let Some(h) = handler {
                 IN_FINAL_EVENT.with(|f| f.set(is_final));
                 h.get().call((ptr,));
                 IN_FINAL_EVENT.with(|f| f.set(false));
+            }
+            if delivered && let Event::Peer(p) = event {
+                // The listener's handler had its chance to accept or cancel
+                // the peer; the runtime's reference goes now.
+                release(p);
+                return;
             }
             if let Event::Error(_, true) = event {
                 let (handler, internal) = {
