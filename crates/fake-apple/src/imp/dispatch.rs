@@ -153,8 +153,8 @@ pub(crate) fn release(p: DPtr) {
         let mut st = lock(&s.st);
         if !st.active {
             violation(
-                "the last reference to an inactive dispatch source was released (dispatch/object.h, \
-                 dispatch_activate: an inactive object must be activated before its last release)",
+                "the last reference to an inactive dispatch source was released (dispatch2's \
+                 documentation of DispatchSource::new: activate a source before its last release)",
             );
         }
         st.cancelled = true;
