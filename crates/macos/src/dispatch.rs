@@ -6,7 +6,7 @@
 //! [`OneShotTimer`] re-armed after every event to the core's next deadline.
 //! Then `dispatch2::dispatch_main()` never returns.
 //!
-//! Type-checked on Linux only; not run by us.
+//! Type-checked for macOS; run on Linux against the fakes of crates/fake-apple (docs/macos-fakes.md); not run on macOS by us.
 
 use std::ffi::c_int;
 use std::sync::{Arc, Mutex, PoisonError};
