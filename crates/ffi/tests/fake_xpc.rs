@@ -54,6 +54,12 @@ fn the_upstream_entry_point_acquires_over_xpc() {
     let socket = xpc_dir.join(vmnet_broker_proto::MACH_SERVICE_NAME);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !socket.exists() {
+        if let Some(status) = broker.try_wait().unwrap() {
+            panic!(
+                "the broker exited ({status}); was it built with `cargo build -p vmnet-broker \
+                 --features fake-apple`?"
+            );
+        }
         assert!(Instant::now() < deadline, "the broker did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
