@@ -25,6 +25,15 @@ unsafe extern "C" {
     fn xpc_connection_activate(c: Obj);
     fn xpc_connection_cancel(c: Obj);
     fn xpc_connection_send_message_with_reply_sync(c: Obj, m: Obj) -> Obj;
+    fn xpc_connection_send_message(c: Obj, m: Obj);
+    fn xpc_connection_set_target_queue(c: Obj, q: Obj);
+    fn xpc_dictionary_create_reply(m: Obj) -> Obj;
+    fn xpc_dictionary_get_remote_connection(m: Obj) -> Obj;
+    fn xpc_dictionary_set_int64(d: Obj, k: *const c_char, v: i64);
+    fn xpc_dictionary_get_int64(d: Obj, k: *const c_char) -> i64;
+    fn xpc_get_type(o: Obj) -> *const c_void;
+    static _xpc_type_connection: u8;
+    static _xpc_type_dictionary: u8;
     fn dispatch_queue_create(label: *const c_char, attr: Obj) -> Obj;
     fn dispatch_release(o: Obj);
     fn dispatch_source_create(t: *const c_void, h: usize, m: usize, q: Obj) -> Obj;
@@ -117,6 +126,54 @@ unsafe fn run(case: &str) {
                     std::thread::sleep(std::time::Duration::from_secs(10));
                 }
             }
+            "reply-once" => {
+                let name = format!("svc-{}\0", std::process::id());
+                let q = dispatch_queue_create(c"listener".as_ptr(), std::ptr::null_mut());
+                let l = xpc_connection_create_mach_service(name.as_ptr().cast(), q, 1);
+                let qu = q as usize;
+                let on_peer = RcBlock::new(move |peer: Obj| {
+                    if xpc_get_type(peer) != (&raw const _xpc_type_connection).cast() {
+                        return;
+                    }
+                    xpc_connection_set_target_queue(peer, qu as Obj);
+                    let on_message = RcBlock::new(|msg: Obj| {
+                        if xpc_get_type(msg) != (&raw const _xpc_type_dictionary).cast() {
+                            return;
+                        }
+                        let reply = xpc_dictionary_create_reply(msg);
+                        assert!(!reply.is_null(), "first reply context");
+                        assert!(xpc_dictionary_create_reply(msg).is_null(), "second call");
+                        xpc_dictionary_set_int64(reply, c"answer".as_ptr(), 42);
+                        xpc_connection_send_message(
+                            xpc_dictionary_get_remote_connection(msg),
+                            reply,
+                        );
+                        xpc_release(reply);
+                    });
+                    xpc_connection_set_event_handler(peer, &on_message);
+                    xpc_connection_activate(peer);
+                });
+                xpc_connection_set_event_handler(l, &on_peer);
+                xpc_connection_activate(l);
+                let cq = dispatch_queue_create(c"client".as_ptr(), std::ptr::null_mut());
+                let c = xpc_connection_create_mach_service(name.as_ptr().cast(), cq, 0);
+                let quiet = RcBlock::new(|_e: Obj| {});
+                xpc_connection_set_event_handler(c, &quiet);
+                xpc_connection_activate(c);
+                let msg = xpc_dictionary_create(std::ptr::null(), std::ptr::null(), 0);
+                let reply = xpc_connection_send_message_with_reply_sync(c, msg);
+                assert_eq!(xpc_dictionary_get_int64(reply, c"answer".as_ptr()), 42);
+                // The reply itself has no reply context.
+                assert!(xpc_dictionary_create_reply(reply).is_null());
+                xpc_release(reply);
+                xpc_release(msg);
+                xpc_connection_cancel(c);
+                xpc_release(c);
+                dispatch_release(cq);
+                xpc_connection_cancel(l);
+                xpc_release(l);
+                dispatch_release(q);
+            }
             "inactive-source" => {
                 let q = dispatch_queue_create(c"q".as_ptr(), std::ptr::null_mut());
                 let t = dispatch_source_create(
@@ -192,6 +249,13 @@ fn a_leak_fails_the_process_with_status_87() {
     assert_eq!(code, Some(87), "{err}");
     assert!(err.contains("1 leaked"), "{err}");
     assert!(err.contains("XPC int64 1"), "{err}");
+}
+
+#[test]
+fn a_reply_context_is_used_once_and_the_reply_comes_back() {
+    let (code, err) = outcome("reply-once");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains(": 0 leaked,"), "{err}");
 }
 
 #[test]

@@ -185,6 +185,16 @@ fn conn(p: XPtr, func: &str) -> &'static Arc<Conn> {
     }
 }
 
+/// Socket files of listeners this process bound, removed at exit (a
+/// process that exits without cancelling its listener would leave them).
+static BOUND: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+pub(crate) fn remove_sockets_at_exit() {
+    for p in std::mem::take(&mut *lock(&BOUND)) {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
 /// Final events queued and not yet completely delivered (handler called,
 /// runtime reference released).
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
@@ -383,8 +393,9 @@ fn start_listener(c: &Arc<Conn>) {
     {
         let mut st = lock(&c.st);
         st.listen_fd = listener.as_raw_fd();
-        st.path = Some(path);
+        st.path = Some(path.clone());
     }
+    lock(&BOUND).push(path);
     let c = c.clone();
     let _ = std::thread::Builder::new()
         .name("fake-xpc accept".into())

@@ -149,6 +149,7 @@ fn report() -> i32 {
     // (they cannot if the process exits from the queue that runs them,
     // hence the limit).
     conn::wait_in_flight(std::time::Duration::from_secs(2));
+    conn::remove_sockets_at_exit();
     let live: Vec<(usize, Family)> =
         with_registry(|r| r.live.iter().map(|(a, f)| (*a, *f)).collect());
     let mut entries: Vec<(usize, Live)> = live
