@@ -389,6 +389,15 @@ fn the_rust_client_acquires_over_xpc_and_the_serialization_makes_a_network() {
 
     let status = client.status().unwrap();
     assert_eq!(status.networks.len(), 1);
+    // The broker sees this process's credentials (the kernel's, through
+    // the fake's SO_PEERCRED).
+    let me = status
+        .peers
+        .iter()
+        .find(|p| p.pid == i32::try_from(std::process::id()).unwrap())
+        .expect("this process among the peers");
+    // SAFETY: geteuid cannot fail.
+    assert_eq!(me.uid, unsafe { libc::geteuid() });
     network.release().unwrap();
     // The hold is gone; the network idles until removed.
     b.wait_for("holders to drop to 0", |b| b.holders("shared") == Some(0));
