@@ -117,11 +117,18 @@ impl Client {
     /// a broker that cannot be reached shows up as
     /// [`Status::XPC_FAILURE`](crate::Status::XPC_FAILURE) on the first
     /// request.
-    #[cfg(target_os = "macos")]
+    #[cfg(any(target_os = "macos", feature = "fake-apple"))]
     pub fn connect_xpc() -> Result<Client, Error> {
-        Ok(Client::with_transport(Transport::xpc(
-            vmnet_broker_proto::MACH_SERVICE_NAME,
-        )?))
+        Client::connect_xpc_service(vmnet_broker_proto::MACH_SERVICE_NAME)
+    }
+
+    /// Connects to a broker on the XPC Mach service `service` (a broker
+    /// started with `serve --mach-service NAME`).
+    ///
+    /// Errors: [`Error::InvalidRequest`] if the name holds a NUL byte.
+    #[cfg(any(target_os = "macos", feature = "fake-apple"))]
+    pub fn connect_xpc_service(service: &str) -> Result<Client, Error> {
+        Ok(Client::with_transport(Transport::xpc(service)?))
     }
 
     fn with_transport(transport: Transport) -> Client {
@@ -299,7 +306,7 @@ impl Network {
     pub fn serialization_json(&self) -> Option<&Value> {
         match &self.serialization {
             Serialization::Json(v) => Some(v),
-            #[cfg(target_os = "macos")]
+            #[cfg(any(target_os = "macos", feature = "fake-apple"))]
             Serialization::Xpc(_) => None,
         }
     }
@@ -311,7 +318,7 @@ impl Network {
     /// [`XpcSerialization::retained`](crate::XpcSerialization::retained)
     /// gives an owned reference that outlives the `Network`; the raw
     /// pointer from `as_ptr` is valid only while the `Network` lives.
-    #[cfg(target_os = "macos")]
+    #[cfg(any(target_os = "macos", feature = "fake-apple"))]
     pub fn xpc_serialization(&self) -> Option<&crate::XpcSerialization> {
         match &self.serialization {
             Serialization::Xpc(o) => Some(o),

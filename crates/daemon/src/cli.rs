@@ -163,6 +163,10 @@ pub struct AcquireArgs {
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
+    /// Talk XPC to the broker on this Mach service (macOS) instead.
+    #[arg(long, value_name = "NAME", conflicts_with = "socket")]
+    pub mach_service: Option<String>,
+
     /// Keep the networks until SIGINT, SIGTERM or end of standard input.
     #[arg(long)]
     pub hold: bool,
@@ -188,6 +192,10 @@ pub struct StatusArgs {
     /// Unix socket of the broker [default: as for serve].
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+
+    /// Talk XPC to the broker on this Mach service (macOS) instead.
+    #[arg(long, value_name = "NAME", conflicts_with = "socket")]
+    pub mach_service: Option<String>,
 }
 
 /// Check the configuration directory.

@@ -28,14 +28,14 @@
 #![allow(non_camel_case_types)]
 #![warn(missing_docs)]
 
-#[cfg(target_os = "macos")]
+#[cfg(any(target_os = "macos", feature = "fake-apple"))]
 mod apple;
 mod client;
 mod network;
 mod panic;
 mod status;
 
-#[cfg(target_os = "macos")]
+#[cfg(any(target_os = "macos", feature = "fake-apple"))]
 pub use apple::{vmnet_broker_acquire_network, vmnet_broker_network_serialization};
 pub use client::{
     vmnet_broker_client, vmnet_broker_client_acquire, vmnet_broker_client_connect,

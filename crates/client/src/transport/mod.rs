@@ -2,7 +2,7 @@
 //! and XPC on macOS.
 
 mod socket;
-#[cfg(target_os = "macos")]
+#[cfg(any(target_os = "macos", feature = "fake-apple"))]
 mod xpc;
 
 use std::path::Path;
@@ -14,9 +14,9 @@ use crate::Error;
 use crate::decode::Acquired;
 
 pub(crate) use socket::SocketTransport;
-#[cfg(target_os = "macos")]
+#[cfg(any(target_os = "macos", feature = "fake-apple"))]
 pub use xpc::Object as XpcSerialization;
-#[cfg(target_os = "macos")]
+#[cfg(any(target_os = "macos", feature = "fake-apple"))]
 pub(crate) use xpc::XpcTransport;
 
 /// The serialization of an acquired network, as the transport carries it.
@@ -26,7 +26,7 @@ pub(crate) enum Serialization {
     /// object describing the simulated network).
     Json(Value),
     /// XPC: the object to hand to `vmnet_network_create_with_serialization`.
-    #[cfg(target_os = "macos")]
+    #[cfg(any(target_os = "macos", feature = "fake-apple"))]
     Xpc(XpcSerialization),
 }
 
@@ -34,7 +34,7 @@ pub(crate) enum Serialization {
 #[derive(Debug)]
 pub(crate) enum Transport {
     Socket(SocketTransport),
-    #[cfg(target_os = "macos")]
+    #[cfg(any(target_os = "macos", feature = "fake-apple"))]
     Xpc(XpcTransport),
 }
 
@@ -43,7 +43,7 @@ impl Transport {
         SocketTransport::connect(path).map(Transport::Socket)
     }
 
-    #[cfg(target_os = "macos")]
+    #[cfg(any(target_os = "macos", feature = "fake-apple"))]
     pub(crate) fn xpc(service: &str) -> Result<Self, Error> {
         XpcTransport::connect(service).map(Transport::Xpc)
     }
@@ -53,7 +53,7 @@ impl Transport {
     pub(crate) fn epoch(&self) -> u64 {
         match self {
             Transport::Socket(t) => t.epoch(),
-            #[cfg(target_os = "macos")]
+            #[cfg(any(target_os = "macos", feature = "fake-apple"))]
             Transport::Xpc(t) => t.epoch(),
         }
     }
@@ -70,7 +70,7 @@ impl Transport {
                 } = t.acquire(network)?;
                 Ok((Serialization::Json(serialization), info))
             }
-            #[cfg(target_os = "macos")]
+            #[cfg(any(target_os = "macos", feature = "fake-apple"))]
             Transport::Xpc(t) => {
                 let Acquired {
                     serialization,
@@ -84,7 +84,7 @@ impl Transport {
     pub(crate) fn release(&mut self, network: &str) -> Result<(), Error> {
         match self {
             Transport::Socket(t) => t.release(network),
-            #[cfg(target_os = "macos")]
+            #[cfg(any(target_os = "macos", feature = "fake-apple"))]
             Transport::Xpc(t) => t.release(network),
         }
     }
@@ -92,7 +92,7 @@ impl Transport {
     pub(crate) fn status(&mut self) -> Result<StatusReport, Error> {
         match self {
             Transport::Socket(t) => t.status(),
-            #[cfg(target_os = "macos")]
+            #[cfg(any(target_os = "macos", feature = "fake-apple"))]
             Transport::Xpc(t) => t.status(),
         }
     }
@@ -101,7 +101,7 @@ impl Transport {
     pub(crate) fn describe(&self) -> String {
         match self {
             Transport::Socket(t) => format!("socket {}", t.path().display()),
-            #[cfg(target_os = "macos")]
+            #[cfg(any(target_os = "macos", feature = "fake-apple"))]
             Transport::Xpc(t) => format!("XPC service {}", t.service()),
         }
     }

@@ -34,7 +34,7 @@ pub fn run(args: AcquireArgs) -> ExitCode {
             }
         }
     }
-    let client = match connect(args.socket.as_deref()) {
+    let client = match connect(args.socket.as_deref(), args.mach_service.as_deref()) {
         Ok(c) => c,
         Err(e) => return report("cannot connect to the broker", &e),
     };

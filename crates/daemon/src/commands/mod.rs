@@ -10,11 +10,18 @@ use std::process::ExitCode;
 
 use vmnet_broker_client::{Client, Error, Status};
 
-/// Connects to the broker at `socket`, or where the environment says.
-pub fn connect(socket: Option<&Path>) -> Result<Client, Error> {
-    match socket {
-        Some(path) => Client::connect_socket(path),
-        None => Client::connect(),
+/// Connects to the broker at `socket`, on the Mach service `mach_service`,
+/// or where the environment says.
+pub fn connect(socket: Option<&Path>, mach_service: Option<&str>) -> Result<Client, Error> {
+    match (socket, mach_service) {
+        (Some(path), _) => Client::connect_socket(path),
+        #[cfg(any(target_os = "macos", feature = "fake-apple"))]
+        (None, Some(service)) => Client::connect_xpc_service(service),
+        #[cfg(not(any(target_os = "macos", feature = "fake-apple")))]
+        (None, Some(_)) => Err(Error::InvalidRequest(
+            "--mach-service: XPC exists only on macOS; use --socket".into(),
+        )),
+        (None, None) => Client::connect(),
     }
 }
 

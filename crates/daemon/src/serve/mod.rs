@@ -3,9 +3,9 @@
 
 mod listener;
 mod socket;
-#[cfg(target_os = "macos")]
+#[cfg(any(target_os = "macos", feature = "fake-apple"))]
 mod vmnet_backend;
-#[cfg(target_os = "macos")]
+#[cfg(any(target_os = "macos", feature = "fake-apple"))]
 mod xpc;
 
 use std::process::ExitCode;
@@ -65,7 +65,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
 
 /// The vmnet backend: over XPC on the Mach service, or over the
 /// development socket with `--socket`.
-#[cfg(target_os = "macos")]
+#[cfg(any(target_os = "macos", feature = "fake-apple"))]
 fn serve_vmnet(args: &ServeArgs) -> Result<(), String> {
     let backend = vmnet_backend::VmnetBackend;
     if args.socket.is_some() {
@@ -79,7 +79,7 @@ fn serve_vmnet(args: &ServeArgs) -> Result<(), String> {
     )
 }
 
-#[cfg(not(target_os = "macos"))]
+#[cfg(not(any(target_os = "macos", feature = "fake-apple")))]
 fn serve_vmnet(_args: &ServeArgs) -> Result<(), String> {
     Err("the vmnet backend exists only on macOS 26 or later; use --backend simulated".into())
 }
