@@ -15,7 +15,7 @@
 //! how clients handle `CREATE_FAILURE`. Only the simulated backend has it;
 //! the vmnet backend never returns `Injected`. Changing the plan of a broker
 //! that is already running (through `Broker::backend_mut`) and
-//! [`SimBackend::fail_next`] are test hooks behind the `test-util` feature.
+//! `SimBackend::fail_next` are test hooks behind the `test-util` feature.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
