@@ -32,13 +32,6 @@ pub struct SimNetwork {
     id: u64,
 }
 
-impl SimNetwork {
-    /// The backend's id for this network (unique for the backend's life).
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-}
-
 #[derive(Debug, Clone)]
 struct Live {
     name: String,
@@ -97,11 +90,6 @@ impl SimBackend {
     /// Number of live networks.
     pub fn live_count(&self) -> usize {
         self.live.len()
-    }
-
-    /// Names of live networks, sorted by id.
-    pub fn live_names(&self) -> Vec<String> {
-        self.live.values().map(|l| l.name.clone()).collect()
     }
 
     /// Networks created and destroyed so far.
