@@ -196,7 +196,7 @@ impl Client {
         result
     }
 
-    /// Asks the broker to describe itself: networks, holders, peers and
+    /// Asks the broker to describe itself: networks, holders, clients and
     /// counters.
     ///
     /// ```no_run

@@ -352,11 +352,6 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
         }
     }
 
-    /// The options in force.
-    pub fn options(&self) -> &BrokerOptions {
-        &self.options
-    }
-
     /// The backend (to inspect it in tests).
     pub fn backend(&self) -> &B {
         &self.backend
