@@ -31,7 +31,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 use vmnet_broker_proto::{
     Counters, NetworkInfo, NetworkName, NetworkStatus, PeerStatus, Request, Status, StatusReport,
 };
@@ -689,6 +689,10 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
             Lookup::NotFound => {
                 debug!(network = %name, "acquire of an unknown network");
                 return Err(Status::NOT_FOUND);
+            }
+            Lookup::Broken(e) if e.is_transient() => {
+                error!(network = %name, "cannot read the configuration, answering internal error: {e}");
+                return Err(Status::INTERNAL_ERROR);
             }
             Lookup::Broken(e) => {
                 warn!(network = %name, "configuration unusable, answering not found: {e}");
