@@ -10,6 +10,7 @@ mod commands;
 mod logging;
 mod serve;
 mod sys;
+mod text;
 
 use std::process::ExitCode;
 

@@ -35,7 +35,10 @@ impl Accounts for SystemAccounts {
     fn user_id(&self, name: &str) -> Option<u32> {
         let owned = name.to_owned();
         lookups().ask(Key::User(name.to_owned()), move || {
-            User::from_name(&owned).ok().flatten().map(|u| u.uid.as_raw())
+            User::from_name(&owned)
+                .ok()
+                .flatten()
+                .map(|u| u.uid.as_raw())
         })
     }
 
@@ -153,7 +156,10 @@ impl Lookups {
                 let _ = tx.send(answer);
             });
         if let Err(e) = spawned {
-            warn!(?key, "cannot start an account lookup: {e}; treating the name as unknown");
+            warn!(
+                ?key,
+                "cannot start an account lookup: {e}; treating the name as unknown"
+            );
             self.state
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
