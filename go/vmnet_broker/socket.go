@@ -55,9 +55,9 @@ type socketTransport struct {
 
 	mu      sync.Mutex
 	timeout time.Duration
-	conn   net.Conn
-	r      *bufio.Reader
-	closed bool
+	conn    net.Conn
+	r       *bufio.Reader
+	closed  bool
 	// lost is set when the connection failed mid-request; the broker has
 	// dropped this connection's holds.
 	lost error

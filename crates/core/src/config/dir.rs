@@ -197,7 +197,12 @@ impl ConfigDir {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            if file_name.starts_with('.') || is_dir {
+            // A directory named like a network file is reported, as the
+            // broker refuses it; other directories are not ours.
+            let looks_like_config = EXTENSIONS
+                .iter()
+                .any(|ext| file_name.ends_with(&format!(".{ext}")));
+            if file_name.starts_with('.') || (is_dir && !looks_like_config) {
                 continue;
             }
             let mut check = FileCheck {
