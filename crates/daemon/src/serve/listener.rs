@@ -306,7 +306,7 @@ fn lock(lock_path: &Path, socket: &Path, euid: u32) -> Result<LockGuard, BindErr
         // Name the holder for the next broker that tries.
         let _ = lock.set_len(0);
         let _ = lock.rewind();
-        let _ = write!(lock, "{}\n", std::process::id());
+        let _ = writeln!(lock, "{}", std::process::id());
         return Ok(LockGuard {
             path: lock_path.to_owned(),
             id,
