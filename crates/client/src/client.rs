@@ -137,9 +137,19 @@ impl Client {
     /// [`Client::connect_socket_with_timeout`]). Over XPC the timeout does
     /// not apply yet.
     pub fn connect_with_timeout(timeout: Duration) -> Result<Client, Error> {
-        let client = Client::connect()?;
-        client.set_timeout(timeout);
-        Ok(client)
+        #[cfg(target_os = "macos")]
+        {
+            match std::env::var_os(crate::SOCKET_ENV) {
+                Some(path) if !path.is_empty() => {
+                    Client::connect_socket_with_timeout(path, timeout)
+                }
+                _ => Client::connect_xpc(),
+            }
+        }
+        #[cfg(not(target_os = "macos"))]
+        {
+            Client::connect_socket_with_timeout(crate::default_socket_path(), timeout)
+        }
     }
 
     /// Changes how long connecting again and each request may take, from
