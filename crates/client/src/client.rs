@@ -162,8 +162,13 @@ impl Client {
     /// exited, crashed or dropped this client) and returns why. Every
     /// hold of this client is gone by then; later requests connect again.
     ///
-    /// Requests may still be made from other threads meanwhile. Over XPC
-    /// the connection is probed with a `status` request every few seconds.
+    /// Requests may still be made from other threads meanwhile. The wait
+    /// uses its own duplicate of the connection's descriptor, so the
+    /// connection (and every hold on it) stays open while a `wait_closed`
+    /// is in progress, even if every `Client` and `Network` is dropped;
+    /// call it from a thread that ends with the process, as `vmnet-broker
+    /// acquire --hold` does. Over XPC the connection is probed with a
+    /// `status` request every few seconds.
     pub fn wait_closed(&self) -> Error {
         let (watch, is_socket) = {
             let state = self.inner.lock();
