@@ -24,13 +24,30 @@ fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// Returns true (and says so) when the test needs root and we are not.
+/// Whether `program` can be found on PATH.
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Returns true (and says so) when the test needs root, or the tools that
+/// make a second user, and does not have them.
 fn skip_unless_root(test: &str) -> bool {
-    if is_root() {
-        return false;
+    if !is_root() {
+        eprintln!("SKIPPED {test}: needs root to create a second user (run the tests as root)");
+        return true;
     }
-    eprintln!("SKIPPED {test}: needs root to create a second user (run the tests as root)");
-    true
+    if let Some(missing) = ["useradd", "userdel", "setpriv"]
+        .into_iter()
+        .find(|p| !have(p))
+    {
+        eprintln!("SKIPPED {test}: {missing} is not installed");
+        return true;
+    }
+    false
 }
 
 static ACCOUNTS: Mutex<()> = Mutex::new(());
@@ -489,6 +506,10 @@ fn the_cli_gives_up_on_a_stopped_broker() {
 
 #[test]
 fn out_of_descriptors_is_an_internal_error_not_not_found() {
+    if !have("prlimit") {
+        eprintln!("SKIPPED out_of_descriptors_is_an_internal_error_not_not_found: no prlimit");
+        return;
+    }
     let b = Broker::prepare(&[("lab.json", r#"{"mode": "host"}"#)]);
     let log = fs::File::create(&b.log).unwrap();
     let child = Command::new("prlimit")
