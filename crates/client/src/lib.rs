@@ -42,7 +42,7 @@ mod path;
 mod sys;
 mod transport;
 
-pub use client::{Client, Network, acquire_network, default_client};
+pub use client::{Client, DEFAULT_TIMEOUT, Network, acquire_network, default_client};
 pub use error::Error;
 pub use path::{SOCKET_ENV, default_socket_path};
 #[cfg(any(target_os = "macos", feature = "fake-apple"))]

@@ -31,7 +31,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 use vmnet_broker_proto::{
     ClientStatus, Counters, NetworkInfo, NetworkName, NetworkStatus, Request, Status, StatusReport,
 };
@@ -206,6 +206,7 @@ impl AcquireError {
     /// network (the broker's limit, the backend) CREATE_FAILURE.
     pub fn status(&self) -> Status {
         match self {
+            AcquireError::BrokenConfiguration(e) if e.is_transient() => Status::INTERNAL_ERROR,
             AcquireError::NotFound | AcquireError::BrokenConfiguration(_) => Status::NOT_FOUND,
             AcquireError::NotAllowed => Status::NOT_ALLOWED,
             AcquireError::ClientLimit { .. } => Status::INTERNAL_ERROR,
@@ -217,6 +218,7 @@ impl AcquireError {
     pub fn slug(&self) -> &'static str {
         match self {
             AcquireError::NotFound => "not_found",
+            AcquireError::BrokenConfiguration(e) if e.is_transient() => "configuration_unavailable",
             AcquireError::BrokenConfiguration(_) => "broken_configuration",
             AcquireError::NotAllowed => "not_allowed",
             AcquireError::ClientLimit { .. } => "client_limit",
@@ -892,6 +894,14 @@ fn refuse<S>(
         }
         AcquireError::NotAllowed => {
             info!(client = client.0, uid = creds.uid, network = %name, reason, "acquire refused: {error}");
+        }
+        AcquireError::BrokenConfiguration(e) if e.is_transient() => {
+            error!(
+                client = client.0,
+                network = %name,
+                reason,
+                "cannot read the configuration now, answering internal error: {error}"
+            );
         }
         _ => {
             warn!(

@@ -11,6 +11,7 @@ mod config_dir;
 mod logging;
 mod serve;
 mod sys;
+mod text;
 
 use std::process::ExitCode;
 

@@ -6,6 +6,7 @@ mod socket;
 mod xpc;
 
 use std::path::Path;
+use std::time::Duration;
 
 use serde_json::Value;
 use vmnet_broker_proto::{NetworkInfo, StatusReport};
@@ -13,7 +14,7 @@ use vmnet_broker_proto::{NetworkInfo, StatusReport};
 use crate::Error;
 use crate::decode::Acquired;
 
-pub(crate) use socket::SocketTransport;
+pub(crate) use socket::{SocketTransport, wait_closed};
 #[cfg(any(target_os = "macos", feature = "fake-apple"))]
 pub use xpc::Object as XpcSerialization;
 #[cfg(any(target_os = "macos", feature = "fake-apple"))]
@@ -39,8 +40,37 @@ pub(crate) enum Transport {
 }
 
 impl Transport {
-    pub(crate) fn socket(path: &Path) -> Result<Self, Error> {
-        SocketTransport::connect(path).map(Transport::Socket)
+    pub(crate) fn socket(path: &Path, timeout: Duration) -> Result<Self, Error> {
+        SocketTransport::connect(path, timeout).map(Transport::Socket)
+    }
+
+    /// Changes the bound on connecting and on each request (development
+    /// socket only: XPC requests are not bounded yet).
+    pub(crate) fn set_timeout(&mut self, timeout: Duration) {
+        match self {
+            Transport::Socket(t) => t.set_timeout(timeout),
+            #[cfg(target_os = "macos")]
+            Transport::Xpc(_) => {}
+        }
+    }
+
+    /// A duplicate of the socket connection's descriptor, to watch for its
+    /// end; `None` over XPC or when not connected.
+    pub(crate) fn watch(&self) -> Option<socket2::Socket> {
+        match self {
+            Transport::Socket(t) => t.watch(),
+            #[cfg(target_os = "macos")]
+            Transport::Xpc(_) => None,
+        }
+    }
+
+    /// Forgets a connection seen closed (its holds are gone).
+    pub(crate) fn mark_lost(&mut self) {
+        match self {
+            Transport::Socket(t) => t.mark_lost(),
+            #[cfg(target_os = "macos")]
+            Transport::Xpc(_) => {}
+        }
     }
 
     #[cfg(any(target_os = "macos", feature = "fake-apple"))]
