@@ -10,11 +10,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// that asks by name, and removes them when the last user is gone. On Linux
 /// (and on macOS with --socket) it speaks over a Unix socket and simulates
 /// vmnet, for development and testing.
+///
+/// Without a subcommand it runs `serve` with every default, like the
+/// original broker's binary, which its launchd job starts with no arguments.
 #[derive(Debug, Parser)]
 #[command(name = "vmnet-broker", version, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -138,6 +141,19 @@ pub struct ServeArgs {
     /// (repeatable; for testing failure handling).
     #[arg(long, value_name = "NAME", help_heading = "Simulation")]
     pub sim_fail_create: Vec<String>,
+}
+
+impl ServeArgs {
+    /// `serve` with no option given: what runs when the binary is started
+    /// without a subcommand.
+    pub fn defaults() -> Result<ServeArgs, clap::Error> {
+        #[derive(Parser)]
+        struct OnlyServe {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        OnlyServe::try_parse_from(["vmnet-broker"]).map(|o| o.args)
+    }
 }
 
 /// Acquire networks and print their addresses.
@@ -292,6 +308,20 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_subcommand_means_serve_with_its_defaults() {
+        let cli = Cli::try_parse_from(["vmnet-broker"]).expect("no arguments parse");
+        assert!(cli.command.is_none());
+        let d = ServeArgs::defaults().expect("defaults");
+        let Some(Command::Serve(s)) = Cli::try_parse_from(["vmnet-broker", "serve"])
+            .expect("serve parses")
+            .command
+        else {
+            panic!("not serve");
+        };
+        assert_eq!(format!("{d:?}"), format!("{s:?}"));
     }
 
     #[test]

@@ -224,6 +224,10 @@ impl ConfigDir {
 
 impl ConfigSource for ConfigDir {
     fn lookup(&self, name: &NetworkName) -> Lookup {
+        if name.problem().is_some() {
+            // Not a possible file stem: never build a path from it.
+            return Lookup::NotFound;
+        }
         let files = self.candidates(name.as_str());
         match files.as_slice() {
             [] => builtin(name.as_str()).map_or(Lookup::NotFound, Lookup::Found),
