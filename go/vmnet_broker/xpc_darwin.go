@@ -29,6 +29,12 @@ func defaultTransport() (transport, error) {
 	if os.Getenv(SocketEnv) != "" {
 		return dialSocket(DefaultSocketPath())
 	}
+	return processTransport()
+}
+
+// processTransport is the connection AcquireNetwork uses: always the XPC
+// service, as in the original package (VMNET_BROKER_SOCKET is ignored).
+func processTransport() (transport, error) {
 	conn := C.vbgo_connect()
 	if conn == nil {
 		return nil, ErrXPCFailure
@@ -72,7 +78,7 @@ func (t *xpcTransport) acquire(name string) (*Serialization, error) {
 	var info C.vbgo_network_info
 	status := C.vbgo_acquire(t.conn, cname, &network, &info)
 	if status != 0 {
-		return nil, Error(status)
+		return nil, statusFromCode(int64(status))
 	}
 	s := &Serialization{ptr: network}
 	runtime.AddCleanup(s, func(p unsafe.Pointer) { C.vbgo_object_release(p) }, network)
@@ -101,7 +107,7 @@ func (t *xpcTransport) release(name string) error {
 		return errClosedXPC
 	}
 	if status := C.vbgo_release(t.conn, cname); status != 0 {
-		return Error(status)
+		return statusFromCode(int64(status))
 	}
 	return nil
 }
@@ -114,7 +120,7 @@ func (t *xpcTransport) status() (*StatusReport, error) {
 	}
 	var report unsafe.Pointer
 	if status := C.vbgo_status(t.conn, &report); status != 0 {
-		return nil, Error(status)
+		return nil, statusFromCode(int64(status))
 	}
 	defer C.vbgo_object_release(report)
 
