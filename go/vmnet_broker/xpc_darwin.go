@@ -12,6 +12,7 @@ import "C"
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -48,6 +49,68 @@ func processTransport() (transport, error) {
 type xpcTransport struct {
 	mu   sync.RWMutex
 	conn unsafe.Pointer // nil once closed
+
+	// What the broker holds for this connection, as far as we know. When
+	// the connection is interrupted (the broker restarted), the broker has
+	// dropped every hold: held moves to dropped, so that a later Release of
+	// one of them reports the loss instead of a puzzling ErrNotFound, as
+	// the Rust client does.
+	holds       sync.Mutex
+	seen        uint64 // interruptions accounted for
+	held        map[string]bool
+	dropped     map[string]bool
+	interrupted bool
+}
+
+// ErrConnectionLost is wrapped in the error of a call that notices that the
+// broker went away (it restarted or crashed) and so dropped every network
+// this client held. The error's status is ErrXPCFailure. Acquire the
+// networks again; libxpc reconnects by itself. (An addition of this package.)
+var ErrConnectionLost = errors.New("the connection to the broker was interrupted (the broker restarted?) and it dropped this client's networks")
+
+func lostError() error {
+	return &TransportError{
+		Status: ErrXPCFailure,
+		Err:    ErrConnectionLost,
+		Hint:   "acquire the networks again",
+	}
+}
+
+// sync accounts for interruptions seen by the connection's event handler.
+// It reports whether there was one since the last call. Call with t.mu held.
+func (t *xpcTransport) sync() bool {
+	n := uint64(C.vbgo_interruptions(t.conn))
+	t.holds.Lock()
+	defer t.holds.Unlock()
+	if n == t.seen {
+		return false
+	}
+	t.seen = n
+	t.interrupted = true
+	if t.dropped == nil {
+		t.dropped = make(map[string]bool)
+	}
+	for name := range t.held {
+		t.dropped[name] = true
+	}
+	t.held = nil
+	return true
+}
+
+// xpcStatus turns a status from the shim into an error.
+func (t *xpcTransport) xpcStatus(status C.int64_t) error {
+	switch status {
+	case C.VBGO_CONNECTION_INTERRUPTED:
+		t.sync()
+		return lostError()
+	case C.VBGO_CONNECTION_INVALID:
+		return &TransportError{
+			Status: ErrXPCFailure,
+			Err:    errors.New("the broker's XPC service cannot be reached"),
+			Hint:   "is the broker installed (vmnet-broker install)?",
+		}
+	}
+	return statusFromCode(int64(status))
 }
 
 // errClosedXPC is returned by a closed client.
@@ -74,12 +137,26 @@ func (t *xpcTransport) acquire(name string) (*Serialization, error) {
 	if t.conn == nil {
 		return nil, errClosedXPC
 	}
+	t.sync()
 	var network unsafe.Pointer
 	var info C.vbgo_network_info
 	status := C.vbgo_acquire(t.conn, cname, &network, &info)
 	if status != 0 {
-		return nil, statusFromCode(int64(status))
+		return nil, t.xpcStatus(status)
 	}
+	if t.sync() {
+		// Interrupted while the reply was on its way: whether this hold
+		// survived cannot be known; report the loss.
+		C.vbgo_object_release(network)
+		return nil, lostError()
+	}
+	t.holds.Lock()
+	if t.held == nil {
+		t.held = make(map[string]bool)
+	}
+	t.held[name] = true
+	delete(t.dropped, name)
+	t.holds.Unlock()
 	s := &Serialization{ptr: network}
 	runtime.AddCleanup(s, func(p unsafe.Pointer) { C.vbgo_object_release(p) }, network)
 	if info.valid != 0 {
@@ -106,9 +183,19 @@ func (t *xpcTransport) release(name string) error {
 	if t.conn == nil {
 		return errClosedXPC
 	}
-	if status := C.vbgo_release(t.conn, cname); status != 0 {
-		return statusFromCode(int64(status))
+	t.sync()
+	t.holds.Lock()
+	lost := t.dropped[name] && !t.held[name]
+	t.holds.Unlock()
+	if lost {
+		return lostError()
 	}
+	if status := C.vbgo_release(t.conn, cname); status != 0 {
+		return t.xpcStatus(status)
+	}
+	t.holds.Lock()
+	delete(t.held, name)
+	t.holds.Unlock()
 	return nil
 }
 
@@ -118,9 +205,10 @@ func (t *xpcTransport) status() (*StatusReport, error) {
 	if t.conn == nil {
 		return nil, errClosedXPC
 	}
+	t.sync()
 	var report unsafe.Pointer
 	if status := C.vbgo_status(t.conn, &report); status != 0 {
-		return nil, statusFromCode(int64(status))
+		return nil, t.xpcStatus(status)
 	}
 	defer C.vbgo_object_release(report)
 
@@ -178,9 +266,20 @@ func xpcToGo(obj unsafe.Pointer, depth int) any {
 	}
 }
 
-// isLost is always false: libxpc re-establishes an interrupted connection
-// by itself on the next request.
-func (t *xpcTransport) isLost() bool { return false }
+// isLost reports whether the connection was ever interrupted: libxpc
+// re-establishes it by itself, but the broker has dropped its holds, so the
+// process-wide client of AcquireNetwork starts afresh.
+func (t *xpcTransport) isLost() bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.conn == nil {
+		return true
+	}
+	t.sync()
+	t.holds.Lock()
+	defer t.holds.Unlock()
+	return t.interrupted
+}
 
 func (t *xpcTransport) close() error {
 	t.mu.Lock()
