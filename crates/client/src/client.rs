@@ -124,6 +124,13 @@ impl Client {
         )?))
     }
 
+    /// Connects to the XPC Mach service `service` (a broker installed under
+    /// another label than the default), whatever the environment says.
+    #[cfg(target_os = "macos")]
+    pub fn connect_xpc_service(service: &str) -> Result<Client, Error> {
+        Ok(Client::with_transport(Transport::xpc(service)?))
+    }
+
     fn with_transport(transport: Transport) -> Client {
         let epoch = transport.epoch();
         Client {

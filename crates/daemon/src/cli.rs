@@ -238,16 +238,50 @@ pub struct CheckArgs {
 /// that has clients, unless --force. Elsewhere than macOS, only --dry-run
 /// works (the plan for a Mac where nothing is installed).
 ///
+/// Upgrades the original vmnet-broker (C) in place: it is stopped as its own
+/// installer does (SIGTERM, up to 5 s; refused while VMs are connected,
+/// unless --force), its _vmnetbroker account is reused and its uninstall.sh
+/// and LICENSE are removed. The daemon options below are kept in the job;
+/// an option not given keeps the installed value.
+///
 /// Examples:
 ///
 ///   sudo vmnet-broker install --dry-run   # print every command
 ///   sudo vmnet-broker install
+///   sudo vmnet-broker install --log-level debug --network-idle-timeout 600
 ///   vmnet-broker install --user
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct InstallArgs {
     #[command(flatten)]
     pub job: JobArgs,
+
+    /// Seconds an unused network is kept, written into the job
+    /// [default: what is installed, else 120].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, help_heading = "Daemon options kept in the job")]
+    pub network_idle_timeout: Option<f64>,
+
+    /// Seconds without clients before the broker exits, written into the job
+    /// [default: what is installed, else 120].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, help_heading = "Daemon options kept in the job")]
+    pub exit_idle_timeout: Option<f64>,
+
+    /// Configuration directory (absolute), written into the job
+    /// [default: what is installed, else /etc/vmnet-broker.d].
+    #[arg(
+        long,
+        value_name = "DIR",
+        help_heading = "Daemon options kept in the job"
+    )]
+    pub config_dir: Option<PathBuf>,
+
+    /// Log level, written into the job [default: what is installed, else info].
+    #[arg(
+        long,
+        value_name = "LEVEL",
+        help_heading = "Daemon options kept in the job"
+    )]
+    pub log_level: Option<String>,
 }
 
 /// Options shared by `install` and `uninstall`.

@@ -513,6 +513,72 @@ fn install_dry_run_prints_the_launchd_plan() {
     }
 }
 
+/// `install` keeps the daemon options in the job's ProgramArguments and
+/// refuses bad ones before doing anything.
+#[test]
+fn install_writes_the_daemon_options_into_the_job() {
+    let out = Command::new(bin())
+        .args([
+            "install",
+            "--dry-run",
+            "--network-idle-timeout",
+            "600",
+            "--exit-idle-timeout",
+            "30.5",
+            "--config-dir",
+            "/opt/vmnet/conf.d",
+            "--log-level",
+            "debug",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let script = String::from_utf8_lossy(&out.stdout);
+    let args = [
+        "<string>serve</string>",
+        "<string>--mach-service</string>",
+        "<string>com.github.nirs.vmnet-broker</string>",
+        "<string>--network-idle-timeout</string>",
+        "<string>600</string>",
+        "<string>--exit-idle-timeout</string>",
+        "<string>30.5</string>",
+        "<string>--config-dir</string>",
+        "<string>/opt/vmnet/conf.d</string>",
+        "<string>--log-level</string>",
+        "<string>debug</string>",
+    ];
+    let mut at = 0;
+    for a in args {
+        let found = script[at..]
+            .find(a)
+            .unwrap_or_else(|| panic!("{a} missing or out of order in\n{script}"));
+        at += found + a.len();
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--network-idle-timeout 600, --exit-idle-timeout 30.5"),
+        "{stderr}"
+    );
+
+    for bad in [
+        &["--config-dir", "relative/dir"][..],
+        &["--network-idle-timeout", "-5"][..],
+        &["--log-level", ""][..],
+    ] {
+        let out = Command::new(bin())
+            .args(["install", "--dry-run"])
+            .args(bad)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad:?} accepted");
+        assert!(out.stdout.is_empty(), "{bad:?} printed a plan");
+    }
+}
+
 /// The original broker's launchd job runs the binary with no arguments; ours
 /// must then serve exactly as `serve` does (here: the development socket,
 /// taken from $VMNET_BROKER_SOCKET), and `--help` must still be help.
