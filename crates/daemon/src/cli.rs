@@ -110,7 +110,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = vmnet_broker_proto::json::DEFAULT_MAX_LINE)]
     pub max_request_size: usize,
 
-    /// Longest network name accepted (1 to 64).
+    /// Longest network name that can name a network (1 to 64); a longer
+    /// name is answered "not found" (5), like any unknown name.
     #[arg(long, value_name = "CHARS", default_value_t = 64,
           value_parser = clap::value_parser!(u8).range(1..=64))]
     pub max_name_length: u8,
