@@ -30,17 +30,24 @@ func defaultTransport() (transport, error) {
 	if os.Getenv(SocketEnv) != "" {
 		return dialSocket(DefaultSocketPath())
 	}
-	return processTransport()
-}
-
-// processTransport is the connection AcquireNetwork uses: always the XPC
-// service, as in the original package (VMNET_BROKER_SOCKET is ignored).
-func processTransport() (transport, error) {
 	conn := C.vbgo_connect()
 	if conn == nil {
 		return nil, ErrXPCFailure
 	}
 	return &xpcTransport{conn: conn}, nil
+}
+
+// processTransport is the connection AcquireNetwork uses: always the XPC
+// service, as in the original package (VMNET_BROKER_SOCKET is ignored).
+//
+// Its errors are bare Error values, as the original's are, so that code
+// comparing err == ErrXPCFailure keeps working.
+func processTransport() (transport, error) {
+	conn := C.vbgo_connect()
+	if conn == nil {
+		return nil, ErrXPCFailure
+	}
+	return &xpcTransport{conn: conn, bare: true}, nil
 }
 
 // xpcTransport is a connection to com.github.nirs.vmnet-broker. libxpc
@@ -49,6 +56,9 @@ func processTransport() (transport, error) {
 type xpcTransport struct {
 	mu   sync.RWMutex
 	conn unsafe.Pointer // nil once closed
+	// bare: report connection failures as the bare ErrXPCFailure (the
+	// original API) rather than a *TransportError saying what happened.
+	bare bool
 
 	// What the broker holds for this connection, as far as we know. When
 	// the connection is interrupted (the broker restarted), the broker has
@@ -102,8 +112,14 @@ func (t *xpcTransport) xpcStatus(status C.int64_t) error {
 	switch status {
 	case C.VBGO_CONNECTION_INTERRUPTED:
 		t.sync()
+		if t.bare {
+			return ErrXPCFailure
+		}
 		return lostError()
 	case C.VBGO_CONNECTION_INVALID:
+		if t.bare {
+			return ErrXPCFailure
+		}
 		return &TransportError{
 			Status: ErrXPCFailure,
 			Err:    errors.New("the broker's XPC service cannot be reached"),
@@ -144,9 +160,10 @@ func (t *xpcTransport) acquire(name string) (*Serialization, error) {
 	if status != 0 {
 		return nil, t.xpcStatus(status)
 	}
-	if t.sync() {
+	if t.sync() && !t.bare {
 		// Interrupted while the reply was on its way: whether this hold
-		// survived cannot be known; report the loss.
+		// survived cannot be known; report the loss. (The original API
+		// takes the reply as it is, as the original does.)
 		C.vbgo_object_release(network)
 		return nil, lostError()
 	}
