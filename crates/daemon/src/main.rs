@@ -33,7 +33,17 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    match cli.command {
+    let Some(command) = cli.command else {
+        // No subcommand: the daemon, as the original broker's binary is.
+        return match cli::ServeArgs::defaults() {
+            Ok(args) => serve::run(args),
+            Err(e) => {
+                let _ = e.print();
+                ExitCode::from(EXIT_USAGE)
+            }
+        };
+    };
+    match command {
         Command::Serve(args) => serve::run(args),
         Command::Acquire(args) => commands::acquire::run(args),
         Command::Status(args) => commands::status::run(args),

@@ -84,6 +84,10 @@ mod vector_tests {
                 status.description(),
                 s["description"].as_str().expect("text")
             );
+            assert_eq!(
+                status.upstream_text(),
+                s["strerror"].as_str().expect("strerror text")
+            );
         }
     }
 
