@@ -130,6 +130,12 @@ pub struct ServeArgs {
     #[arg(long)]
     pub insecure_config_permissions: bool,
 
+    /// Once serving (the socket listens, or the Mach service is checked
+    /// in), write one byte to file descriptor N and close it, so that a
+    /// service manager or test can wait for readiness without polling.
+    #[arg(long, value_name = "N")]
+    pub ready_fd: Option<i32>,
+
     /// Seed of the simulated backend's random choices (IPv6 prefixes).
     #[arg(long, value_name = "N", help_heading = "Simulation")]
     pub sim_seed: Option<u64>,
