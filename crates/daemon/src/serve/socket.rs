@@ -12,8 +12,9 @@
 //!   answered further (even in the middle of what it already sent) and not
 //!   read until it has taken its replies;
 //! - a connection counts against `--max-clients` until its descriptor is
-//!   closed; after the client's end of file its pending replies are written
-//!   for at most [`EOF_LINGER`], then the connection is closed.
+//!   closed; after the client's end of file (seen as the end of input, or
+//!   reported by the poll while its input is not read) its pending replies
+//!   are written for at most [`EOF_LINGER`], then the connection is closed.
 //!
 //! Each request costs three system calls when the client waits for its
 //! reply: the poll, one read (a read shorter than the buffer means the
@@ -63,6 +64,8 @@ struct Conn {
     eof: bool,
     /// The driver was told that this client is gone.
     gone: bool,
+    /// A closing deadline is set (see [`EOF_LINGER`]).
+    lingering: bool,
     /// Input may be waiting: a readiness edge came and no read since then
     /// found the socket drained.
     readable: bool,
@@ -282,6 +285,7 @@ where
                     written: 0,
                     eof: false,
                     gone: false,
+                    lingering: false,
                     // Registration reports input that is already there.
                     readable: false,
                     closing: false,
@@ -380,22 +384,26 @@ where
                 }
             }
         }
-        if conn.eof {
-            if !conn.gone {
-                // The client closed its side: its holds end now, as with an
-                // invalid XPC connection. Queued replies are still written,
-                // for a while.
-                conn.gone = true;
-                driver.handle_disconnect(now, conn.peer);
-                if conn.queued() > 0 {
-                    self.lingering.push_back((now + EOF_LINGER, token));
-                }
-            }
-            if conn.queued() == 0 {
-                return false;
-            }
+        if conn.eof && !conn.gone {
+            // The client closed its side: its holds end now, as with an
+            // invalid XPC connection. Queued replies are still written, for
+            // a while.
+            conn.gone = true;
+            driver.handle_disconnect(now, conn.peer);
         }
-        let want = if conn.eof || conn.queued() > MAX_QUEUED_OUTPUT {
+        if conn.eof && conn.queued() == 0 {
+            return false;
+        }
+        if (conn.eof || conn.closing) && !conn.lingering {
+            // The client sent its end of file (read or not, if it stopped
+            // being read at the output bound): it has a bounded time to
+            // take its replies.
+            conn.lingering = true;
+            self.lingering.push_back((now + EOF_LINGER, token));
+        }
+        // While over the output bound, input stays registered (but is not
+        // read) so that the client's end of file is still noticed.
+        let want = if conn.eof {
             Interest::WRITABLE
         } else if conn.queued() > 0 {
             Interest::READABLE | Interest::WRITABLE
