@@ -49,9 +49,10 @@ pub enum LogFormat {
 /// Run the broker daemon.
 ///
 /// Serves acquire/release/status requests until stopped. SIGTERM or SIGINT
-/// with clients connected is logged and ignored, so that stopping the
-/// service cannot cut off running VMs; with no clients the broker releases
-/// every network and exits 0. Without clients for the idle delay it exits by
+/// while some client holds a network is logged and ignored, so that
+/// stopping the service cannot cut off running VMs; otherwise the broker
+/// releases every network and exits 0. SIGHUP, SIGUSR1, SIGUSR2 and
+/// SIGALRM are logged and ignored. Without clients for the idle delay it exits by
 /// itself (launchd starts it again on demand), unless --no-idle-exit.
 ///
 /// Example (Linux development):

@@ -384,3 +384,114 @@ impl fmt::Display for LineTooLong {
         write!(f, "request line longer than {} bytes", self.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::{Duration, Instant};
+
+    use clap::Parser;
+    use vmnet_broker_core::backend::sim::SimBackend;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn driver(dir: &std::path::Path, extra: &[&str]) -> Driver<SimBackend> {
+        let mut argv = vec![
+            "vmnet-broker",
+            "serve",
+            "--backend",
+            "simulated",
+            "--config-dir",
+            dir.to_str().unwrap(),
+        ];
+        argv.extend_from_slice(extra);
+        let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else {
+            panic!("not serve");
+        };
+        crate::serve::build_driver(&args, SimBackend::new(7))
+    }
+
+    fn creds() -> PeerCredentials {
+        PeerCredentials {
+            pid: 1,
+            uid: 1000,
+            gid: 1000,
+        }
+    }
+
+    fn line(d: &mut Driver<SimBackend>, now: Instant, client: u64, text: &str) -> Value {
+        let mut out = Vec::new();
+        d.handle_line(now, PeerId(client), Frame::Line(text.as_bytes()), &mut out);
+        assert_eq!(out.last(), Some(&b'\n'));
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    const ACQUIRE: &str = r#"{"command":"acquire","network_name":"shared"}"#;
+
+    #[test]
+    fn a_removed_network_is_never_answered_from_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = driver(dir.path(), &["--network-idle-timeout", "1"]);
+        let t0 = Instant::now();
+        d.handle_connect(t0, PeerId(1), creds()).unwrap();
+        d.handle_connect(t0, PeerId(2), creds()).unwrap();
+        let first = line(&mut d, t0, 1, ACQUIRE);
+        assert_eq!(line(&mut d, t0, 2, ACQUIRE), first);
+        // Both leave; the network is removed after its idle delay.
+        d.handle_disconnect(t0, PeerId(1));
+        d.handle_disconnect(t0, PeerId(2));
+        d.handle_timeout(t0 + Duration::from_secs(2));
+        assert_eq!(d.broker().network_count(), 0);
+        // A new acquire creates a new network and gets its own reply.
+        let t1 = t0 + Duration::from_secs(3);
+        d.handle_connect(t1, PeerId(3), creds()).unwrap();
+        let again = line(&mut d, t1, 3, ACQUIRE);
+        let Reply::Acquired { network, .. } = d.handle_request(
+            t1,
+            PeerId(3),
+            Ok::<_, String>(Request::Acquire {
+                network: NetworkName::new("shared").unwrap(),
+            }),
+        ) else {
+            panic!("acquire failed");
+        };
+        assert_eq!(again["network"], network);
+        assert_ne!(again["network"], first["network"]);
+    }
+
+    #[test]
+    fn sigterm_stops_unless_a_client_holds_a_network() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = driver(dir.path(), &[]);
+        let t = Instant::now();
+        d.handle_connect(t, PeerId(1), creds()).unwrap();
+        assert!(line(&mut d, t, 1, r#"{"command":"status"}"#)["status"].is_object());
+        // Connected, holding nothing: stop.
+        assert_eq!(
+            d.handle_stop_signal("SIGTERM"),
+            Some(Stop::Signal("SIGTERM"))
+        );
+        d.handle_connect(t, PeerId(2), creds()).unwrap();
+        assert!(line(&mut d, t, 2, ACQUIRE)["network"].is_object());
+        assert_eq!(d.clients_holding_networks(), 1);
+        assert_eq!(d.handle_stop_signal("SIGTERM"), None);
+        d.handle_disconnect(t, PeerId(2));
+        assert_eq!(d.handle_stop_signal("SIGINT"), Some(Stop::Signal("SIGINT")));
+    }
+
+    #[test]
+    fn every_invalid_request_is_answered_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = driver(dir.path(), &[]);
+        let t = Instant::now();
+        d.handle_connect(t, PeerId(1), creds()).unwrap();
+        for i in 0..100u64 {
+            let now = t + Duration::from_secs(i);
+            assert_eq!(line(&mut d, now, 1, "{}"), serde_json::json!({"error": 4}));
+        }
+        let report = d.broker().status(t, None);
+        assert_eq!(report.counters.failures.get("invalid_request"), Some(&100));
+    }
+}
