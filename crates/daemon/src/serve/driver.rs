@@ -329,7 +329,11 @@ impl<B: Backend> Driver<B> {
         client: PeerId,
         reason: &dyn fmt::Display,
     ) -> Reply<B::Serialization> {
-        let state = self.clients.entry(client).or_default();
+        let Some(state) = self.clients.get_mut(&client) else {
+            // Not a connected client (the broker answers 7): nothing to
+            // keep for it.
+            return self.broker.handle_bad_request(now, client, reason);
+        };
         if state.invalid_logged < LOGGED_INVALID_REQUESTS {
             state.invalid_logged += 1;
             if state.invalid_logged == LOGGED_INVALID_REQUESTS {
