@@ -330,8 +330,8 @@ impl<B: Backend> Driver<B> {
         reason: &dyn fmt::Display,
     ) -> Reply<B::Serialization> {
         let Some(state) = self.clients.get_mut(&client) else {
-            // Not a connected client (the broker answers 7): nothing to
-            // keep for it.
+            // Not a connected client: the broker counts and answers it;
+            // nothing to keep for it here.
             return self.broker.handle_bad_request(now, client, reason);
         };
         if state.invalid_logged < LOGGED_INVALID_REQUESTS {
