@@ -52,9 +52,10 @@ pub enum LogFormat {
 /// Run the broker daemon.
 ///
 /// Serves acquire/release/status requests until stopped. SIGTERM or SIGINT
-/// with clients connected is logged and ignored, so that stopping the
-/// service cannot cut off running VMs; with no clients the broker releases
-/// every network and exits 0. Without clients for the idle delay it exits by
+/// while some client holds a network is logged and ignored, so that
+/// stopping the service cannot cut off running VMs; otherwise the broker
+/// releases every network and exits 0. SIGHUP, SIGUSR1, SIGUSR2 and
+/// SIGALRM are logged and ignored. Without clients for the idle delay it exits by
 /// itself (launchd starts it again on demand), unless --no-idle-exit.
 ///
 /// Example (Linux development):
@@ -133,6 +134,12 @@ pub struct ServeArgs {
     /// user and not writable by group or others).
     #[arg(long)]
     pub insecure_config_permissions: bool,
+
+    /// Once serving (the socket listens, or the Mach service is checked
+    /// in), write one byte to file descriptor N and close it, so that a
+    /// service manager or test can wait for readiness without polling.
+    #[arg(long, value_name = "N")]
+    pub ready_fd: Option<i32>,
 
     /// Seed of the simulated backend's random choices (IPv6 prefixes).
     #[arg(long, value_name = "N", help_heading = "Simulation")]

@@ -35,7 +35,11 @@ pub fn run(args: AcquireArgs) -> ExitCode {
             }
         }
     }
-    let client = match connect(args.socket.as_deref(), args.mach_service.as_deref(), args.timeout) {
+    let client = match connect(
+        args.socket.as_deref(),
+        args.mach_service.as_deref(),
+        args.timeout,
+    ) {
         Ok(c) => c,
         Err(e) => return report("cannot connect to the broker", &e),
     };

@@ -35,12 +35,8 @@ fn observe(spec: &JobSpec, dry_run: bool) -> Result<InstallState, String> {
     {
         let _ = dry_run;
         let mut ask = || ask_broker_clients(spec.label());
-        vmnet_broker_launchd::probe(
-            spec,
-            &mut vmnet_broker_launchd::SystemRunner,
-            &mut ask,
-        )
-        .map_err(|e| format!("cannot inspect the current installation: {e}"))
+        vmnet_broker_launchd::probe(spec, &mut vmnet_broker_launchd::SystemRunner, &mut ask)
+            .map_err(|e| format!("cannot inspect the current installation: {e}"))
     }
     #[cfg(not(target_os = "macos"))]
     {

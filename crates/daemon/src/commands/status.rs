@@ -13,7 +13,11 @@ use crate::{EXIT_FAILURE, logging};
 /// Asks the broker for its status and prints it.
 pub fn run(args: StatusArgs) -> ExitCode {
     logging::init_client();
-    let client = match connect(args.socket.as_deref(), args.mach_service.as_deref(), args.timeout) {
+    let client = match connect(
+        args.socket.as_deref(),
+        args.mach_service.as_deref(),
+        args.timeout,
+    ) {
         Ok(c) => c,
         Err(e) => return report("cannot connect to the broker", &e),
     };
