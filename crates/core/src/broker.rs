@@ -448,15 +448,16 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
     }
 
     /// A request that could not be decoded (bad JSON, missing key, bad
-    /// name...). Counts and logs it; the answer is always INVALID_REQUEST.
+    /// name...). Counts it (the driver logs it); the answer is always INVALID_REQUEST.
     pub fn handle_bad_request(
         &mut self,
         _now: Instant,
-        client: ClientId,
-        reason: &dyn fmt::Display,
+        _client: ClientId,
+        _reason: &dyn fmt::Display,
     ) -> Reply<B::Serialization> {
+        // Not logged here: drivers log invalid requests themselves, limited
+        // per client, so that a flood of them cannot flood the log.
         self.counters.requests += 1;
-        info!(client = client.0, "invalid request: {reason}");
         self.count_failure(Status::INVALID_REQUEST);
         Reply::Error(Status::INVALID_REQUEST)
     }

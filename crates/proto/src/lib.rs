@@ -26,8 +26,7 @@ pub mod json;
 
 pub use name::{MAX_NETWORK_NAME_LEN, NameError, NetworkName};
 pub use reply::{
-    ClientStatus, Counters, Mode, NetworkInfo, NetworkStatus, ReplyDecodeError, StatusReport,
-    decode_acquire_reply,
+    ClientStatus, Counters, Mode, NetworkInfo, NetworkStatus, StatusReport, decode_acquire_reply,
 };
 pub use request::{Dict, Request, RequestError};
 pub use status::Status;

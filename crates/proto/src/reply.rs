@@ -73,27 +73,6 @@ pub fn decode_acquire_reply(error: Option<i64>, has_network: bool) -> Status {
     }
 }
 
-/// Why a reply could not be used, for clients.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReplyDecodeError {
-    /// The broker answered with an error status.
-    #[error("broker answered: {0}")]
-    Broker(Status),
-    /// The reply does not follow the protocol.
-    #[error("invalid reply from the broker: {0}")]
-    Invalid(String),
-}
-
-impl ReplyDecodeError {
-    /// The status a client reports for this error.
-    pub fn status(&self) -> Status {
-        match self {
-            ReplyDecodeError::Broker(s) => *s,
-            ReplyDecodeError::Invalid(_) => Status::INVALID_REPLY,
-        }
-    }
-}
-
 /// The broker's answer to `status` (key `status` of the reply).
 ///
 /// This shape is stable: fields may be added, none removed or changed. It is

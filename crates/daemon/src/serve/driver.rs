@@ -343,6 +343,11 @@ impl<B: Backend> Driver<B> {
         };
         if state.invalid_logged < LOGGED_INVALID_REQUESTS {
             state.invalid_logged += 1;
+            info!(
+                client = client.0,
+                "invalid request: {}",
+                crate::text::escape(&reason.to_string())
+            );
             if state.invalid_logged == LOGGED_INVALID_REQUESTS {
                 info!(
                     client = client.0,
@@ -359,18 +364,13 @@ impl<B: Backend> Driver<B> {
                 client = client.0,
                 count = state.invalid_suppressed,
                 seconds = now.saturating_duration_since(since).as_secs(),
-                last = %reason,
+                last = %crate::text::escape(&reason.to_string()),
                 "invalid requests from this client (not logged one by one)"
             );
             state.invalid_suppressed = 0;
             state.suppressed_since = None;
         }
-        // The broker logs every invalid request; past the first few of a
-        // client its line is silenced, the count above stands for it.
-        let broker = &mut self.broker;
-        tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
-            broker.handle_bad_request(now, client, reason)
-        })
+        self.broker.handle_bad_request(now, client, reason)
     }
 }
 
