@@ -23,6 +23,9 @@
 # (default: https://github.com/vmnet-broker/vmnet-broker/releases).
 set -euo pipefail
 
+# Everything is inside main, called on the last line: when this script is
+# piped into bash, nothing runs before the whole script has arrived.
+main() {
 releases=${VMNET_BROKER_RELEASES:-https://github.com/vmnet-broker/vmnet-broker/releases}
 # The tarball made by release.yml: a signed universal (arm64 + x86_64) binary.
 label="universal-apple-darwin"
@@ -173,7 +176,7 @@ if (( dry_run )); then
     printf '  would run: %q install\n' "$prefix/bin/vmnet-broker"
     if "$src/vmnet-broker" --version >/dev/null 2>&1; then
         say "dry run: what \`vmnet-broker install\` would do (its own --dry-run):"
-        "$src/vmnet-broker" install --dry-run
+        "$src/vmnet-broker" install --dry-run </dev/null
     else
         say "dry run: the binary in $name does not run on this system; not showing its install plan"
     fi
@@ -183,5 +186,8 @@ fi
 
 say "installed $("$prefix/bin/vmnet-broker" --version) in $prefix/bin"
 say "setting up the launchd service: $prefix/bin/vmnet-broker install"
-"$prefix/bin/vmnet-broker" install
+"$prefix/bin/vmnet-broker" install </dev/null
 say "done. Check it with: vmnet-broker status"
+}
+
+main "$@"
