@@ -28,6 +28,8 @@ pub enum Command {
     Check(CheckArgs),
     Install(InstallArgs),
     Uninstall(UninstallArgs),
+    Completions(CompletionsArgs),
+    Man(ManArgs),
 }
 
 /// Which backend creates networks.
@@ -353,6 +355,43 @@ pub struct UninstallArgs {
     /// Also delete the log directory.
     #[arg(long)]
     pub remove_logs: bool,
+}
+
+/// Print a shell completion script.
+///
+/// The script completes subcommands and options; load it the way your shell
+/// expects. Release tarballs and the Homebrew formula ship it already.
+///
+/// Examples:
+///
+///   vmnet-broker completions bash > ~/.local/share/bash-completion/completions/vmnet-broker
+///   vmnet-broker completions zsh > ~/.zfunc/_vmnet-broker
+///   vmnet-broker completions fish > ~/.config/fish/completions/vmnet-broker.fish
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Write the manual pages.
+///
+/// Generates vmnet-broker(1) and one page per subcommand
+/// (vmnet-broker-serve(1), ...) from this command's own help. Without
+/// --out-dir, prints vmnet-broker(1) alone on standard output.
+///
+/// Examples:
+///
+///   vmnet-broker man | man -l -
+///   mkdir -p man/man1 && vmnet-broker man --out-dir man/man1
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct ManArgs {
+    /// Existing directory to write one NAME.1 file per page into (files
+    /// of the same names are replaced).
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
 }
 
 fn parse_secs(s: &str) -> Result<f64, String> {

@@ -2,6 +2,7 @@
 
 pub mod acquire;
 pub mod check;
+pub mod docs;
 pub mod install;
 pub mod status;
 
