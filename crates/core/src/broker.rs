@@ -75,6 +75,10 @@ pub struct DaemonInfo {
     pub version: String,
     /// Process id.
     pub pid: u32,
+    /// The configuration directory, as the driver names it in `status`.
+    pub config_dir: Option<String>,
+    /// The log level filter, as the driver names it in `status`.
+    pub log_level: Option<String>,
 }
 
 /// A client (one connection to the broker), named by the driver. Ids must be unique
@@ -610,6 +614,8 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
             uptime_seconds: secs(now.saturating_duration_since(self.started)),
             network_idle_timeout_seconds: secs(self.options.network_idle_timeout),
             exit_idle_timeout_seconds: self.options.exit_idle_timeout.map(secs),
+            config_dir: self.daemon.config_dir.clone(),
+            log_level: self.daemon.log_level.clone(),
             hidden_clients: self.clients.len() - clients.len(),
             client_count: self.clients.len(),
             networks,

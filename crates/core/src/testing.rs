@@ -65,6 +65,7 @@ impl<C: ConfigSource, A: AccountLookup> Driver<SimBackend, C, A> {
         let daemon = DaemonInfo {
             version: "test".into(),
             pid: 42,
+            ..DaemonInfo::default()
         };
         let broker = Broker::new(
             options,

@@ -96,6 +96,14 @@ pub struct StatusReport {
     /// Seconds without clients after which the broker exits; `null` if it
     /// never exits by itself.
     pub exit_idle_timeout_seconds: Option<f64>,
+    /// The configuration directory the broker reads (added in 0.1; absent
+    /// from reports of brokers that do not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_dir: Option<String>,
+    /// The broker's log level filter, as given (added in 0.1; absent from
+    /// reports of brokers that do not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
     /// Every live network, sorted by name.
     pub networks: Vec<NetworkStatus>,
     /// Connected clients the caller may see, sorted by id.

@@ -153,14 +153,22 @@ fn table<const N: usize>(out: &mut String, header: [&str; N], rows: &[[String; N
     }
 }
 
-/// The broker's effective idle delays, as it reports them.
+/// The broker's effective settings, as it reports them: idle delays, and
+/// the configuration directory and log level where the broker says.
 fn delays(s: &StatusReport) -> String {
-    format!(
+    let mut line = format!(
         "network idle delay {}; exit idle delay {}",
         duration(s.network_idle_timeout_seconds),
         s.exit_idle_timeout_seconds
             .map_or_else(|| "none (never exits when idle)".to_owned(), duration)
-    )
+    );
+    if let Some(dir) = &s.config_dir {
+        line.push_str(&format!("; configuration {}", crate::text::escape(dir)));
+    }
+    if let Some(level) = &s.log_level {
+        line.push_str(&format!("; log level {}", crate::text::escape(level)));
+    }
+    line
 }
 
 /// The daemon options kept in the installed job file (system, else user),

@@ -162,6 +162,8 @@ pub fn build_broker<B: Backend>(args: &ServeArgs, backend: B) -> DaemonBroker<B>
     let daemon = DaemonInfo {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         pid: std::process::id(),
+        config_dir: Some(args.config_dir.display().to_string()),
+        log_level: Some(args.log_level.clone()),
     };
     Broker::new(
         options,
