@@ -8,6 +8,9 @@
 //!   and the built-in networks;
 //! - [`backend`]: the [`Backend`](backend::Backend) trait through which
 //!   networks are created and destroyed, and a simulated vmnet;
+//! - [`hostnet`]: the host's networks (through the
+//!   [`HostNetworks`](hostnet::HostNetworks) trait) and the check that a
+//!   static subnet collides with none of them;
 //! - [`broker`]: the [`Broker`](broker::Broker) state machine, which takes
 //!   events and the current time and returns replies, events for the driver
 //!   and its next deadline.
@@ -20,5 +23,6 @@
 pub mod backend;
 pub mod broker;
 pub mod config;
+pub mod hostnet;
 
 pub use vmnet_broker_proto as proto;
