@@ -59,6 +59,12 @@ pub struct NetworkConfig {
     pub allowed_users: Option<Vec<Principal>>,
     /// Groups whose members may acquire the network; `None` means everyone.
     pub allowed_groups: Option<Vec<Principal>>,
+    /// Ask vmnet for the subnet and prefix the network had last time
+    /// (default on). A static subnet or prefix always wins.
+    pub remember_subnet: bool,
+    /// Create the network when the broker starts and keep it while the
+    /// broker runs, held or not (default off).
+    pub persistent: bool,
 }
 
 impl NetworkConfig {
@@ -81,6 +87,8 @@ impl NetworkConfig {
             dhcp_reservations: Vec::new(),
             allowed_users: None,
             allowed_groups: None,
+            remember_subnet: true,
+            persistent: false,
         }
     }
 
