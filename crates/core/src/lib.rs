@@ -11,6 +11,8 @@
 //! - [`hostnet`]: the host's networks (through the
 //!   [`HostNetworks`](hostnet::HostNetworks) trait) and the check that a
 //!   static subnet collides with none of them;
+//! - [`state`]: the subnets remembered per network and their file format
+//!   (the daemon reads and writes the file);
 //! - [`broker`]: the [`Broker`](broker::Broker) state machine, which takes
 //!   events and the current time and returns replies, events for the driver
 //!   and its next deadline.
@@ -24,5 +26,6 @@ pub mod backend;
 pub mod broker;
 pub mod config;
 pub mod hostnet;
+pub mod state;
 
 pub use vmnet_broker_proto as proto;

@@ -9,6 +9,9 @@ mod cli;
 mod commands;
 mod logging;
 mod serve;
+// Used by `serve` once remembered subnets are wired into the driver.
+#[allow(dead_code)]
+mod state_store;
 mod sys;
 
 use std::process::ExitCode;
