@@ -134,10 +134,10 @@ impl StateStore {
                 st.st_uid
             ));
         }
-        if u32::from(st.st_mode) & 0o022 != 0 {
+        if mode_bits(&st) & 0o022 != 0 {
             return Err(format!(
                 "the state directory {show} may be written by group or others (mode {:o}); run chmod go-w on it",
-                u32::from(st.st_mode) & 0o7777
+                mode_bits(&st) & 0o7777
             ));
         }
         Ok(StateStore {
@@ -244,6 +244,12 @@ impl StateStore {
         fsync(&self.dir).map_err(|e| format!("cannot flush the directory: {e}"))?;
         Ok(())
     }
+}
+
+/// The mode bits of `st` (`mode_t` is 16 bits on macOS, 32 on Linux).
+#[allow(clippy::useless_conversion)]
+fn mode_bits(st: &FileStat) -> u32 {
+    u32::from(st.st_mode)
 }
 
 fn check_regular(st: &FileStat) -> Result<(), String> {
