@@ -7,6 +7,9 @@
 
 mod cli;
 mod commands;
+// Consulted by `serve` and `check` once the collision check is wired in.
+#[allow(dead_code)]
+mod hostnet;
 mod logging;
 mod serve;
 // Used by `serve` once remembered subnets are wired into the driver.
