@@ -11,6 +11,8 @@
 //! - [`hostnet`]: the host's networks (through the
 //!   [`HostNetworks`](hostnet::HostNetworks) trait) and the check that a
 //!   static subnet collides with none of them;
+//! - [`retry`]: the backoff between attempts to create a persistent
+//!   network;
 //! - [`state`]: the subnets remembered per network and their file format
 //!   (the daemon reads and writes the file);
 //! - [`broker`]: the [`Broker`](broker::Broker) state machine, which takes
@@ -26,6 +28,7 @@ pub mod backend;
 pub mod broker;
 pub mod config;
 pub mod hostnet;
+pub mod retry;
 pub mod state;
 
 pub use vmnet_broker_proto as proto;

@@ -7,6 +7,9 @@
 
 mod cli;
 mod commands;
+// Applied by `serve` and reported by `check` once wired in.
+#[allow(dead_code)]
+mod config_owner;
 // Consulted by `serve` and `check` once the collision check is wired in.
 #[allow(dead_code)]
 mod hostnet;
