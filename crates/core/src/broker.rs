@@ -25,7 +25,8 @@
 //!
 //! Every input costs O(1), or O(networks held by the peer) for a disconnect,
 //! plus O(log n) for timer bookkeeping. Only [`Broker::status`] visits every
-//! peer.
+//! peer. Creating a network with a static or remembered subnet also lists
+//! the host's networks and visits the live networks (collision check).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
@@ -38,6 +39,12 @@ use vmnet_broker_proto::{
 
 use crate::backend::Backend;
 use crate::config::{ConfigSource, Lookup, NetworkConfig, Principal};
+use crate::hostnet::HostNetworks;
+use crate::state::RememberedSubnets;
+
+mod subnets;
+
+pub use subnets::SubnetOrigin;
 
 /// Tunables of a [`Broker`]. `Default` gives the documented defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,6 +231,8 @@ struct Entry<B: Backend> {
     created_at: Instant,
     /// When the last holder left; `None` while held.
     idle_since: Option<Instant>,
+    /// Where its subnet came from.
+    origin: SubnetOrigin,
 }
 
 impl<B: Backend> Entry<B> {
@@ -249,6 +258,12 @@ pub struct Broker<B: Backend, C: ConfigSource, A: Accounts = NoAccounts> {
     exit_deadline: Option<Instant>,
     events: VecDeque<Event>,
     counters: Counters,
+    /// The host's networks, for collision checks; `None`: not checked.
+    host: Option<Box<dyn HostNetworks + Send>>,
+    /// The subnets networks had last time.
+    remembered: RememberedSubnets,
+    /// Whether `remembered` changed since the driver last saved it.
+    remembered_dirty: bool,
 }
 
 impl<B: Backend, C: ConfigSource, A: Accounts> fmt::Debug for Broker<B, C, A> {
@@ -285,7 +300,45 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
             exit_deadline,
             events: VecDeque::new(),
             counters: Counters::default(),
+            host: None,
+            remembered: RememberedSubnets::new(),
+            remembered_dirty: false,
         }
+    }
+
+    /// Gives the broker a view of the host's networks: static subnets
+    /// that collide with them (or with a reserved range) are refused, and
+    /// remembered subnets that now collide are not asked for. Without one,
+    /// only the reserved ranges are checked.
+    pub fn set_host_networks(&mut self, source: impl HostNetworks + Send + 'static) {
+        self.host = Some(Box::new(source));
+    }
+
+    /// The subnets remembered from earlier runs (read from the state file
+    /// by the driver at start).
+    pub fn set_remembered(&mut self, remembered: RememberedSubnets) {
+        self.remembered = remembered;
+        self.remembered_dirty = false;
+    }
+
+    /// The subnets remembered now.
+    pub fn remembered(&self) -> &RememberedSubnets {
+        &self.remembered
+    }
+
+    /// The remembered subnets if they changed since the last call: the
+    /// driver then writes them to the state file.
+    pub fn take_remembered_changes(&mut self) -> Option<&RememberedSubnets> {
+        if std::mem::take(&mut self.remembered_dirty) {
+            Some(&self.remembered)
+        } else {
+            None
+        }
+    }
+
+    /// Where the subnet of the live network `name` came from.
+    pub fn subnet_origin(&self, name: &str) -> Option<SubnetOrigin> {
+        self.networks.get(name).map(|e| e.origin)
     }
 
     /// The options in force.
@@ -707,14 +760,9 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
             );
             return Err(Status::CREATE_FAILURE);
         }
-        let network = match self.backend.create(name, &config) {
-            Ok(n) => n,
-            Err(e) => {
-                warn!(network = %name, backend = self.backend.kind(), "cannot create network: {e}");
-                return Err(Status::CREATE_FAILURE);
-            }
-        };
+        let (network, origin) = self.create_in_backend(name, &config)?;
         let info = self.backend.info(&network);
+        self.remember(name, &config, &info);
         let serialization = self.backend.serialization(&network);
         info!(
             network = %name,
@@ -722,6 +770,7 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
             subnet = %info.subnet,
             mask = %info.mask,
             ipv6 = %format_args!("{}/{}", info.ipv6_prefix, info.ipv6_prefix_length),
+            %origin,
             "network created"
         );
         self.counters.creations += 1;
@@ -739,6 +788,7 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
                 holders: 0,
                 created_at: now,
                 idle_since: None,
+                origin,
             },
         );
         Ok(())
@@ -817,5 +867,7 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
     }
 }
 
+#[cfg(test)]
+mod subnet_tests;
 #[cfg(test)]
 mod tests;
