@@ -42,8 +42,10 @@ use crate::config::{ConfigSource, Lookup, NetworkConfig, Principal};
 use crate::hostnet::HostNetworks;
 use crate::state::RememberedSubnets;
 
+mod persistent;
 mod subnets;
 
+pub use persistent::ReloadSummary;
 pub use subnets::SubnetOrigin;
 
 /// Tunables of a [`Broker`]. `Default` gives the documented defaults.
@@ -176,6 +178,9 @@ pub enum RemovalReason {
     Idle,
     /// The broker is shutting down.
     Shutdown,
+    /// Its configuration changed or was removed while it was idle (it is
+    /// created again with the new configuration when needed).
+    Reconfigured,
 }
 
 /// Something the driver should know about or act on.
@@ -233,10 +238,18 @@ struct Entry<B: Backend> {
     idle_since: Option<Instant>,
     /// Where its subnet came from.
     origin: SubnetOrigin,
+    /// Kept without holders and never removed for being idle.
+    persistent: bool,
+    /// The configuration changed while the network was held; it applies
+    /// when the network becomes idle.
+    config_changed: bool,
 }
 
 impl<B: Backend> Entry<B> {
     fn removal_deadline(&self, timeout: Duration) -> Option<Instant> {
+        if self.persistent {
+            return None;
+        }
         self.idle_since.map(|t| t + timeout)
     }
 }
@@ -264,6 +277,10 @@ pub struct Broker<B: Backend, C: ConfigSource, A: Accounts = NoAccounts> {
     remembered: RememberedSubnets,
     /// Whether `remembered` changed since the driver last saved it.
     remembered_dirty: bool,
+    /// Persistent networks that failed to be created, with their backoff.
+    retries: HashMap<NetworkName, crate::retry::Backoff>,
+    /// Their next attempts, earliest first.
+    retry_deadlines: BTreeSet<(Instant, NetworkName)>,
 }
 
 impl<B: Backend, C: ConfigSource, A: Accounts> fmt::Debug for Broker<B, C, A> {
@@ -303,6 +320,8 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
             host: None,
             remembered: RememberedSubnets::new(),
             remembered_dirty: false,
+            retries: HashMap::new(),
+            retry_deadlines: BTreeSet::new(),
         }
     }
 
@@ -464,13 +483,20 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
                 self.remove_network(name, RemovalReason::Idle);
             }
         }
+        self.retry_due(now);
         if let Some(deadline) = self.exit_deadline
             && deadline <= now
             && self.peers.is_empty()
         {
             self.exit_deadline = None;
-            info!("no peers for the idle delay; the broker may exit");
-            self.events.push_back(Event::IdleExit);
+            if self.keeps_running() {
+                info!(
+                    "no peers for the idle delay, but persistent networks keep the broker running"
+                );
+            } else {
+                info!("no peers for the idle delay; the broker may exit");
+                self.events.push_back(Event::IdleExit);
+            }
         }
     }
 
@@ -478,10 +504,11 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let removal = self.removals.first().map(|(t, _)| *t);
-        match (removal, self.exit_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let retry = self.retry_deadlines.first().map(|(t, _)| *t);
+        [removal, self.exit_deadline, retry]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The next event for the driver.
@@ -501,6 +528,8 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
             peer.held.clear();
         }
         self.removals.clear();
+        self.retries.clear();
+        self.retry_deadlines.clear();
         for name in names {
             self.remove_network(name, RemovalReason::Shutdown);
         }
@@ -631,6 +660,7 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
                         return Err(format!("idle {name} has no removal timer"));
                     }
                 }
+                (0, None) if e.persistent => {}
                 (0, None) => return Err(format!("{name} has no holders and no removal deadline")),
                 (_, Some(_)) => return Err(format!("held {name} is marked idle")),
                 (_, None) => {}
@@ -644,6 +674,18 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
         }
         if self.exit_deadline.is_some() && !self.peers.is_empty() {
             return Err("exit deadline set while peers are connected".into());
+        }
+        for name in self.retries.keys() {
+            if self.networks.contains_key(name) {
+                return Err(format!("live {name} is still waiting for a retry"));
+            }
+        }
+        if self.retry_deadlines.len() != self.retries.len() {
+            return Err(format!(
+                "{} retry deadlines for {} networks waiting",
+                self.retry_deadlines.len(),
+                self.retries.len()
+            ));
         }
         Ok(())
     }
@@ -672,6 +714,13 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
         let creds = p.creds;
         let already = p.held.contains(&name);
         let held_count = p.held.len();
+
+        if !already
+            && self.networks.get(&name).is_some_and(|e| e.holders == 0)
+            && let Err(status) = self.refresh_idle(&name)
+        {
+            return Reply::Error(status);
+        }
 
         if let Some(entry) = self.networks.get(&name)
             && !already
@@ -752,6 +801,17 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
             info!(uid = creds.uid, network = %name, "acquire refused: not allowed");
             return Err(Status::NOT_ALLOWED);
         }
+        self.create_with(now, name, config)
+    }
+
+    /// Creates `name` from `config` through the backend, leaving no trace
+    /// on failure.
+    fn create_with(
+        &mut self,
+        now: Instant,
+        name: &NetworkName,
+        config: NetworkConfig,
+    ) -> Result<(), Status> {
         if self.networks.len() >= self.options.max_networks {
             warn!(
                 network = %name,
@@ -761,6 +821,7 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
             return Err(Status::CREATE_FAILURE);
         }
         let (network, origin) = self.create_in_backend(name, &config)?;
+        let persistent = config.persistent;
         let info = self.backend.info(&network);
         self.remember(name, &config, &info);
         let serialization = self.backend.serialization(&network);
@@ -789,8 +850,11 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
                 created_at: now,
                 idle_since: None,
                 origin,
+                persistent,
+                config_changed: false,
             },
         );
+        self.clear_retry(name);
         Ok(())
     }
 
@@ -821,13 +885,20 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
         entry.holders = entry.holders.saturating_sub(1);
         if entry.holders == 0 {
             entry.idle_since = Some(now);
-            debug!(network = %name, after = ?timeout, "last holder left; removal scheduled");
-            self.removals.insert((now + timeout, name));
+            if entry.config_changed {
+                self.apply_changed_config(now, name);
+            } else if let Some(deadline) = entry.removal_deadline(timeout) {
+                debug!(network = %name, after = ?timeout, "last holder left; removal scheduled");
+                self.removals.insert((deadline, name));
+            }
         }
     }
 
     fn remove_network(&mut self, name: NetworkName, reason: RemovalReason) {
         if let Some(entry) = self.networks.remove(&name) {
+            if let Some(deadline) = entry.removal_deadline(self.options.network_idle_timeout) {
+                self.removals.remove(&(deadline, name.clone()));
+            }
             self.backend.destroy(entry.network);
             self.counters.removals += 1;
             info!(network = %name, ?reason, "network removed");
@@ -867,6 +938,8 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
     }
 }
 
+#[cfg(test)]
+mod persistent_tests;
 #[cfg(test)]
 mod subnet_tests;
 #[cfg(test)]

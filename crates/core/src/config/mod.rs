@@ -272,17 +272,29 @@ pub enum Lookup {
 pub trait ConfigSource {
     /// The configuration of `name`.
     fn lookup(&self, name: &NetworkName) -> Lookup;
+
+    /// Every network name the source defines (built-ins included), for a
+    /// reload that starts persistent networks. The default knows none.
+    fn configured_names(&self) -> Vec<NetworkName> {
+        Vec::new()
+    }
 }
 
 impl<T: ConfigSource + ?Sized> ConfigSource for &T {
     fn lookup(&self, name: &NetworkName) -> Lookup {
         (**self).lookup(name)
     }
+    fn configured_names(&self) -> Vec<NetworkName> {
+        (**self).configured_names()
+    }
 }
 
 impl<T: ConfigSource + ?Sized> ConfigSource for Box<T> {
     fn lookup(&self, name: &NetworkName) -> Lookup {
         (**self).lookup(name)
+    }
+    fn configured_names(&self) -> Vec<NetworkName> {
+        (**self).configured_names()
     }
 }
 
@@ -342,6 +354,28 @@ impl ConfigSource for StaticConfig {
             None if self.without_builtins => Lookup::NotFound,
             None => builtin(name.as_str()).map_or(Lookup::NotFound, Lookup::Found),
         }
+    }
+
+    fn configured_names(&self) -> Vec<NetworkName> {
+        let builtins = BUILTIN_NAMES.iter().filter(|_| !self.without_builtins);
+        let mut names: Vec<NetworkName> = self
+            .entries
+            .keys()
+            .map(String::as_str)
+            .chain(builtins.copied())
+            .filter_map(|n| NetworkName::new(n).ok())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+impl StaticConfig {
+    /// Removes a network (as if its file were deleted).
+    pub fn without(mut self, name: &str) -> Self {
+        self.entries.remove(name);
+        self
     }
 }
 
