@@ -5,16 +5,15 @@
 //!
 //! Each body panics when it finds a bug; anything else is a pass.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 use vmnet_broker_core::backend::sim::{FailurePlan, SimBackend};
-use vmnet_broker_core::broker::{
-    Broker, BrokerOptions, DaemonInfo, NoAccounts, PeerCredentials, PeerId,
-};
+use vmnet_broker_core::broker::{BrokerOptions, ClientCredentials, ClientId, NoAccounts};
 use vmnet_broker_core::config::{
     Ipv4Subnet, NetworkConfig, Principal, StaticConfig, parse_json, parse_plist,
 };
+use vmnet_broker_core::testing::Driver;
 use vmnet_broker_proto::json::{Frame, LineFramer, parse_request};
 use vmnet_broker_proto::{Mode, NetworkName, Request};
 
@@ -118,10 +117,9 @@ pub fn broker_events(data: &[u8]) {
     let options = BrokerOptions {
         network_idle_timeout: Duration::from_secs(30),
         exit_idle_timeout: Some(Duration::from_secs(45)),
-        max_networks_per_peer: 3,
-        max_peers: 3,
+        max_networks_per_client: 3,
+        max_clients: 3,
         max_networks: 4,
-        ..BrokerOptions::default()
     };
     // `wide` and `narrow` overlap, so only one can be live; `private` is
     // only for uid 501 (and root).
@@ -136,17 +134,10 @@ pub fn broker_events(data: &[u8]) {
         .with("narrow", narrow)
         .with("private", private);
 
-    let start = Instant::now();
-    let mut now = start;
-    let mut broker = Broker::new(
-        options,
-        SimBackend::new(11),
-        config,
-        NoAccounts,
-        DaemonInfo::default(),
-        now,
-    );
-    let mut slots: [Option<PeerId>; SLOTS as usize] = [None; SLOTS as usize];
+    let mut d: Driver<SimBackend, StaticConfig> = Driver::sim(options, config, NoAccounts, 11);
+    // Invariants are checked below, naming the operation that broke them.
+    d.check = false;
+    let mut slots: [Option<u64>; SLOTS as usize] = [None; SLOTS as usize];
     let mut next_id = 1u64;
 
     for op in ops.iter().take(256) {
@@ -155,24 +146,24 @@ pub fn broker_events(data: &[u8]) {
                 let s = usize::from(slot % SLOTS);
                 if slots[s].is_none() {
                     let uid = [0, 501, 502][usize::from(user % 3)];
-                    let creds = PeerCredentials {
+                    let creds = ClientCredentials {
                         pid: 1000 + s as i32,
                         uid,
                         gid: 20,
                     };
-                    let id = PeerId(next_id);
+                    let id = next_id;
                     next_id += 1;
-                    let ok = broker.handle_connect(now, id, creds).is_ok();
+                    let ok = d.connect(id, creds).is_ok();
                     if ok {
                         slots[s] = Some(id);
                     }
                     let connected = slots.iter().filter(|x| x.is_some()).count();
-                    assert_eq!(broker.peer_count(), connected);
+                    assert_eq!(d.broker.client_count(), connected);
                 }
             }
             Op::Disconnect { slot } => {
                 if let Some(id) = slots[usize::from(slot % SLOTS)].take() {
-                    broker.handle_disconnect(now, id);
+                    d.disconnect(id);
                 }
             }
             Op::Acquire { slot, net } | Op::Release { slot, net } => {
@@ -185,60 +176,60 @@ pub fn broker_events(data: &[u8]) {
                     Op::Acquire { .. } => Request::Acquire { network },
                     _ => Request::Release { network },
                 };
-                let _ = broker.handle_request(now, id, request);
+                let _ = d.request(id, request);
             }
             Op::Status { slot } => {
-                let viewer = slots[usize::from(slot % SLOTS)];
-                let report = broker.status(now, viewer);
-                assert_eq!(report.peer_count, broker.peer_count());
-                assert_eq!(report.networks.len(), broker.network_count());
+                let viewer = slots[usize::from(slot % SLOTS)].map(ClientId);
+                let report = d.broker.status(d.now, viewer);
+                assert_eq!(report.client_count, d.broker.client_count());
+                assert_eq!(report.networks.len(), d.broker.network_count());
             }
             Op::BadRequest { slot } => {
                 if let Some(id) = slots[usize::from(slot % SLOTS)] {
-                    let _ = broker.handle_bad_request(now, id, &"fuzzed");
+                    let _ = d.bad_request(id, "fuzzed");
                 }
             }
-            Op::Advance { millis } => {
-                now += Duration::from_millis(u64::from(millis % 100_000));
-                broker.handle_timeout(now);
-            }
+            Op::Advance { millis } => d.advance(Duration::from_millis(u64::from(millis % 100_000))),
             Op::FireNextTimer => {
-                if let Some(t) = broker.poll_timeout() {
-                    now = now.max(t);
-                    broker.handle_timeout(now);
-                }
+                d.fire_next();
             }
-            Op::FailNext { count } => broker.backend_mut().fail_next(u32::from(count % 4)),
-            Op::FailAll { on } => broker.backend_mut().set_failures(FailurePlan {
+            Op::FailNext { count } => d.broker.backend_mut().fail_next(u32::from(count % 4)),
+            Op::FailAll { on } => d.broker.backend_mut().set_failures(FailurePlan {
                 all: on,
                 ..FailurePlan::default()
             }),
             Op::Shutdown => {
-                broker.shutdown(now);
-                assert_eq!(broker.network_count(), 0);
+                d.shutdown();
+                assert_eq!(d.broker.network_count(), 0);
             }
         }
-        while broker.poll_event().is_some() {}
-        if let Err(e) = broker.check_invariants() {
+        d.events.clear();
+        if let Err(e) = d.broker.check_invariants() {
             panic!("invariant broken after {op:?}: {e}");
         }
-        assert_eq!(broker.backend().live_count(), broker.network_count());
+        assert_eq!(d.broker.backend().live_count(), d.broker.network_count());
     }
 
     for id in slots.iter_mut().filter_map(Option::take) {
-        broker.handle_disconnect(now, id);
+        d.disconnect(id);
     }
-    now += Duration::from_secs(31);
-    broker.handle_timeout(now);
-    broker
+    d.advance(Duration::from_secs(31));
+    d.broker
         .check_invariants()
         .expect("invariants hold at the end");
     assert_eq!(
-        broker.network_count(),
+        d.broker.network_count(),
         0,
         "networks left after everyone left"
     );
-    assert_eq!(broker.backend().live_count(), 0, "backend networks leaked");
+    assert_eq!(
+        d.broker.backend().live_count(),
+        0,
+        "backend networks leaked"
+    );
+    // Then the broker becomes quiet: the idle exit fires, nothing re-arms.
+    d.drive();
+    assert_eq!(d.broker.poll_timeout(), None, "a deadline is left");
 }
 
 #[cfg(test)]

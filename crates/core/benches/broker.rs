@@ -1,9 +1,9 @@
 //! Micro-benchmarks of the sans-IO broker.
 //!
-//! Each operation is measured on a broker that already has `peers`
-//! connected peers and `networks` live networks, to show that the cost of
-//! one operation does not depend on how many peers or networks exist. Only
-//! `status` is expected to grow: it describes every peer and network.
+//! Each operation is measured on a broker that already has `clients`
+//! connected clients and `networks` live networks, to show that the cost of
+//! one operation does not depend on how many clients or networks exist. Only
+//! `status` is expected to grow: it describes every client and network.
 //!
 //! Operations that change state are measured with `iter_custom`: the
 //! operation itself is timed, and the step that puts the broker back into
@@ -19,22 +19,22 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use vmnet_broker_core::backend::sim::SimBackend;
-use vmnet_broker_core::broker::{
-    Broker, BrokerOptions, DaemonInfo, NoAccounts, PeerCredentials, PeerId, Reply,
-};
+use vmnet_broker_core::broker::{BrokerOptions, ClientCredentials, ClientId, NoAccounts, Reply};
 use vmnet_broker_core::config::{Ipv4Subnet, NetworkConfig, StaticConfig};
 use vmnet_broker_core::proto::{Mode, NetworkName, Request};
+use vmnet_broker_core::testing::Driver;
 
-const PEERS: [usize; 3] = [1, 100, 10_000];
+const CLIENTS: [usize; 3] = [1, 100, 10_000];
 const NETWORKS: [usize; 3] = [1, 100, 1_000];
-/// Networks one owner peer holds (the default per-peer limit).
+/// Networks one owner client holds (the default per-client limit).
 const PER_OWNER: usize = 8;
-/// Peer ids of the owners start here, far above the measured peers.
+/// Client ids of the owners start here, far above the measured clients.
 const OWNER_BASE: u64 = 1 << 32;
 
-type SimBroker = Broker<SimBackend, StaticConfig, NoAccounts>;
+/// The shared fake-clock driver; timed regions call its broker directly.
+type SimDriver = Driver<SimBackend, StaticConfig, NoAccounts>;
 
-const CREDS: PeerCredentials = PeerCredentials {
+const CREDS: ClientCredentials = ClientCredentials {
     pid: 1000,
     uid: 501,
     gid: 20,
@@ -53,10 +53,10 @@ fn net_config(i: usize) -> NetworkConfig {
     c
 }
 
-/// A broker with `peers` idle peers (ids 0..peers) and `networks` live
-/// networks (`net-0`...), held by extra owner peers so that none of them is
+/// A broker with `clients` idle clients (ids 0..clients) and `networks` live
+/// networks (`net-0`...), held by extra owner clients so that none of them is
 /// idle. The configuration also knows `fresh`, which is not live.
-fn setup(peers: usize, networks: usize, now: Instant) -> SimBroker {
+fn setup(clients: usize, networks: usize) -> SimDriver {
     let mut config = StaticConfig::empty();
     for i in 0..networks {
         config = config.with(&format!("net-{i}"), net_config(i));
@@ -65,32 +65,22 @@ fn setup(peers: usize, networks: usize, now: Instant) -> SimBroker {
     let options = BrokerOptions {
         network_idle_timeout: Duration::ZERO,
         exit_idle_timeout: None,
-        max_peers: peers + networks + 16,
+        max_clients: clients + networks + 16,
         max_networks: networks + 16,
         ..BrokerOptions::default()
     };
-    let mut broker = Broker::new(
-        options,
-        SimBackend::new(1),
-        config,
-        NoAccounts,
-        DaemonInfo::default(),
-        now,
-    );
-    for p in 0..peers {
-        broker
-            .handle_connect(now, PeerId(p as u64), CREDS)
-            .expect("connect");
+    let mut d = Driver::sim(options, config, NoAccounts, 1);
+    // Invariant checks visit every client: far too slow for this setup.
+    d.check = false;
+    for p in 0..clients {
+        d.connect(p as u64, CREDS).expect("connect");
     }
     for i in 0..networks {
-        let owner = PeerId(OWNER_BASE + (i / PER_OWNER) as u64);
+        let owner = OWNER_BASE + (i / PER_OWNER) as u64;
         if i % PER_OWNER == 0 {
-            broker
-                .handle_connect(now, owner, CREDS)
-                .expect("connect owner");
+            d.connect(owner, CREDS).expect("connect owner");
         }
-        let reply = broker.handle_request(
-            now,
+        let reply = d.request(
             owner,
             Request::Acquire {
                 network: net_name(i),
@@ -101,7 +91,8 @@ fn setup(peers: usize, networks: usize, now: Instant) -> SimBroker {
             "setup acquire failed"
         );
     }
-    broker
+    d.events.clear();
+    d
 }
 
 fn names(networks: usize) -> Vec<NetworkName> {
@@ -120,45 +111,48 @@ enum Timed {
 /// is measured.
 fn acquire_release_pair(c: &mut Criterion, group_name: &str, timed: Timed) {
     let mut group = c.benchmark_group(group_name);
-    for &peers in &PEERS {
+    for &clients in &CLIENTS {
         for &networks in &NETWORKS {
-            let now = Instant::now();
-            let mut broker = setup(peers, networks, now);
+            let mut d = setup(clients, networks);
+            let now = d.now;
             let names = names(networks);
             let mut i = 0usize;
-            group.bench_function(BenchmarkId::new(format!("peers={peers}"), networks), |b| {
-                b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let peer = PeerId((i % peers) as u64);
-                        let name = &names[i % networks];
-                        i = i.wrapping_add(1);
-                        let requests = [
-                            (
-                                Timed::Acquire,
-                                Request::Acquire {
-                                    network: name.clone(),
-                                },
-                            ),
-                            (
-                                Timed::Release,
-                                Request::Release {
-                                    network: name.clone(),
-                                },
-                            ),
-                        ];
-                        for (which, request) in requests {
-                            let start = Instant::now();
-                            let reply = broker.handle_request(now, peer, request);
-                            if which == timed {
-                                total += start.elapsed();
+            group.bench_function(
+                BenchmarkId::new(format!("peers={clients}"), networks),
+                |b| {
+                    b.iter_custom(|iters| {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iters {
+                            let client = ClientId((i % clients) as u64);
+                            let name = &names[i % networks];
+                            i = i.wrapping_add(1);
+                            let requests = [
+                                (
+                                    Timed::Acquire,
+                                    Request::Acquire {
+                                        network: name.clone(),
+                                    },
+                                ),
+                                (
+                                    Timed::Release,
+                                    Request::Release {
+                                        network: name.clone(),
+                                    },
+                                ),
+                            ];
+                            for (which, request) in requests {
+                                let start = Instant::now();
+                                let reply = d.broker.handle_request(now, client, request);
+                                if which == timed {
+                                    total += start.elapsed();
+                                }
+                                let _ = black_box(reply);
                             }
-                            black_box(reply);
                         }
-                    }
-                    total
-                });
-            });
+                        total
+                    });
+                },
+            );
         }
     }
     group.finish();
@@ -174,40 +168,42 @@ fn release(c: &mut Criterion) {
 
 fn create(c: &mut Criterion) {
     let mut group = c.benchmark_group("acquire_create");
-    for &peers in &PEERS {
+    for &clients in &CLIENTS {
         for &networks in &NETWORKS {
-            let now = Instant::now();
-            let mut broker = setup(peers, networks, now);
+            let mut d = setup(clients, networks);
+            let now = d.now;
             let fresh = NetworkName::new("fresh").expect("valid name");
             let mut i = 0usize;
-            group.bench_function(BenchmarkId::new(format!("peers={peers}"), networks), |b| {
-                b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let peer = PeerId((i % peers) as u64);
-                        i = i.wrapping_add(1);
-                        let request = Request::Acquire {
-                            network: fresh.clone(),
-                        };
-                        let start = Instant::now();
-                        let reply = broker.handle_request(now, peer, request);
-                        total += start.elapsed();
-                        assert!(matches!(reply, Reply::Acquired { .. }), "create failed");
-                        // With a zero idle delay the release makes the
-                        // network due at once; the timeout removes it.
-                        broker.handle_request(
-                            now,
-                            peer,
-                            Request::Release {
+            group.bench_function(
+                BenchmarkId::new(format!("peers={clients}"), networks),
+                |b| {
+                    b.iter_custom(|iters| {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iters {
+                            let client = (i % clients) as u64;
+                            i = i.wrapping_add(1);
+                            let request = Request::Acquire {
                                 network: fresh.clone(),
-                            },
-                        );
-                        broker.handle_timeout(now);
-                        while broker.poll_event().is_some() {}
-                    }
-                    total
-                });
-            });
+                            };
+                            let start = Instant::now();
+                            let reply = d.broker.handle_request(now, ClientId(client), request);
+                            total += start.elapsed();
+                            assert!(matches!(reply, Reply::Acquired { .. }), "create failed");
+                            // With a zero idle delay the release makes the
+                            // network due at once; the timeout removes it.
+                            let _ = d.request(
+                                client,
+                                Request::Release {
+                                    network: fresh.clone(),
+                                },
+                            );
+                            d.step();
+                            d.events.clear();
+                        }
+                        total
+                    });
+                },
+            );
         }
     }
     group.finish();
@@ -215,31 +211,34 @@ fn create(c: &mut Criterion) {
 
 fn disconnect(c: &mut Criterion) {
     let mut group = c.benchmark_group("disconnect_holding_8");
-    for &peers in &PEERS {
+    for &clients in &CLIENTS {
         for &networks in &NETWORKS {
-            let now = Instant::now();
-            let mut broker = setup(peers, networks, now);
+            let mut d = setup(clients, networks);
+            let now = d.now;
             let names = names(networks);
             let held = PER_OWNER.min(networks);
             let mut next_id = OWNER_BASE * 2;
-            group.bench_function(BenchmarkId::new(format!("peers={peers}"), networks), |b| {
-                b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let peer = PeerId(next_id);
-                        next_id += 1;
-                        broker.handle_connect(now, peer, CREDS).expect("connect");
-                        for k in 0..held {
-                            let name = names[(next_id as usize + k) % networks].clone();
-                            broker.handle_request(now, peer, Request::Acquire { network: name });
+            group.bench_function(
+                BenchmarkId::new(format!("peers={clients}"), networks),
+                |b| {
+                    b.iter_custom(|iters| {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iters {
+                            let client = next_id;
+                            next_id += 1;
+                            d.connect(client, CREDS).expect("connect");
+                            for k in 0..held {
+                                let name = names[(next_id as usize + k) % networks].clone();
+                                let _ = d.request(client, Request::Acquire { network: name });
+                            }
+                            let start = Instant::now();
+                            d.broker.handle_disconnect(now, ClientId(client));
+                            total += start.elapsed();
                         }
-                        let start = Instant::now();
-                        broker.handle_disconnect(now, peer);
-                        total += start.elapsed();
-                    }
-                    total
-                });
-            });
+                        total
+                    });
+                },
+            );
         }
     }
     group.finish();
@@ -247,7 +246,7 @@ fn disconnect(c: &mut Criterion) {
 
 fn status(c: &mut Criterion) {
     let mut group = c.benchmark_group("status");
-    for &(peers, networks) in &[
+    for &(clients, networks) in &[
         (1000, 1),
         (1000, 100),
         (1000, 1000),
@@ -255,11 +254,13 @@ fn status(c: &mut Criterion) {
         (100, 1),
         (10_000, 1),
     ] {
-        let now = Instant::now();
-        let broker = setup(peers, networks, now);
-        group.bench_function(BenchmarkId::new(format!("peers={peers}"), networks), |b| {
-            b.iter(|| black_box(broker.status(now, None)));
-        });
+        let d = setup(clients, networks);
+        group.bench_function(
+            BenchmarkId::new(format!("peers={clients}"), networks),
+            |b| {
+                b.iter(|| black_box(d.broker.status(d.now, None)));
+            },
+        );
     }
     group.finish();
 }

@@ -1,6 +1,6 @@
 //! The broker state machine.
 //!
-//! [`Broker`] holds every peer, every live network and every timer, and
+//! [`Broker`] holds every client, every live network and every timer, and
 //! changes only when the driver calls one of its methods. It never reads a
 //! clock, opens a socket or starts a thread: time comes in as an argument,
 //! and what the driver must do comes out as return values and events.
@@ -15,7 +15,7 @@
 //!   at which the driver must call `handle_timeout`; [`Broker::poll_event`]
 //!   drains events (network created or removed, broker idle).
 //! - **Commands**: [`Broker::shutdown`] destroys every network (on exit).
-//! - **Getters**: [`Broker::status`], [`Broker::peer_count`], ...
+//! - **Getters**: [`Broker::status`], [`Broker::client_count`], ...
 //!
 //! After any input, a driver calls `poll_event` until it returns `None`,
 //! then waits for the next input or for `poll_timeout`, whichever comes
@@ -23,9 +23,9 @@
 //!
 //! # Costs
 //!
-//! Every input costs O(1), or O(networks held by the peer) for a disconnect,
+//! Every input costs O(1), or O(networks held by the client) for a disconnect,
 //! plus O(log n) for timer bookkeeping. Only [`Broker::status`] visits every
-//! peer. Creating a network with a static or remembered subnet also lists
+//! client. Creating a network with a static or remembered subnet also lists
 //! the host's networks and visits the live networks (collision check).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -34,12 +34,12 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 use vmnet_broker_proto::{
-    Counters, NetworkInfo, NetworkName, NetworkStatus, PeerStatus, Request, Status, StatusReport,
+    ClientStatus, Counters, NetworkInfo, NetworkName, NetworkStatus, Request, Status, StatusReport,
 };
 
-use crate::backend::Backend;
-use crate::config::{ConfigSource, Lookup, NetworkConfig, Principal};
-use crate::hostnet::HostNetworks;
+use crate::backend::{Backend, BackendError};
+use crate::config::{ConfigError, ConfigSource, Lookup, NetworkConfig, Principal};
+use crate::hostnet::{Collisions, HostNetworks};
 use crate::state::RememberedSubnets;
 
 mod persistent;
@@ -54,17 +54,15 @@ pub struct BrokerOptions {
     /// How long a network without holders lives before it is removed
     /// (default 120 s, as upstream).
     pub network_idle_timeout: Duration,
-    /// How long the broker may run without peers before it reports
+    /// How long the broker may run without clients before it reports
     /// [`Event::IdleExit`]; `None` never (default 120 s, as upstream).
     pub exit_idle_timeout: Option<Duration>,
-    /// Distinct networks one peer may hold (default 8, as upstream).
-    pub max_networks_per_peer: usize,
-    /// Peers connected at once (default 16384).
-    pub max_peers: usize,
+    /// Distinct networks one client may hold (default 8, as upstream).
+    pub max_networks_per_client: usize,
+    /// Clients connected at once (default 16384).
+    pub max_clients: usize,
     /// Live networks at once, held or idle (default 128).
     pub max_networks: usize,
-    /// Longest network name accepted, at most 64 (default 64).
-    pub max_name_len: usize,
 }
 
 impl Default for BrokerOptions {
@@ -72,10 +70,9 @@ impl Default for BrokerOptions {
         BrokerOptions {
             network_idle_timeout: Duration::from_secs(120),
             exit_idle_timeout: Some(Duration::from_secs(120)),
-            max_networks_per_peer: 8,
-            max_peers: 16384,
+            max_networks_per_client: 8,
+            max_clients: 16384,
             max_networks: 128,
-            max_name_len: vmnet_broker_proto::MAX_NETWORK_NAME_LEN,
         }
     }
 }
@@ -89,20 +86,20 @@ pub struct DaemonInfo {
     pub pid: u32,
 }
 
-/// A peer (one client connection), named by the driver. Ids must be unique
-/// among connected peers; drivers never reuse them.
+/// A client (one connection to the broker), named by the driver. Ids must be unique
+/// among connected clients; drivers never reuse them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PeerId(pub u64);
+pub struct ClientId(pub u64);
 
-impl fmt::Display for PeerId {
+impl fmt::Display for ClientId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "peer {}", self.0)
+        write!(f, "client {}", self.0)
     }
 }
 
 /// Who is at the other end of a connection, as the transport reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerCredentials {
+pub struct ClientCredentials {
     /// Process id (informational: pids are reused).
     pub pid: i32,
     /// Effective user id.
@@ -116,7 +113,7 @@ pub struct PeerCredentials {
 /// The core never reads the account database itself; the daemon passes an
 /// implementation backed by the system's. Lookups happen only for networks
 /// that have `allowed_users` or `allowed_groups`.
-pub trait Accounts {
+pub trait AccountLookup {
     /// The uid of the user `name`.
     fn user_id(&self, name: &str) -> Option<u32>;
     /// The gid of the group `name`.
@@ -126,12 +123,12 @@ pub trait Accounts {
     fn is_member(&self, uid: u32, gid: u32, group: u32) -> bool;
 }
 
-/// [`Accounts`] that knows no names: access lists match numeric ids only,
-/// and a peer's groups are just its primary group.
+/// [`AccountLookup`] that knows no names: access lists match numeric ids only,
+/// and a client's groups are just its primary group.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoAccounts;
 
-impl Accounts for NoAccounts {
+impl AccountLookup for NoAccounts {
     fn user_id(&self, _name: &str) -> Option<u32> {
         None
     }
@@ -143,7 +140,8 @@ impl Accounts for NoAccounts {
     }
 }
 
-/// The answer to one request.
+/// The answer to one request. The driver must send it to the client.
+#[must_use = "the reply must be sent to the client"]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply<S> {
     /// `acquire` succeeded.
@@ -157,7 +155,11 @@ pub enum Reply<S> {
     Released,
     /// The answer to `status`.
     Status(Box<StatusReport>),
-    /// The request failed.
+    /// `acquire` was refused; the reason says why (the client only sees
+    /// [`AcquireError::status`]).
+    AcquireFailed(AcquireError),
+    /// Any other failed request (`release` of a network not held, a request
+    /// that could not be decoded, a request from an unknown client).
     Error(Status),
 }
 
@@ -166,7 +168,76 @@ impl<S> Reply<S> {
     pub fn status(&self) -> Status {
         match self {
             Reply::Error(s) => *s,
+            Reply::AcquireFailed(e) => e.status(),
             _ => Status::SUCCESS,
+        }
+    }
+}
+
+/// Why the broker refused an `acquire`.
+///
+/// The broker decides with this type and keeps it until the reply: logs name
+/// the reason, `status` counts it (`counters.acquire_refusals`), and only
+/// the wire reply is reduced to a [`Status`] with [`AcquireError::status`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AcquireError {
+    /// No network of that name is configured (and it is not built in).
+    #[error("no network of that name is configured")]
+    NotFound,
+    /// The network's configuration file exists but cannot be used.
+    #[error("the network's configuration is unusable: {0}")]
+    BrokenConfiguration(ConfigError),
+    /// The network's access lists do not include the client's user or
+    /// groups.
+    #[error("the client's user is not allowed to use this network")]
+    NotAllowed,
+    /// The client already holds as many networks as one client may.
+    #[error("the client already holds {limit} networks, the most one client may hold")]
+    ClientLimit {
+        /// `max_networks_per_client`.
+        limit: usize,
+    },
+    /// The broker already keeps as many live networks as it may.
+    #[error("the broker already has {limit} live networks, the most it keeps")]
+    BrokerLimit {
+        /// `max_networks`.
+        limit: usize,
+    },
+    /// The backend (vmnet, or the simulation) could not create the network.
+    #[error("the backend could not create the network: {0}")]
+    Backend(BackendError),
+    /// The network's static subnet or IPv6 prefix overlaps a network of the
+    /// host or a reserved range.
+    #[error("{0}")]
+    HostCollision(Collisions),
+}
+
+impl AcquireError {
+    /// The status the client receives. As the original broker: an unknown
+    /// or unusable network is NOT_FOUND, a refused user NOT_ALLOWED, the
+    /// per-client limit INTERNAL_ERROR, and every failure to create a
+    /// network (the broker's limit, the backend) CREATE_FAILURE.
+    pub fn status(&self) -> Status {
+        match self {
+            AcquireError::NotFound | AcquireError::BrokenConfiguration(_) => Status::NOT_FOUND,
+            AcquireError::NotAllowed => Status::NOT_ALLOWED,
+            AcquireError::ClientLimit { .. } => Status::INTERNAL_ERROR,
+            AcquireError::BrokerLimit { .. }
+            | AcquireError::Backend(_)
+            | AcquireError::HostCollision(_) => Status::CREATE_FAILURE,
+        }
+    }
+
+    /// A short stable name for logs and the `acquire_refusals` counters.
+    pub fn slug(&self) -> &'static str {
+        match self {
+            AcquireError::NotFound => "not_found",
+            AcquireError::BrokenConfiguration(_) => "broken_configuration",
+            AcquireError::NotAllowed => "not_allowed",
+            AcquireError::ClientLimit { .. } => "client_limit",
+            AcquireError::BrokerLimit { .. } => "broker_limit",
+            AcquireError::Backend(_) => "backend_failure",
+            AcquireError::HostCollision(_) => "host_collision",
         }
     }
 }
@@ -200,7 +271,7 @@ pub enum Event {
         /// Why.
         reason: RemovalReason,
     },
-    /// No peer has been connected for the exit delay: the driver may call
+    /// No client has been connected for the exit delay: the driver may call
     /// [`Broker::shutdown`] and exit.
     IdleExit,
 }
@@ -208,22 +279,22 @@ pub enum Event {
 /// Why a connection was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConnectError {
-    /// The peer limit is reached.
-    #[error("too many peers connected (limit {limit}); refusing the new connection")]
-    TooManyPeers {
+    /// The client limit is reached.
+    #[error("too many clients connected (limit {limit}); refusing the new connection")]
+    TooManyClients {
         /// The limit in force.
         limit: usize,
     },
     /// The id is already in use (a driver bug).
     #[error("{0} is already connected")]
-    DuplicatePeer(PeerId),
+    DuplicateClient(ClientId),
 }
 
 #[derive(Debug)]
-struct Peer {
-    creds: PeerCredentials,
+struct Client {
+    creds: ClientCredentials,
     connected_at: Instant,
-    /// Networks held, at most `max_networks_per_peer` (small: a Vec).
+    /// Networks held, at most `max_networks_per_client` (small: a Vec).
     held: Vec<NetworkName>,
 }
 
@@ -255,18 +326,18 @@ impl<B: Backend> Entry<B> {
 }
 
 /// The broker. See the [module documentation](self).
-pub struct Broker<B: Backend, C: ConfigSource, A: Accounts = NoAccounts> {
+pub struct Broker<B: Backend, C: ConfigSource, A: AccountLookup = NoAccounts> {
     options: BrokerOptions,
     backend: B,
     config: C,
     accounts: A,
     daemon: DaemonInfo,
     started: Instant,
-    peers: HashMap<PeerId, Peer>,
+    clients: HashMap<ClientId, Client>,
     networks: HashMap<NetworkName, Entry<B>>,
     /// Removal deadlines of idle networks, earliest first.
     removals: BTreeSet<(Instant, NetworkName)>,
-    /// When the broker becomes idle (no peers); `None` while peers exist
+    /// When the broker becomes idle (no clients); `None` while clients exist
     /// or after `IdleExit` was reported.
     exit_deadline: Option<Instant>,
     events: VecDeque<Event>,
@@ -283,18 +354,18 @@ pub struct Broker<B: Backend, C: ConfigSource, A: Accounts = NoAccounts> {
     retry_deadlines: BTreeSet<(Instant, NetworkName)>,
 }
 
-impl<B: Backend, C: ConfigSource, A: Accounts> fmt::Debug for Broker<B, C, A> {
+impl<B: Backend, C: ConfigSource, A: AccountLookup> fmt::Debug for Broker<B, C, A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Broker")
-            .field("peers", &self.peers.len())
+            .field("clients", &self.clients.len())
             .field("networks", &self.networks.len())
             .field("exit_deadline", &self.exit_deadline)
             .finish_non_exhaustive()
     }
 }
 
-impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
-    /// A broker with no peers and no networks, started at `now`.
+impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
+    /// A broker with no clients and no networks, started at `now`.
     pub fn new(
         options: BrokerOptions,
         backend: B,
@@ -311,7 +382,7 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
             accounts,
             daemon,
             started: now,
-            peers: HashMap::new(),
+            clients: HashMap::new(),
             networks: HashMap::new(),
             removals: BTreeSet::new(),
             exit_deadline,
@@ -365,12 +436,14 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
         &self.options
     }
 
-    /// The backend (to inspect it in tests, or to inject failures).
+    /// The backend (to inspect it in tests).
     pub fn backend(&self) -> &B {
         &self.backend
     }
 
-    /// Mutable access to the backend.
+    /// Mutable access to the backend (feature `test-util`: to inject
+    /// failures into a running broker's backend).
+    #[cfg(any(test, feature = "test-util"))]
     pub fn backend_mut(&mut self) -> &mut B {
         &mut self.backend
     }
@@ -379,31 +452,32 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
     pub fn handle_connect(
         &mut self,
         now: Instant,
-        peer: PeerId,
-        creds: PeerCredentials,
+        client: ClientId,
+        creds: ClientCredentials,
     ) -> Result<(), ConnectError> {
-        if self.peers.contains_key(&peer) {
-            return Err(ConnectError::DuplicatePeer(peer));
+        if self.clients.contains_key(&client) {
+            return Err(ConnectError::DuplicateClient(client));
         }
-        if self.peers.len() >= self.options.max_peers {
+        if self.clients.len() >= self.options.max_clients {
             warn!(
-                limit = self.options.max_peers,
+                limit = self.options.max_clients,
                 pid = creds.pid,
                 uid = creds.uid,
-                "refusing connection: too many peers"
+                "refusing connection: too many clients"
             );
             *self
                 .counters
                 .failures
+                // The key predates the word "client"; kept for `status` readers.
                 .entry("too_many_peers".into())
                 .or_default() += 1;
-            return Err(ConnectError::TooManyPeers {
-                limit: self.options.max_peers,
+            return Err(ConnectError::TooManyClients {
+                limit: self.options.max_clients,
             });
         }
-        self.peers.insert(
-            peer,
-            Peer {
+        self.clients.insert(
+            client,
+            Client {
                 creds,
                 connected_at: now,
                 held: Vec::new(),
@@ -412,33 +486,45 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
         self.exit_deadline = None;
         self.counters.connects += 1;
         debug!(
-            peer = peer.0,
+            client = client.0,
             pid = creds.pid,
             uid = creds.uid,
-            "peer connected"
+            "client connected"
         );
         Ok(())
     }
 
-    /// A decoded request from `peer`.
+    /// A decoded request from `client`.
     pub fn handle_request(
         &mut self,
         now: Instant,
-        peer: PeerId,
+        client: ClientId,
         request: Request,
     ) -> Reply<B::Serialization> {
         self.counters.requests += 1;
-        if !self.peers.contains_key(&peer) {
-            warn!(peer = peer.0, "request from a peer that is not connected");
-            return self.fail(Status::INTERNAL_ERROR);
+        if !self.clients.contains_key(&client) {
+            warn!(
+                client = client.0,
+                "request from a client that is not connected"
+            );
+            return Reply::Error(Status::INTERNAL_ERROR);
         }
         let reply = match request {
-            Request::Acquire { network } => self.acquire(now, peer, network),
-            Request::Release { network } => self.release(now, peer, &network),
-            Request::Status => Reply::Status(Box::new(self.status(now, Some(peer)))),
+            Request::Acquire { network } => self.acquire(now, client, network),
+            Request::Release { network } => self.release(now, client, &network),
+            Request::Status => Reply::Status(Box::new(self.status(now, Some(client)))),
         };
-        if let Reply::Error(status) = &reply {
-            self.count_failure(*status);
+        match &reply {
+            Reply::Error(status) => self.count_failure(*status),
+            Reply::AcquireFailed(e) => {
+                self.count_failure(e.status());
+                *self
+                    .counters
+                    .acquire_refusals
+                    .entry(e.slug().to_owned())
+                    .or_default() += 1;
+            }
+            _ => {}
         }
         reply
     }
@@ -448,26 +534,30 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
     pub fn handle_bad_request(
         &mut self,
         _now: Instant,
-        peer: PeerId,
+        client: ClientId,
         reason: &dyn fmt::Display,
     ) -> Reply<B::Serialization> {
         self.counters.requests += 1;
-        info!(peer = peer.0, "invalid request: {reason}");
+        info!(client = client.0, "invalid request: {reason}");
         self.count_failure(Status::INVALID_REQUEST);
         Reply::Error(Status::INVALID_REQUEST)
     }
 
-    /// The connection of `peer` is gone: its holds are dropped.
-    pub fn handle_disconnect(&mut self, now: Instant, peer: PeerId) {
-        let Some(p) = self.peers.remove(&peer) else {
+    /// The connection of `client` is gone: its holds are dropped.
+    pub fn handle_disconnect(&mut self, now: Instant, client: ClientId) {
+        let Some(p) = self.clients.remove(&client) else {
             return;
         };
         self.counters.disconnects += 1;
-        debug!(peer = peer.0, held = p.held.len(), "peer disconnected");
+        debug!(
+            client = client.0,
+            held = p.held.len(),
+            "client disconnected"
+        );
         for name in p.held {
             self.drop_hold(now, name);
         }
-        if self.peers.is_empty() {
+        if self.clients.is_empty() {
             self.exit_deadline = self.options.exit_idle_timeout.map(|t| now + t);
         }
     }
@@ -486,15 +576,15 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
         self.retry_due(now);
         if let Some(deadline) = self.exit_deadline
             && deadline <= now
-            && self.peers.is_empty()
+            && self.clients.is_empty()
         {
             self.exit_deadline = None;
             if self.keeps_running() {
                 info!(
-                    "no peers for the idle delay, but persistent networks keep the broker running"
+                    "no clients for the idle delay, but persistent networks keep the broker running"
                 );
             } else {
-                info!("no peers for the idle delay; the broker may exit");
+                info!("no clients for the idle delay; the broker may exit");
                 self.events.push_back(Event::IdleExit);
             }
         }
@@ -518,14 +608,14 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
     }
 
     /// Destroys every network (each reported as removed with
-    /// [`RemovalReason::Shutdown`]) and drops every hold. Peers stay
+    /// [`RemovalReason::Shutdown`]) and drops every hold. Clients stay
     /// connected but hold nothing. Returns the number of networks destroyed.
     pub fn shutdown(&mut self, _now: Instant) -> usize {
         let mut names: Vec<NetworkName> = self.networks.keys().cloned().collect();
         names.sort();
         let count = names.len();
-        for peer in self.peers.values_mut() {
-            peer.held.clear();
+        for client in self.clients.values_mut() {
+            client.held.clear();
         }
         self.removals.clear();
         self.retries.clear();
@@ -537,9 +627,9 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
         count
     }
 
-    /// Number of connected peers.
-    pub fn peer_count(&self) -> usize {
-        self.peers.len()
+    /// Number of connected clients.
+    pub fn client_count(&self) -> usize {
+        self.clients.len()
     }
 
     /// Number of live networks (held or idle).
@@ -552,17 +642,19 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
         self.networks.get(name).map(|e| e.holders)
     }
 
-    /// Networks `peer` holds.
-    pub fn held_by(&self, peer: PeerId) -> Option<&[NetworkName]> {
-        self.peers.get(&peer).map(|p| p.held.as_slice())
+    /// Networks `client` holds.
+    pub fn held_by(&self, client: ClientId) -> Option<&[NetworkName]> {
+        self.clients.get(&client).map(|p| p.held.as_slice())
     }
 
     /// A status report as seen by `viewer` (`None`: an internal caller that
-    /// sees everything). A viewer sees the peers of its own user; root sees
-    /// all peers. Networks and counters are visible to everyone.
-    pub fn status(&self, now: Instant, viewer: Option<PeerId>) -> StatusReport {
-        let viewer_uid = viewer.and_then(|v| self.peers.get(&v)).map(|p| p.creds.uid);
-        let sees = |p: &Peer| match (viewer, viewer_uid) {
+    /// sees everything). A viewer sees the clients of its own user; root sees
+    /// all clients. Networks and counters are visible to everyone.
+    pub fn status(&self, now: Instant, viewer: Option<ClientId>) -> StatusReport {
+        let viewer_uid = viewer
+            .and_then(|v| self.clients.get(&v))
+            .map(|p| p.creds.uid);
+        let sees = |p: &Client| match (viewer, viewer_uid) {
             (None, _) | (_, Some(0)) => true,
             (Some(_), Some(uid)) => p.creds.uid == uid,
             (Some(_), None) => false,
@@ -584,14 +676,14 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
             })
             .collect();
         networks.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut peers: Vec<PeerStatus> = self
-            .peers
+        let mut clients: Vec<ClientStatus> = self
+            .clients
             .iter()
             .filter(|(_, p)| sees(p))
             .map(|(id, p)| {
                 let mut held: Vec<String> = p.held.iter().map(|n| n.to_string()).collect();
                 held.sort();
-                PeerStatus {
+                ClientStatus {
                     id: id.0,
                     pid: p.creds.pid,
                     uid: p.creds.uid,
@@ -601,7 +693,7 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
                 }
             })
             .collect();
-        peers.sort_by_key(|p| p.id);
+        clients.sort_by_key(|p| p.id);
         StatusReport {
             version: self.daemon.version.clone(),
             pid: self.daemon.pid,
@@ -609,26 +701,28 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
             uptime_seconds: secs(now.saturating_duration_since(self.started)),
             network_idle_timeout_seconds: secs(self.options.network_idle_timeout),
             exit_idle_timeout_seconds: self.options.exit_idle_timeout.map(secs),
-            hidden_peers: self.peers.len() - peers.len(),
-            peer_count: self.peers.len(),
+            hidden_clients: self.clients.len() - clients.len(),
+            client_count: self.clients.len(),
             networks,
-            peers,
+            clients,
             counters: self.counters.clone(),
         }
     }
 
     /// Checks the internal invariants, for tests, fuzzing and model
-    /// checking. Visits everything: not for production paths.
+    /// checking (feature `test-util`). Visits everything: not for
+    /// production paths.
     ///
-    /// - each network's holder count equals the number of peers holding it;
-    /// - a peer holds only live networks, each once, within the limit;
+    /// - each network's holder count equals the number of clients holding it;
+    /// - a client holds only live networks, each once, within the limit;
     /// - a network is idle (has a removal deadline) exactly when it has no
     ///   holders, and the deadline table matches;
-    /// - an exit deadline exists only while no peer is connected.
+    /// - an exit deadline exists only while no client is connected.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut counts: HashMap<&str, usize> = HashMap::new();
-        for (id, p) in &self.peers {
-            if p.held.len() > self.options.max_networks_per_peer {
+        for (id, p) in &self.clients {
+            if p.held.len() > self.options.max_networks_per_client {
                 return Err(format!("{id} holds {} networks", p.held.len()));
             }
             for (i, name) in p.held.iter().enumerate() {
@@ -646,7 +740,7 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
             let expected = counts.get(name.as_str()).copied().unwrap_or(0);
             if e.holders != expected {
                 return Err(format!(
-                    "{name} counts {} holders but {expected} peers hold it",
+                    "{name} counts {} holders but {expected} clients hold it",
                     e.holders
                 ));
             }
@@ -672,8 +766,8 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
                 self.removals.len()
             ));
         }
-        if self.exit_deadline.is_some() && !self.peers.is_empty() {
-            return Err("exit deadline set while peers are connected".into());
+        if self.exit_deadline.is_some() && !self.clients.is_empty() {
+            return Err("exit deadline set while clients are connected".into());
         }
         for name in self.retries.keys() {
             if self.networks.contains_key(name) {
@@ -690,10 +784,6 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
         Ok(())
     }
 
-    fn fail(&mut self, status: Status) -> Reply<B::Serialization> {
-        Reply::Error(status)
-    }
-
     fn count_failure(&mut self, status: Status) {
         *self
             .counters
@@ -705,10 +795,10 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
     fn acquire(
         &mut self,
         now: Instant,
-        peer: PeerId,
+        client: ClientId,
         name: NetworkName,
     ) -> Reply<B::Serialization> {
-        let Some(p) = self.peers.get(&peer) else {
+        let Some(p) = self.clients.get(&client) else {
             return Reply::Error(Status::INTERNAL_ERROR);
         };
         let creds = p.creds;
@@ -717,20 +807,19 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
 
         if !already
             && self.networks.get(&name).is_some_and(|e| e.holders == 0)
-            && let Err(status) = self.refresh_idle(&name)
+            && let Err(e) = self.refresh_idle(&name)
         {
-            return Reply::Error(status);
+            return refuse(client, &creds, &name, e);
         }
 
         if let Some(entry) = self.networks.get(&name)
             && !already
             && !self.allowed(&entry.config, &creds)
         {
-            info!(peer = peer.0, uid = creds.uid, network = %name, "acquire refused: not allowed");
-            return Reply::Error(Status::NOT_ALLOWED);
+            return refuse(client, &creds, &name, AcquireError::NotAllowed);
         }
         if already {
-            // Idempotent: the peer holds it; answer again, count nothing.
+            // Idempotent: the client holds it; answer again, count nothing.
             self.counters.acquires += 1;
             return match self.networks.get(&name) {
                 Some(e) => Reply::Acquired {
@@ -740,21 +829,15 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
                 None => Reply::Error(Status::INTERNAL_ERROR),
             };
         }
-        if held_count >= self.options.max_networks_per_peer {
-            warn!(
-                peer = peer.0,
-                pid = creds.pid,
-                network = %name,
-                limit = self.options.max_networks_per_peer,
-                "acquire refused: the peer already holds the maximum number of networks"
-            );
-            return Reply::Error(Status::INTERNAL_ERROR);
+        if held_count >= self.options.max_networks_per_client {
+            let limit = self.options.max_networks_per_client;
+            return refuse(client, &creds, &name, AcquireError::ClientLimit { limit });
         }
 
         if !self.networks.contains_key(&name)
-            && let Err(status) = self.create(now, &name, &creds)
+            && let Err(e) = self.create(now, &name, &creds)
         {
-            return Reply::Error(status);
+            return refuse(client, &creds, &name, e);
         }
         let timeout = self.options.network_idle_timeout;
         let Some(entry) = self.networks.get_mut(&name) else {
@@ -772,7 +855,7 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
             network: entry.serialization.clone(),
             info: entry.info.clone(),
         };
-        if let Some(p) = self.peers.get_mut(&peer) {
+        if let Some(p) = self.clients.get_mut(&client) {
             p.held.push(name);
         }
         self.counters.acquires += 1;
@@ -784,22 +867,15 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
         &mut self,
         now: Instant,
         name: &NetworkName,
-        creds: &PeerCredentials,
-    ) -> Result<(), Status> {
+        creds: &ClientCredentials,
+    ) -> Result<(), AcquireError> {
         let config = match self.config.lookup(name) {
             Lookup::Found(config) => config,
-            Lookup::NotFound => {
-                debug!(network = %name, "acquire of an unknown network");
-                return Err(Status::NOT_FOUND);
-            }
-            Lookup::Broken(e) => {
-                warn!(network = %name, "configuration unusable, answering not found: {e}");
-                return Err(Status::NOT_FOUND);
-            }
+            Lookup::NotFound => return Err(AcquireError::NotFound),
+            Lookup::Broken(e) => return Err(AcquireError::BrokenConfiguration(e)),
         };
         if !self.allowed(&config, creds) {
-            info!(uid = creds.uid, network = %name, "acquire refused: not allowed");
-            return Err(Status::NOT_ALLOWED);
+            return Err(AcquireError::NotAllowed);
         }
         self.create_with(now, name, config)
     }
@@ -811,14 +887,11 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
         now: Instant,
         name: &NetworkName,
         config: NetworkConfig,
-    ) -> Result<(), Status> {
+    ) -> Result<(), AcquireError> {
         if self.networks.len() >= self.options.max_networks {
-            warn!(
-                network = %name,
-                limit = self.options.max_networks,
-                "cannot create network: the broker already has the maximum number of live networks"
-            );
-            return Err(Status::CREATE_FAILURE);
+            return Err(AcquireError::BrokerLimit {
+                limit: self.options.max_networks,
+            });
         }
         let (network, origin) = self.create_in_backend(name, &config)?;
         let persistent = config.persistent;
@@ -861,14 +934,14 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
     fn release(
         &mut self,
         now: Instant,
-        peer: PeerId,
+        client: ClientId,
         name: &NetworkName,
     ) -> Reply<B::Serialization> {
-        let Some(p) = self.peers.get_mut(&peer) else {
+        let Some(p) = self.clients.get_mut(&client) else {
             return Reply::Error(Status::INTERNAL_ERROR);
         };
         let Some(pos) = p.held.iter().position(|n| n == name) else {
-            debug!(peer = peer.0, network = %name, "release of a network not held");
+            debug!(client = client.0, network = %name, "release of a network not held");
             return Reply::Error(Status::NOT_FOUND);
         };
         let name = p.held.swap_remove(pos);
@@ -907,7 +980,7 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
         }
     }
 
-    fn allowed(&self, config: &NetworkConfig, creds: &PeerCredentials) -> bool {
+    fn allowed(&self, config: &NetworkConfig, creds: &ClientCredentials) -> bool {
         if !config.is_restricted() || creds.uid == 0 {
             return true;
         }
@@ -936,6 +1009,38 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
         }
         false
     }
+}
+
+/// Logs a refused `acquire` with its reason, at a level that matches who
+/// must act (debug: a typo of the client's; info: an access decision;
+/// warning: the operator's configuration, a limit or the backend), and
+/// builds the reply.
+fn refuse<S>(
+    client: ClientId,
+    creds: &ClientCredentials,
+    name: &NetworkName,
+    error: AcquireError,
+) -> Reply<S> {
+    let reason = error.slug();
+    match &error {
+        AcquireError::NotFound => {
+            debug!(client = client.0, network = %name, reason, "acquire refused: {error}");
+        }
+        AcquireError::NotAllowed => {
+            info!(client = client.0, uid = creds.uid, network = %name, reason, "acquire refused: {error}");
+        }
+        _ => {
+            warn!(
+                client = client.0,
+                pid = creds.pid,
+                uid = creds.uid,
+                network = %name,
+                reason,
+                "acquire refused: {error}"
+            );
+        }
+    }
+    Reply::AcquireFailed(error)
 }
 
 #[cfg(test)]

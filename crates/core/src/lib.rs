@@ -4,8 +4,10 @@
 //! clocks, XPC and vmnet, so that it builds and is tested the same way on
 //! every platform:
 //!
-//! - [`config`]: network options, their validation, the drop-in directory
-//!   and the built-in networks;
+//! - [`config`]: network options, their parsing and validation, the
+//!   built-in networks and the [`ConfigSource`](config::ConfigSource) trait
+//!   (reading the drop-in directory is the daemon's job: the core does no
+//!   I/O);
 //! - [`backend`]: the [`Backend`](backend::Backend) trait through which
 //!   networks are created and destroyed, and a simulated vmnet;
 //! - [`hostnet`]: the host's networks (through the
@@ -21,6 +23,12 @@
 //!
 //! Platform drivers (the Unix-socket transport, XPC on macOS) feed the
 //! broker; see the `vmnet-broker` crate.
+//!
+//! The `test-util` feature adds the hooks that tests, fuzz targets and
+//! benchmarks need and production must not call:
+//! `Broker::check_invariants`, `Broker::backend_mut`,
+//! `SimBackend::fail_next`, and the `testing` module with the one
+//! fake-clock `testing::Driver` they all use.
 
 #![warn(missing_docs)]
 
@@ -30,5 +38,7 @@ pub mod config;
 pub mod hostnet;
 pub mod retry;
 pub mod state;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 
 pub use vmnet_broker_proto as proto;

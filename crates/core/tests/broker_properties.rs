@@ -4,15 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use proptest::prelude::*;
-use vmnet_broker_core::backend::sim::SimBackend;
-use vmnet_broker_core::broker::{
-    Broker, BrokerOptions, DaemonInfo, NoAccounts, PeerCredentials, PeerId, Reply,
-};
+use vmnet_broker_core::broker::{BrokerOptions, ClientCredentials, NoAccounts, Reply};
 use vmnet_broker_core::config::{Ipv4Subnet, NetworkConfig, StaticConfig};
 use vmnet_broker_core::proto::{Mode, NetworkName, Request, Status};
+use vmnet_broker_core::testing::Driver;
 
 const NETS: [&str; 5] = ["shared", "host", "static-a", "static-b", "missing"];
 
@@ -54,34 +52,32 @@ proptest! {
         let options = BrokerOptions {
             network_idle_timeout: Duration::from_secs(60),
             exit_idle_timeout: Some(Duration::from_secs(90)),
-            max_networks_per_peer: 3,
+            max_networks_per_client: 3,
             ..BrokerOptions::default()
         };
-        let start = Instant::now();
-        let mut now = start;
-        let mut broker = Broker::new(
-            options, SimBackend::new(7), config(), NoAccounts, DaemonInfo::default(), now,
-        );
-        // Reference model: connected peers and what each holds.
+        let mut d = Driver::sim(options, config(), NoAccounts, 7);
+        // Invariants are checked below, as a test failure proptest shrinks.
+        d.check = false;
+        // Reference model: connected clients and what each holds.
         let mut model: BTreeMap<u64, BTreeSet<usize>> = BTreeMap::new();
-        // Whether IdleExit was reported since the last peer connected.
+        // Whether IdleExit was reported since the last client connected.
         let mut exit_reported = false;
 
         for op in ops {
             match op {
                 Op::Connect(p) => {
-                    let r = broker.handle_connect(now, PeerId(p), PeerCredentials { pid: 1, uid: 501, gid: 20 });
+                    let r = d.connect(p, ClientCredentials { pid: 1, uid: 501, gid: 20 });
                     prop_assert_eq!(r.is_ok(), !model.contains_key(&p));
                     exit_reported = false;
                     model.entry(p).or_default();
                 }
                 Op::Disconnect(p) => {
-                    broker.handle_disconnect(now, PeerId(p));
+                    d.disconnect(p);
                     model.remove(&p);
                 }
                 Op::Acquire(p, n) => {
                     let network = NetworkName::new(NETS[n]).unwrap();
-                    let reply = broker.handle_request(now, PeerId(p), Request::Acquire { network });
+                    let reply = d.request(p, Request::Acquire { network });
                     match model.get_mut(&p) {
                         None => prop_assert_eq!(reply.status(), Status::INTERNAL_ERROR),
                         Some(held) => {
@@ -105,7 +101,7 @@ proptest! {
                 }
                 Op::Release(p, n) => {
                     let network = NetworkName::new(NETS[n]).unwrap();
-                    let reply = broker.handle_request(now, PeerId(p), Request::Release { network });
+                    let reply = d.request(p, Request::Release { network });
                     match model.get_mut(&p) {
                         None => prop_assert_eq!(reply.status(), Status::INTERNAL_ERROR),
                         Some(held) => {
@@ -114,55 +110,44 @@ proptest! {
                         }
                     }
                 }
-                Op::Advance(secs) => {
-                    let target = now + Duration::from_secs(secs);
-                    while let Some(t) = broker.poll_timeout() {
-                        if t > target { break; }
-                        now = now.max(t);
-                        broker.handle_timeout(now);
-                    }
-                    now = target;
-                    broker.handle_timeout(now);
-                }
-                Op::FailNextCreate => broker.backend_mut().fail_next(1),
+                Op::Advance(secs) => d.advance(Duration::from_secs(secs)),
+                Op::FailNextCreate => d.broker.backend_mut().fail_next(1),
             }
-            while let Some(e) = broker.poll_event() {
+            for e in d.take_events() {
                 if e == vmnet_broker_core::broker::Event::IdleExit {
-                    prop_assert!(model.is_empty(), "idle exit with peers connected");
+                    prop_assert!(model.is_empty(), "idle exit with clients connected");
                     prop_assert!(!exit_reported, "idle exit reported twice");
                     exit_reported = true;
                 }
             }
-            if let Err(e) = broker.check_invariants() {
+            if let Err(e) = d.broker.check_invariants() {
                 return Err(TestCaseError::fail(e));
             }
             // Holder counts match the model exactly.
             for (i, net) in NETS.iter().enumerate() {
                 let expected = model.values().filter(|h| h.contains(&i)).count();
-                match broker.holders(net) {
+                match d.broker.holders(net) {
                     Some(count) => prop_assert_eq!(count, expected, "holders of {}", net),
                     None => prop_assert_eq!(expected, 0, "{} held but not live", net),
                 }
             }
-            prop_assert_eq!(broker.backend().live_count(), broker.network_count());
+            prop_assert_eq!(d.broker.backend().live_count(), d.broker.network_count());
         }
 
         // Everyone leaves; after the idle delay nothing is left.
         if !model.is_empty() {
             exit_reported = false;
         }
-        let peers: Vec<u64> = model.keys().copied().collect();
-        for p in peers {
-            broker.handle_disconnect(now, PeerId(p));
+        let clients: Vec<u64> = model.keys().copied().collect();
+        for p in clients {
+            d.disconnect(p);
         }
-        now += Duration::from_secs(61);
-        broker.handle_timeout(now);
-        prop_assert_eq!(broker.network_count(), 0);
-        prop_assert_eq!(broker.backend().live_count(), 0);
-        now += Duration::from_secs(90);
-        broker.handle_timeout(now);
+        d.advance(Duration::from_secs(61));
+        prop_assert_eq!(d.broker.network_count(), 0);
+        prop_assert_eq!(d.broker.backend().live_count(), 0);
+        d.advance(Duration::from_secs(90));
         let mut exits = 0;
-        while let Some(e) = broker.poll_event() {
+        for e in d.take_events() {
             if e == vmnet_broker_core::broker::Event::IdleExit { exits += 1; }
         }
         let expected = if exit_reported { 0 } else { 1 };

@@ -24,15 +24,16 @@ use std::time::{Duration, Instant};
 
 use vmnet_broker_core::backend::sim::{FailurePlan, SimBackend};
 use vmnet_broker_core::broker::{
-    Broker, BrokerOptions, DaemonInfo, Event, NoAccounts, PeerCredentials, PeerId, Reply,
+    BrokerOptions, ClientCredentials, ClientId, Event, NoAccounts, Reply,
 };
 use vmnet_broker_core::config::{NetworkConfig, StaticConfig};
 use vmnet_broker_core::proto::{Mode, NetworkName, Request, Status};
+use vmnet_broker_core::testing::Driver;
 
 const SLOTS: usize = 3;
 const NETS: [&str; 3] = ["shared", "host", "flaky"];
 const FLAKY: usize = 2;
-const PER_PEER: usize = 2;
+const PER_CLIENT: usize = 2;
 const NET_IDLE: Duration = Duration::from_secs(10);
 const EXIT_IDLE: Duration = Duration::from_secs(15);
 /// A small clock step, so that deadlines can be at different distances.
@@ -59,7 +60,7 @@ enum Op {
 #[derive(Debug, Default, Clone)]
 struct Model {
     /// Slot -> networks held (by index), for connected slots.
-    peers: BTreeMap<usize, Vec<usize>>,
+    clients: BTreeMap<usize, Vec<usize>>,
     /// Live networks: index -> idle since (None while held).
     live: BTreeMap<usize, Option<Instant>>,
     exit_deadline: Option<Instant>,
@@ -68,15 +69,15 @@ struct Model {
 
 impl Model {
     fn holders(&self, net: usize) -> usize {
-        self.peers.values().filter(|h| h.contains(&net)).count()
+        self.clients.values().filter(|h| h.contains(&net)).count()
     }
 }
 
 struct World {
-    broker: Broker<SimBackend, StaticConfig>,
+    /// The broker and its fake clock.
+    d: Driver<SimBackend, StaticConfig>,
     model: Model,
-    now: Instant,
-    ids: [Option<PeerId>; SLOTS],
+    ids: [Option<u64>; SLOTS],
     next_id: u64,
     /// Whether to compare with the model after each step.
     checking: bool,
@@ -91,26 +92,20 @@ impl World {
         let options = BrokerOptions {
             network_idle_timeout: NET_IDLE,
             exit_idle_timeout: Some(EXIT_IDLE),
-            max_networks_per_peer: PER_PEER,
+            max_networks_per_client: PER_CLIENT,
             ..BrokerOptions::default()
         };
         let config = StaticConfig::new().with("flaky", NetworkConfig::new(Mode::Host));
-        let start = Instant::now();
-        let broker = Broker::new(
-            options,
-            SimBackend::new(3),
-            config,
-            NoAccounts,
-            DaemonInfo::default(),
-            start,
-        );
+        let mut d = Driver::sim(options, config, NoAccounts, 3);
+        // `check_state` checks the invariants, naming the operation.
+        d.check = false;
+        let start = d.now;
         World {
-            broker,
+            d,
             model: Model {
                 exit_deadline: Some(start + EXIT_IDLE),
                 ..Model::default()
             },
-            now: start,
             ids: [None; SLOTS],
             next_id: 1,
             checking: true,
@@ -144,7 +139,7 @@ impl World {
                 ops.push(Op::Connect(s));
             }
         }
-        if self.broker.poll_timeout().is_some() {
+        if self.d.broker.poll_timeout().is_some() {
             ops.push(Op::FireTimer);
         }
         ops.push(Op::Tick);
@@ -157,19 +152,19 @@ impl World {
         if self.model.holders(net) == 0
             && let Some(idle) = self.model.live.get_mut(&net)
         {
-            *idle = Some(self.now);
+            *idle = Some(self.d.now);
         }
     }
 
-    /// Applies the model's view of time passing to `self.now`; returns
+    /// Applies the model's view of time passing to `self.d.now`; returns
     /// whether an idle exit is due.
     fn model_time(&mut self) -> bool {
-        let now = self.now;
+        let now = self.d.now;
         self.model
             .live
             .retain(|_, idle| !idle.is_some_and(|t| t + NET_IDLE <= now));
         match self.model.exit_deadline {
-            Some(t) if t <= now && self.model.peers.is_empty() => {
+            Some(t) if t <= now && self.model.clients.is_empty() => {
                 self.model.exit_deadline = None;
                 true
             }
@@ -181,40 +176,38 @@ impl World {
         let mut exit_due = false;
         match op {
             Op::Connect(s) => {
-                let id = PeerId(self.next_id);
+                let id = self.next_id;
                 self.next_id += 1;
-                let creds = PeerCredentials {
+                let creds = ClientCredentials {
                     pid: 100 + s as i32,
                     uid: 501,
                     gid: 20,
                 };
-                self.broker
-                    .handle_connect(self.now, id, creds)
+                self.d
+                    .connect(id, creds)
                     .map_err(|e| format!("connect refused: {e}"))?;
                 self.ids[s] = Some(id);
-                self.model.peers.insert(s, Vec::new());
+                self.model.clients.insert(s, Vec::new());
                 self.model.exit_deadline = None;
             }
             Op::Disconnect(s) => {
                 let id = self.ids[s].take().ok_or("disconnect of a free slot")?;
-                self.broker.handle_disconnect(self.now, id);
-                let held = self.model.peers.remove(&s).unwrap_or_default();
+                self.d.disconnect(id);
+                let held = self.model.clients.remove(&s).unwrap_or_default();
                 for n in held {
                     self.model_drop(n);
                 }
-                if self.model.peers.is_empty() {
-                    self.model.exit_deadline = Some(self.now + EXIT_IDLE);
+                if self.model.clients.is_empty() {
+                    self.model.exit_deadline = Some(self.d.now + EXIT_IDLE);
                 }
             }
             Op::Acquire(s, n) => {
                 let id = self.ids[s].ok_or("acquire from a free slot")?;
-                let reply =
-                    self.broker
-                        .handle_request(self.now, id, Request::Acquire { network: name(n) });
-                let held = self.model.peers.get(&s).cloned().unwrap_or_default();
+                let reply = self.d.request(id, Request::Acquire { network: name(n) });
+                let held = self.model.clients.get(&s).cloned().unwrap_or_default();
                 let expected = if held.contains(&n) {
                     Status::SUCCESS
-                } else if held.len() >= PER_PEER {
+                } else if held.len() >= PER_CLIENT {
                     Status::INTERNAL_ERROR
                 } else if !self.model.live.contains_key(&n) && n == FLAKY && self.model.failing {
                     Status::CREATE_FAILURE
@@ -233,16 +226,14 @@ impl World {
                     return Err(format!("{op:?}: wrong mode {:?}", info.mode));
                 }
                 if expected == Status::SUCCESS && !held.contains(&n) {
-                    self.model.peers.entry(s).or_default().push(n);
+                    self.model.clients.entry(s).or_default().push(n);
                     self.model.live.insert(n, None);
                 }
             }
             Op::Release(s, n) => {
                 let id = self.ids[s].ok_or("release from a free slot")?;
-                let reply =
-                    self.broker
-                        .handle_request(self.now, id, Request::Release { network: name(n) });
-                let held = self.model.peers.entry(s).or_default();
+                let reply = self.d.request(id, Request::Release { network: name(n) });
+                let held = self.model.clients.entry(s).or_default();
                 let was_held = held.contains(&n);
                 held.retain(|x| *x != n);
                 let expected = if was_held {
@@ -261,17 +252,15 @@ impl World {
                 }
             }
             Op::FireTimer => {
-                let t = self.broker.poll_timeout().ok_or("no timer to fire")?;
-                if t < self.now {
+                let before = self.d.now;
+                let t = self.d.fire_next().ok_or("no timer to fire")?;
+                if t < before {
                     return Err("a deadline in the past".into());
                 }
-                self.now = t;
-                self.broker.handle_timeout(self.now);
                 exit_due = self.model_time();
             }
             Op::Tick => {
-                self.now += TICK;
-                self.broker.handle_timeout(self.now);
+                self.d.advance(TICK);
                 exit_due = self.model_time();
             }
             Op::ToggleFailure => {
@@ -281,14 +270,14 @@ impl World {
                 } else {
                     vec![]
                 };
-                self.broker.backend_mut().set_failures(FailurePlan {
+                self.d.broker.backend_mut().set_failures(FailurePlan {
                     names,
                     ..FailurePlan::default()
                 });
             }
         }
         if !self.checking {
-            while self.broker.poll_event().is_some() {}
+            self.d.events.clear();
             return Ok(());
         }
         self.check_events(op, exit_due)?;
@@ -297,10 +286,10 @@ impl World {
 
     fn check_events(&mut self, op: Op, exit_due: bool) -> Result<(), String> {
         let mut exits = 0;
-        while let Some(event) = self.broker.poll_event() {
+        for event in self.d.take_events() {
             match event {
                 Event::IdleExit => {
-                    if !self.model.peers.is_empty() || self.broker.peer_count() != 0 {
+                    if !self.model.clients.is_empty() || self.d.broker.client_count() != 0 {
                         return Err(format!("{op:?}: idle exit with clients connected"));
                     }
                     exits += 1;
@@ -327,7 +316,8 @@ impl World {
     }
 
     fn check_state(&self, op: Op) -> Result<(), String> {
-        self.broker
+        self.d
+            .broker
             .check_invariants()
             .map_err(|e| format!("{op:?}: {e}"))?;
         for (n, net) in NETS.iter().enumerate() {
@@ -336,17 +326,18 @@ impl World {
                 .live
                 .contains_key(&n)
                 .then(|| self.model.holders(n));
-            if self.broker.holders(net) != want {
+            if self.d.broker.holders(net) != want {
                 return Err(format!(
                     "{op:?}: {net} holders {:?}, model {want:?}",
-                    self.broker.holders(net)
+                    self.d.broker.holders(net)
                 ));
             }
         }
-        for (s, held) in &self.model.peers {
+        for (s, held) in &self.model.clients {
             let mut got: Vec<String> = self
+                .d
                 .broker
-                .held_by(self.ids[*s].ok_or("model slot without id")?)
+                .held_by(ClientId(self.ids[*s].ok_or("model slot without id")?))
                 .ok_or("connected slot unknown to the broker")?
                 .iter()
                 .map(|n| n.to_string())
@@ -358,19 +349,19 @@ impl World {
                 return Err(format!("{op:?}: slot {s} holds {got:?}, model {want:?}"));
             }
         }
-        if self.broker.peer_count() != self.model.peers.len() {
-            return Err(format!("{op:?}: peer count differs"));
+        if self.d.broker.client_count() != self.model.clients.len() {
+            return Err(format!("{op:?}: client count differs"));
         }
-        if self.broker.backend().live_count() != self.model.live.len() {
+        if self.d.broker.backend().live_count() != self.model.live.len() {
             return Err(format!(
                 "{op:?}: backend has {} networks, model {}",
-                self.broker.backend().live_count(),
+                self.d.broker.backend().live_count(),
                 self.model.live.len()
             ));
         }
         let removals = self.model.live.values().flatten().map(|t| *t + NET_IDLE);
         let want = removals.chain(self.model.exit_deadline).min();
-        if self.broker.poll_timeout() != want {
+        if self.d.broker.poll_timeout() != want {
             return Err(format!("{op:?}: next deadline differs from the model"));
         }
         Ok(())
@@ -385,20 +376,20 @@ impl World {
         }
         let mut exited = self.model.exit_deadline.is_none();
         for _ in 0..10 {
-            if self.broker.poll_timeout().is_none() {
+            if self.d.broker.poll_timeout().is_none() {
                 break;
             }
             self.apply(Op::FireTimer)?;
             exited |= self.model.exit_deadline.is_none();
         }
-        if self.broker.network_count() != 0 || self.broker.backend().live_count() != 0 {
+        if self.d.broker.network_count() != 0 || self.d.broker.backend().live_count() != 0 {
             return Err("networks left after everyone left".into());
         }
-        let (created, destroyed) = self.broker.backend().totals();
+        let (created, destroyed) = self.d.broker.backend().totals();
         if created != destroyed {
             return Err(format!("backend created {created}, destroyed {destroyed}"));
         }
-        if !exited || self.broker.poll_timeout().is_some() {
+        if !exited || self.d.broker.poll_timeout().is_some() {
             return Err("the broker never became idle".into());
         }
         Ok(())
@@ -408,12 +399,12 @@ impl World {
     fn key(&self) -> Vec<i64> {
         let rel = |t: Option<Instant>| -> i64 {
             t.map_or(-1, |t| {
-                t.saturating_duration_since(self.now).as_millis() as i64
+                t.saturating_duration_since(self.d.now).as_millis() as i64
             })
         };
         let mut key = Vec::new();
         for s in 0..SLOTS {
-            key.push(match self.model.peers.get(&s) {
+            key.push(match self.model.clients.get(&s) {
                 None => -1,
                 Some(h) => h.iter().map(|n| 1i64 << n).sum(),
             });
@@ -482,7 +473,7 @@ fn the_checker_notices_a_wrong_model() {
     let mut w = World::new();
     w.apply(Op::Connect(0)).unwrap();
     w.apply(Op::Acquire(0, 0)).unwrap();
-    w.model.peers.get_mut(&0).unwrap().clear();
+    w.model.clients.get_mut(&0).unwrap().clear();
     assert!(w.check_state(Op::Tick).is_err());
 
     let mut w = World::new();

@@ -67,7 +67,7 @@ pub struct ServeArgs {
     pub socket: Option<PathBuf>,
 
     /// Directory of NAME.json / NAME.plist network definitions.
-    #[arg(long, value_name = "DIR", default_value = vmnet_broker_core::config::DEFAULT_CONFIG_DIR)]
+    #[arg(long, value_name = "DIR", default_value = crate::config_dir::DEFAULT_CONFIG_DIR)]
     pub config_dir: PathBuf,
 
     /// Seconds an unused network is kept, and seconds without clients
@@ -204,7 +204,7 @@ pub struct StatusArgs {
 #[command(verbatim_doc_comment)]
 pub struct CheckArgs {
     /// Directory of NAME.json / NAME.plist network definitions.
-    #[arg(long, value_name = "DIR", default_value = vmnet_broker_core::config::DEFAULT_CONFIG_DIR)]
+    #[arg(long, value_name = "DIR", default_value = crate::config_dir::DEFAULT_CONFIG_DIR)]
     pub config_dir: PathBuf,
 
     /// Do not check file ownership and permissions.

@@ -11,6 +11,7 @@ mod commands;
 #[allow(dead_code)]
 mod config_owner;
 // Consulted by `serve` and `check` once the collision check is wired in.
+mod config_dir;
 #[allow(dead_code)]
 mod hostnet;
 mod logging;

@@ -3,11 +3,6 @@
 //! Two halves with different reach:
 //!
 //! - **Portable** (builds and is tested on every OS):
-//!   - [`launchd`]: the launchd job file, the entitlements file, and the
-//!     install/uninstall *plan*. Planning is a pure function of an observed
-//!     [`launchd::InstallState`]; probing the system and executing a plan
-//!     run real commands (`dscl`, `launchctl`, `codesign`) and only make
-//!     sense on macOS, but compile everywhere.
 //!   - [`vmnet_status`]: the numbers and names of `vmnet_return_t` and the
 //!     [`VmnetError`] built from them.
 //! - **macOS only** (these modules do not exist on other systems):
@@ -22,15 +17,13 @@
 //! described in `docs/macos.md`. Everything macOS-only is type-checked on
 //! Linux with `cargo clippy --target aarch64-apple-darwin` (and x86_64); it
 //! has not been run by us.
+//!
+//! The launchd install planner lives in its own crate,
+//! `vmnet-broker-launchd`, which only the daemon uses.
 
 #![warn(missing_docs)]
 
-#[cfg(unix)]
-pub mod launchd;
 pub mod vmnet_status;
-
-#[cfg(unix)]
-mod unix;
 
 #[cfg(target_os = "macos")]
 pub mod sys;

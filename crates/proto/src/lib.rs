@@ -26,7 +26,7 @@ pub mod json;
 
 pub use name::{MAX_NETWORK_NAME_LEN, NameError, NetworkName};
 pub use reply::{
-    Counters, Mode, NetworkInfo, NetworkStatus, PeerStatus, ReplyDecodeError, StatusReport,
+    ClientStatus, Counters, Mode, NetworkInfo, NetworkStatus, ReplyDecodeError, StatusReport,
     decode_acquire_reply,
 };
 pub use request::{Dict, Request, RequestError};

@@ -98,7 +98,10 @@ impl ReplyDecodeError {
 ///
 /// This shape is stable: fields may be added, none removed or changed. It is
 /// documented in `docs/protocol.md` and is what `vmnet-broker status --json`
-/// prints.
+/// prints. The code says *client* for a connection to the broker; three
+/// JSON keys keep the word of the first protocol version, *peer*
+/// (`peers`, `peer_count`, `hidden_peers`), so that existing clients keep
+/// decoding the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusReport {
     /// Broker version (`CARGO_PKG_VERSION` of the daemon).
@@ -111,18 +114,21 @@ pub struct StatusReport {
     pub uptime_seconds: f64,
     /// Seconds a network without holders lives before it is removed.
     pub network_idle_timeout_seconds: f64,
-    /// Seconds without peers after which the broker exits; `null` if it
+    /// Seconds without clients after which the broker exits; `null` if it
     /// never exits by itself.
     pub exit_idle_timeout_seconds: Option<f64>,
     /// Every live network, sorted by name.
     pub networks: Vec<NetworkStatus>,
-    /// Connected peers the caller may see, sorted by id.
-    pub peers: Vec<PeerStatus>,
-    /// Number of connected peers, seen or not.
-    pub peer_count: usize,
-    /// Number of connected peers not listed in `peers` (other users' peers,
-    /// hidden from callers that are not root).
-    pub hidden_peers: usize,
+    /// Connected clients the caller may see, sorted by id.
+    #[serde(rename = "peers")]
+    pub clients: Vec<ClientStatus>,
+    /// Number of connected clients, seen or not.
+    #[serde(rename = "peer_count")]
+    pub client_count: usize,
+    /// Number of connected clients not listed in `clients` (other users'
+    /// clients, hidden from callers that are not root).
+    #[serde(rename = "hidden_peers")]
+    pub hidden_clients: usize,
     /// Counters since start.
     pub counters: Counters,
 }
@@ -138,7 +144,7 @@ pub struct NetworkStatus {
     /// Addresses and mode.
     #[serde(flatten)]
     pub info: NetworkInfo,
-    /// Number of peers holding the network.
+    /// Number of clients holding the network.
     pub holders: usize,
     /// Seconds since the network was created.
     pub age_seconds: f64,
@@ -148,29 +154,29 @@ pub struct NetworkStatus {
     pub removal_in_seconds: Option<f64>,
 }
 
-/// One connected peer in a [`StatusReport`].
+/// One connected client in a [`StatusReport`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PeerStatus {
-    /// Broker-assigned peer id, unique for the broker's lifetime.
+pub struct ClientStatus {
+    /// Broker-assigned client id, unique for the broker's lifetime.
     pub id: u64,
-    /// Process id of the peer (as seen when it connected).
+    /// Process id of the client (as seen when it connected).
     pub pid: i32,
-    /// Effective user id of the peer.
+    /// Effective user id of the client.
     pub uid: u32,
-    /// Effective group id of the peer.
+    /// Effective group id of the client.
     pub gid: u32,
-    /// Networks the peer holds, sorted.
+    /// Networks the client holds, sorted.
     pub networks: Vec<String>,
-    /// Seconds since the peer connected.
+    /// Seconds since the client connected.
     pub connected_seconds: f64,
 }
 
 /// Counters in a [`StatusReport`], all since the broker started.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
-    /// Peers that connected.
+    /// Clients that connected.
     pub connects: u64,
-    /// Peers that disconnected.
+    /// Clients that disconnected.
     pub disconnects: u64,
     /// Requests received (valid or not).
     pub requests: u64,
@@ -184,6 +190,12 @@ pub struct Counters {
     pub removals: u64,
     /// Failed requests, by status slug (`not_found`, ...).
     pub failures: BTreeMap<String, u64>,
+    /// Refused `acquire` requests, by reason (`not_found`,
+    /// `broken_configuration`, `not_allowed`, `client_limit`,
+    /// `broker_limit`, `backend_failure`): finer than `failures`, where
+    /// several reasons share one status. Absent from older brokers.
+    #[serde(default)]
+    pub acquire_refusals: BTreeMap<String, u64>,
 }
 
 #[cfg(test)]

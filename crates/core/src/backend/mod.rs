@@ -77,7 +77,9 @@ pub enum BackendError {
     /// vmnet refused; the message names the vmnet status.
     #[error("vmnet refused: {0}")]
     Vmnet(String),
-    /// A failure injected for testing.
+    /// A failure injected through the simulator's
+    /// [`FailurePlan`](sim::FailurePlan) (`serve --sim-fail-create`); never
+    /// returned by vmnet.
     #[error("injected failure: {0}")]
     Injected(String),
 }

@@ -7,7 +7,16 @@
 //! a network without a configured IPv6 prefix gets a random ULA /64; the
 //! serialization is an opaque value naming the network. Given a
 //! host-network source, dynamic choices also avoid the host's networks.
-//! Failures can be injected. With the same seed and the same calls it gives the same results.
+//! With the same seed and the same calls it gives the same results.
+//!
+//! Failure injection is a feature of the simulator, not a test hook: a
+//! [`FailurePlan`] given to [`SimBackend::set_failures`] makes creations fail
+//! with [`BackendError::Injected`]. The daemon exposes it as
+//! `serve --sim-fail-create NAME` so that end-to-end tests and users can see
+//! how clients handle `CREATE_FAILURE`. Only the simulated backend has it;
+//! the vmnet backend never returns `Injected`. Changing the plan of a broker
+//! that is already running (through `Broker::backend_mut`) and
+//! [`SimBackend::fail_next`] are test hooks behind the `test-util` feature.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -126,7 +135,8 @@ impl SimBackend {
         self.failures = plan;
     }
 
-    /// Makes the next `n` creations fail.
+    /// Makes the next `n` creations fail (feature `test-util`).
+    #[cfg(any(test, feature = "test-util"))]
     pub fn fail_next(&mut self, n: u32) {
         self.failures.next = n;
     }

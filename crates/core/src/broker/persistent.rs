@@ -18,9 +18,9 @@ use std::fmt;
 use std::time::Instant;
 
 use tracing::{info, warn};
-use vmnet_broker_proto::{NetworkName, Status};
+use vmnet_broker_proto::NetworkName;
 
-use super::{Accounts, Broker, RemovalReason};
+use super::{AccountLookup, AcquireError, Broker, RemovalReason};
 use crate::backend::Backend;
 use crate::config::{ConfigSource, Lookup, NetworkConfig};
 
@@ -61,7 +61,7 @@ impl fmt::Display for ReloadSummary {
     }
 }
 
-impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
+impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
     /// Reads every configuration again: starts persistent networks that are
     /// not live, removes idle networks whose configuration changed or is
     /// gone, and marks held ones to change when idle. Call it at start and
@@ -155,7 +155,7 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
                 info!(network = %name, "persistent network started");
                 true
             }
-            Err(_) => {
+            Err(error) => {
                 let backoff = self.retries.entry(name.clone()).or_default();
                 if let Some(old) = backoff.next_attempt() {
                     self.retry_deadlines.remove(&(old, name.clone()));
@@ -166,7 +166,7 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
                     network = %name,
                     attempt,
                     retry_in = ?at.saturating_duration_since(now),
-                    "persistent network not created; trying again later"
+                    "persistent network not created: {error}; trying again later"
                 );
                 self.retry_deadlines.insert((at, name.clone()));
                 false
@@ -222,7 +222,7 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
     /// changed configuration (the network is removed, and created again by
     /// the caller) or a removed one (`NOT_FOUND`). A broken configuration
     /// keeps the live network as it is.
-    pub(super) fn refresh_idle(&mut self, name: &NetworkName) -> Result<(), Status> {
+    pub(super) fn refresh_idle(&mut self, name: &NetworkName) -> Result<(), AcquireError> {
         let Some(entry) = self.networks.get(name) else {
             return Ok(());
         };
@@ -236,7 +236,7 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
             Lookup::NotFound => {
                 info!(network = %name, "configuration removed; removing the idle network");
                 self.remove_network(name.clone(), RemovalReason::Reconfigured);
-                Err(Status::NOT_FOUND)
+                Err(AcquireError::NotFound)
             }
             Lookup::Broken(e) => {
                 warn!(network = %name, "configuration unusable, serving the live network as it is: {e}");
@@ -272,10 +272,10 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
         self.rearm_exit(now);
     }
 
-    /// With no peers and nothing persistent left, the exit delay starts
+    /// With no clients and nothing persistent left, the exit delay starts
     /// (again) from `now` if it is not running.
     fn rearm_exit(&mut self, now: Instant) {
-        if self.peers.is_empty() && self.exit_deadline.is_none() && !self.keeps_running() {
+        if self.clients.is_empty() && self.exit_deadline.is_none() && !self.keeps_running() {
             self.exit_deadline = self.options.exit_idle_timeout.map(|t| now + t);
         }
     }

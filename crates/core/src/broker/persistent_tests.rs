@@ -87,24 +87,26 @@ impl T {
     }
 
     fn connect(&mut self, id: u64) {
-        let creds = PeerCredentials {
+        let creds = ClientCredentials {
             pid: 1,
             uid: 501,
             gid: 20,
         };
-        self.b.handle_connect(self.now, PeerId(id), creds).unwrap();
+        self.b
+            .handle_connect(self.now, ClientId(id), creds)
+            .unwrap();
         self.settle();
     }
 
     fn disconnect(&mut self, id: u64) {
-        self.b.handle_disconnect(self.now, PeerId(id));
+        self.b.handle_disconnect(self.now, ClientId(id));
         self.settle();
     }
 
     fn acquire(&mut self, id: u64, net: &str) -> Result<NetworkInfo, Status> {
         let r = self.b.handle_request(
             self.now,
-            PeerId(id),
+            ClientId(id),
             Request::Acquire {
                 network: NetworkName::new(net).unwrap(),
             },
@@ -112,6 +114,7 @@ impl T {
         self.settle();
         match r {
             Reply::Acquired { info, .. } => Ok(info),
+            Reply::AcquireFailed(e) => Err(e.status()),
             Reply::Error(s) => Err(s),
             other => panic!("{other:?}"),
         }
@@ -242,13 +245,14 @@ fn an_idle_network_whose_file_is_gone_is_removed_and_not_found() {
     let mut t = T::new(StaticConfig::new().with("lab", NetworkConfig::new(Mode::Host)));
     t.connect(1);
     t.acquire(1, "lab").unwrap();
-    t.b.handle_request(
+    let released = t.b.handle_request(
         t.now,
-        PeerId(1),
+        ClientId(1),
         Request::Release {
             network: NetworkName::new("lab").unwrap(),
         },
     );
+    assert_eq!(released, Reply::Released);
     t.settle();
     t.config.edit(|c| c.without("lab"));
     assert_eq!(t.acquire(1, "lab"), Err(Status::NOT_FOUND));

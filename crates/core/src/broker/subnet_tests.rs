@@ -42,8 +42,8 @@ fn broker(config: StaticConfig, host: &Host) -> TestBroker {
     b.set_host_networks(host.clone());
     b.handle_connect(
         now,
-        PeerId(1),
-        PeerCredentials {
+        ClientId(1),
+        ClientCredentials {
             pid: 1,
             uid: 501,
             gid: 20,
@@ -56,7 +56,7 @@ fn broker(config: StaticConfig, host: &Host) -> TestBroker {
 fn acquire(b: &mut TestBroker, net: &str) -> Result<NetworkInfo, Status> {
     let r = b.handle_request(
         Instant::now(),
-        PeerId(1),
+        ClientId(1),
         Request::Acquire {
             network: NetworkName::new(net).unwrap(),
         },
@@ -64,6 +64,7 @@ fn acquire(b: &mut TestBroker, net: &str) -> Result<NetworkInfo, Status> {
     b.check_invariants().unwrap();
     match r {
         Reply::Acquired { info, .. } => Ok(info),
+        Reply::AcquireFailed(e) => Err(e.status()),
         Reply::Error(s) => Err(s),
         other => panic!("{other:?}"),
     }

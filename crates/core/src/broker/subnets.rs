@@ -14,9 +14,9 @@
 use std::fmt;
 
 use tracing::{info, warn};
-use vmnet_broker_proto::{NetworkInfo, NetworkName, Status};
+use vmnet_broker_proto::{NetworkInfo, NetworkName};
 
-use super::{Accounts, Broker};
+use super::{AccountLookup, AcquireError, Broker};
 use crate::backend::Backend;
 use crate::config::{ConfigSource, NetworkConfig};
 use crate::hostnet::{CollisionCheck, HostNetwork, IpNet, RESERVED_RANGES};
@@ -59,7 +59,7 @@ fn nets_of(info: &NetworkInfo) -> [IpNet; 2] {
     [IpNet::V4(r.ipv4), IpNet::V6(r.ipv6)]
 }
 
-impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
+impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
     /// The host's networks, or none (with a warning) when they cannot be
     /// listed or no source was given.
     fn host_snapshot(&self) -> Vec<HostNetwork> {
@@ -84,12 +84,11 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
     }
 
     /// Creates `name` in the backend following the rules of this module.
-    /// Errors are logged here; the caller answers `CREATE_FAILURE`.
     pub(super) fn create_in_backend(
         &mut self,
         name: &NetworkName,
         config: &NetworkConfig,
-    ) -> Result<(B::Network, SubnetOrigin), Status> {
+    ) -> Result<(B::Network, SubnetOrigin), AcquireError> {
         let is_static = config.ipv4.is_some() || config.ipv6.is_some();
         let remembered = config
             .remember_subnet
@@ -108,10 +107,9 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
                 reserved: &RESERVED_RANGES,
                 own: &own,
             };
-            if let Err(collisions) = check.check(config.ipv4, config.ipv6) {
-                warn!(network = %name, "refusing to create the network: {collisions}");
-                return Err(Status::CREATE_FAILURE);
-            }
+            check
+                .check(config.ipv4, config.ipv6)
+                .map_err(AcquireError::HostCollision)?;
         }
 
         if let Some(r) = remembered {
@@ -146,13 +144,10 @@ impl<B: Backend, C: ConfigSource, A: Accounts> Broker<B, C, A> {
             }
         }
 
-        let network = match self.backend.create(name, config) {
-            Ok(n) => n,
-            Err(e) => {
-                warn!(network = %name, backend = self.backend.kind(), "cannot create network: {e}");
-                return Err(Status::CREATE_FAILURE);
-            }
-        };
+        let network = self
+            .backend
+            .create(name, config)
+            .map_err(AcquireError::Backend)?;
         let origin = match remembered {
             None if config.ipv4.is_some() => SubnetOrigin::Static,
             None => SubnetOrigin::Chosen,

@@ -2,13 +2,16 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::ops::{Deref, DerefMut};
+use std::time::Duration;
 
 use vmnet_broker_proto::{Mode, NetworkName, Request, Status};
 
 use super::*;
+use crate::backend::BackendError;
 use crate::backend::sim::SimBackend;
 use crate::config::{ConfigError, Ipv4Subnet, NetworkConfig, Principal, StaticConfig};
+use crate::testing::Driver;
 
 /// A config source whose contents tests can change between lookups.
 #[derive(Default)]
@@ -27,7 +30,7 @@ struct FakeAccounts {
     members: HashMap<u32, Vec<u32>>,
 }
 
-impl Accounts for FakeAccounts {
+impl AccountLookup for FakeAccounts {
     fn user_id(&self, name: &str) -> Option<u32> {
         self.users.get(name).copied()
     }
@@ -39,10 +42,22 @@ impl Accounts for FakeAccounts {
     }
 }
 
-struct Harness<C: ConfigSource = StaticConfig, A: Accounts = NoAccounts> {
-    broker: Broker<SimBackend, C, A>,
-    now: Instant,
-    events: Vec<Event>,
+/// The shared fake-clock driver, with shorthands for these tests.
+struct Harness<C: ConfigSource = StaticConfig, A: AccountLookup = NoAccounts>(
+    Driver<SimBackend, C, A>,
+);
+
+impl<C: ConfigSource, A: AccountLookup> Deref for Harness<C, A> {
+    type Target = Driver<SimBackend, C, A>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<C: ConfigSource, A: AccountLookup> DerefMut for Harness<C, A> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 const IDLE: Duration = Duration::from_secs(120);
@@ -51,8 +66,8 @@ fn name(s: &str) -> NetworkName {
     NetworkName::new(s).unwrap()
 }
 
-fn creds(uid: u32) -> PeerCredentials {
-    PeerCredentials {
+fn creds(uid: u32) -> ClientCredentials {
+    ClientCredentials {
         pid: 1000 + uid as i32,
         uid,
         gid: 20,
@@ -69,36 +84,17 @@ impl Harness {
     }
 }
 
-impl<C: ConfigSource, A: Accounts> Harness<C, A> {
+impl<C: ConfigSource, A: AccountLookup> Harness<C, A> {
     fn with(config: C, accounts: A, options: BrokerOptions) -> Self {
-        let now = Instant::now();
-        let daemon = DaemonInfo {
-            version: "test".into(),
-            pid: 42,
-        };
-        let broker = Broker::new(options, SimBackend::new(1), config, accounts, daemon, now);
-        Harness {
-            broker,
-            now,
-            events: Vec::new(),
-        }
+        Harness(Driver::sim(options, config, accounts, 1))
     }
 
     fn connect(&mut self, id: u64, uid: u32) {
-        self.broker
-            .handle_connect(self.now, PeerId(id), creds(uid))
-            .unwrap();
-        self.settle();
+        self.0.connect(id, creds(uid)).unwrap();
     }
 
     fn acquire(&mut self, id: u64, net: &str) -> Reply<serde_json::Value> {
-        let r = self.broker.handle_request(
-            self.now,
-            PeerId(id),
-            Request::Acquire { network: name(net) },
-        );
-        self.settle();
-        r
+        self.request(id, Request::Acquire { network: name(net) })
     }
 
     fn subnet(&mut self, id: u64, net: &str) -> String {
@@ -109,48 +105,7 @@ impl<C: ConfigSource, A: Accounts> Harness<C, A> {
     }
 
     fn release(&mut self, id: u64, net: &str) -> Reply<serde_json::Value> {
-        let r = self.broker.handle_request(
-            self.now,
-            PeerId(id),
-            Request::Release { network: name(net) },
-        );
-        self.settle();
-        r
-    }
-
-    fn disconnect(&mut self, id: u64) {
-        self.broker.handle_disconnect(self.now, PeerId(id));
-        self.settle();
-    }
-
-    /// Moves the clock forward by `d`, firing every deadline on the way at
-    /// its own instant (as a driver would).
-    fn advance(&mut self, d: Duration) {
-        let target = self.now + d;
-        while let Some(t) = self.broker.poll_timeout() {
-            if t > target {
-                break;
-            }
-            self.now = self.now.max(t);
-            self.broker.handle_timeout(self.now);
-            self.settle();
-        }
-        self.now = target;
-        self.broker.handle_timeout(self.now);
-        self.settle();
-    }
-
-    fn settle(&mut self) {
-        while let Some(e) = self.broker.poll_event() {
-            self.events.push(e);
-        }
-        if let Err(e) = self.broker.check_invariants() {
-            panic!("invariant broken: {e}");
-        }
-    }
-
-    fn take_events(&mut self) -> Vec<Event> {
-        std::mem::take(&mut self.events)
+        self.request(id, Request::Release { network: name(net) })
     }
 }
 
@@ -199,7 +154,11 @@ fn last_holder_leaving_starts_the_idle_delay() {
     h.disconnect(1);
     assert_eq!(h.broker.holders("shared"), Some(1));
     h.advance(IDLE * 2);
-    assert_eq!(h.broker.holders("shared"), Some(1), "still held by peer 2");
+    assert_eq!(
+        h.broker.holders("shared"),
+        Some(1),
+        "still held by client 2"
+    );
     h.disconnect(2);
     h.take_events();
     h.advance(IDLE - Duration::from_millis(1));
@@ -238,7 +197,7 @@ fn acquire_inside_the_delay_keeps_the_same_network() {
 }
 
 #[test]
-fn a_peer_holds_at_most_eight_networks() {
+fn a_client_holds_at_most_eight_networks() {
     let mut config = StaticConfig::new();
     for i in 0..9 {
         config = config.with(&format!("n{i}"), NetworkConfig::new(Mode::Host));
@@ -252,10 +211,10 @@ fn a_peer_holds_at_most_eight_networks() {
     assert_eq!(h.broker.holders("n8"), None, "nothing created");
     // Re-acquiring one it holds still works.
     h.subnet(1, "n3");
-    // Another peer can take the ninth.
+    // Another client can take the ninth.
     h.connect(2, 501);
     h.subnet(2, "n8");
-    // After a release, the first peer has room again.
+    // After a release, the first client has room again.
     assert_eq!(status(&h.release(1, "n0")), Status::SUCCESS);
     assert_eq!(status(&h.acquire(1, "n8")), Status::SUCCESS);
 }
@@ -283,7 +242,7 @@ fn backend_failure_leaves_no_partial_state() {
     h.broker.backend_mut().fail_next(1);
     assert_eq!(status(&h.acquire(1, "shared")), Status::CREATE_FAILURE);
     assert_eq!(h.broker.network_count(), 0);
-    assert_eq!(h.broker.held_by(PeerId(1)), Some(&[][..]));
+    assert_eq!(h.broker.held_by(ClientId(1)), Some(&[][..]));
     assert_eq!(h.subnet(1, "shared"), "192.168.64.0");
 }
 
@@ -313,7 +272,7 @@ fn release_rules() {
 }
 
 #[test]
-fn idle_exit_only_without_peers() {
+fn idle_exit_only_without_clients() {
     let mut h = Harness::new();
     assert_eq!(h.broker.poll_timeout(), Some(h.now + IDLE));
     h.advance(IDLE / 2);
@@ -321,7 +280,7 @@ fn idle_exit_only_without_peers() {
     assert_eq!(
         h.broker.poll_timeout(),
         None,
-        "no deadline while a peer is connected"
+        "no deadline while a client is connected"
     );
     h.advance(IDLE * 3);
     assert!(!h.take_events().contains(&Event::IdleExit));
@@ -374,10 +333,9 @@ fn shutdown_releases_every_network() {
     h.connect(1, 501);
     h.subnet(1, "shared");
     h.subnet(1, "host");
-    h.release(1, "host");
+    assert!(h.release(1, "host").status().is_success());
     h.take_events();
-    assert_eq!(h.broker.shutdown(h.now), 2);
-    h.settle();
+    assert_eq!(h.shutdown(), 2);
     assert_eq!(h.broker.backend().live_count(), 0);
     assert_eq!(h.broker.network_count(), 0);
     let removed = h
@@ -394,7 +352,7 @@ fn shutdown_releases_every_network() {
         })
         .count();
     assert_eq!(removed, 2);
-    assert_eq!(h.broker.held_by(PeerId(1)), Some(&[][..]));
+    assert_eq!(h.broker.held_by(ClientId(1)), Some(&[][..]));
 }
 
 #[test]
@@ -455,7 +413,7 @@ fn access_lists() {
     assert_eq!(
         h.broker.network_count(),
         0,
-        "not created for a refused peer"
+        "not created for a refused client"
     );
     assert_eq!(ok(&mut h, 501, "users"), Status::SUCCESS);
     assert_eq!(
@@ -487,9 +445,9 @@ fn access_lists() {
 }
 
 #[test]
-fn limits_on_peers_and_networks() {
+fn limits_on_clients_and_networks() {
     let options = BrokerOptions {
-        max_peers: 2,
+        max_clients: 2,
         max_networks: 1,
         ..BrokerOptions::default()
     };
@@ -497,20 +455,20 @@ fn limits_on_peers_and_networks() {
     h.connect(1, 501);
     h.connect(2, 501);
     assert_eq!(
-        h.broker.handle_connect(h.now, PeerId(3), creds(501)),
-        Err(ConnectError::TooManyPeers { limit: 2 })
+        h.0.connect(3, creds(501)),
+        Err(ConnectError::TooManyClients { limit: 2 })
     );
     h.subnet(1, "shared");
     assert_eq!(status(&h.acquire(2, "host")), Status::CREATE_FAILURE);
     h.subnet(2, "shared");
     assert_eq!(
-        h.broker.handle_connect(h.now, PeerId(1), creds(501)),
-        Err(ConnectError::DuplicatePeer(PeerId(1)))
+        h.0.connect(1, creds(501)),
+        Err(ConnectError::DuplicateClient(ClientId(1)))
     );
 }
 
 #[test]
-fn requests_from_unknown_peers_are_internal_errors() {
+fn requests_from_unknown_clients_are_internal_errors() {
     let mut h = Harness::new();
     assert_eq!(status(&h.acquire(9, "shared")), Status::INTERNAL_ERROR);
     assert_eq!(h.broker.network_count(), 0);
@@ -518,7 +476,7 @@ fn requests_from_unknown_peers_are_internal_errors() {
 }
 
 #[test]
-fn status_shows_networks_peers_and_hides_other_users() {
+fn status_shows_networks_clients_and_hides_other_users() {
     let mut h = Harness::new();
     h.connect(1, 501);
     h.connect(2, 502);
@@ -526,16 +484,16 @@ fn status_shows_networks_peers_and_hides_other_users() {
     h.subnet(1, "shared");
     h.subnet(2, "shared");
     h.subnet(2, "host");
-    h.release(2, "host");
+    assert!(h.release(2, "host").status().is_success());
     h.advance(Duration::from_secs(30));
-    let seen_by_1 = h.broker.status(h.now, Some(PeerId(1)));
-    assert_eq!(seen_by_1.peer_count, 3);
-    assert_eq!(seen_by_1.hidden_peers, 2);
-    assert_eq!(seen_by_1.peers.len(), 1);
-    assert_eq!(seen_by_1.peers[0].networks, vec!["shared"]);
-    let by_root = h.broker.status(h.now, Some(PeerId(3)));
-    assert_eq!(by_root.peers.len(), 3);
-    assert_eq!(by_root.hidden_peers, 0);
+    let seen_by_1 = h.broker.status(h.now, Some(ClientId(1)));
+    assert_eq!(seen_by_1.client_count, 3);
+    assert_eq!(seen_by_1.hidden_clients, 2);
+    assert_eq!(seen_by_1.clients.len(), 1);
+    assert_eq!(seen_by_1.clients[0].networks, vec!["shared"]);
+    let by_root = h.broker.status(h.now, Some(ClientId(3)));
+    assert_eq!(by_root.clients.len(), 3);
+    assert_eq!(by_root.hidden_clients, 0);
     let nets = &by_root.networks;
     assert_eq!(nets.len(), 2);
     assert_eq!((nets[0].name.as_str(), nets[0].holders), ("host", 0));
@@ -548,19 +506,99 @@ fn status_shows_networks_peers_and_hides_other_users() {
     assert_eq!(by_root.backend, "simulated");
     assert_eq!(by_root.uptime_seconds, 30.0);
     // A status request answers with the caller's view.
-    let r = h.broker.handle_request(h.now, PeerId(2), Request::Status);
+    let r = h.request(2, Request::Status);
     let Reply::Status(report) = r else { panic!() };
-    assert_eq!(report.peers.len(), 1);
-    assert_eq!(report.peers[0].uid, 502);
+    assert_eq!(report.clients.len(), 1);
+    assert_eq!(report.clients[0].uid, 502);
 }
 
 #[test]
 fn bad_requests_are_counted() {
     let mut h = Harness::new();
     h.connect(1, 501);
-    let r = h.broker.handle_bad_request(h.now, PeerId(1), &"not JSON");
+    let r = h.bad_request(1, "not JSON");
     assert_eq!(status(&r), Status::INVALID_REQUEST);
     let report = h.broker.status(h.now, None);
     assert_eq!(report.counters.requests, 1);
     assert_eq!(report.counters.failures.get("invalid_request"), Some(&1));
+}
+
+#[test]
+fn every_refused_acquire_keeps_its_reason() {
+    let broken = ConfigError::Syntax {
+        path: "/etc/vmnet-broker.d/bad.json".into(),
+        format: "JSON",
+        message: "EOF".into(),
+    };
+    let mut private = NetworkConfig::new(Mode::Host);
+    private.allowed_users = Some(vec![Principal::Id(0)]);
+    let config = StaticConfig::new()
+        .with_broken("bad", broken.clone())
+        .with("private", private)
+        .with("third", NetworkConfig::new(Mode::Host));
+    let options = BrokerOptions {
+        max_networks_per_client: 1,
+        max_networks: 2,
+        ..BrokerOptions::default()
+    };
+    let mut h = Harness::with(config, NoAccounts, options);
+    h.connect(1, 501);
+    h.connect(2, 501);
+    h.connect(3, 501);
+    let refused = |r: Reply<serde_json::Value>| match r {
+        Reply::AcquireFailed(e) => e,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+
+    let e = refused(h.acquire(1, "no-such-network"));
+    assert_eq!(
+        (e.clone(), e.status()),
+        (AcquireError::NotFound, Status::NOT_FOUND)
+    );
+    let e = refused(h.acquire(1, "bad"));
+    assert_eq!(e, AcquireError::BrokenConfiguration(broken));
+    assert_eq!(e.status(), Status::NOT_FOUND);
+    let e = refused(h.acquire(1, "private"));
+    assert_eq!(
+        (e.clone(), e.status()),
+        (AcquireError::NotAllowed, Status::NOT_ALLOWED)
+    );
+    h.broker.backend_mut().fail_next(1);
+    let e = refused(h.acquire(1, "shared"));
+    assert!(
+        matches!(e, AcquireError::Backend(BackendError::Injected(_))),
+        "{e:?}"
+    );
+    assert_eq!(e.status(), Status::CREATE_FAILURE);
+    h.subnet(1, "shared");
+    let e = refused(h.acquire(1, "host"));
+    assert_eq!(e, AcquireError::ClientLimit { limit: 1 });
+    assert_eq!(e.status(), Status::INTERNAL_ERROR);
+    h.subnet(2, "host");
+    let e = refused(h.acquire(3, "third"));
+    assert_eq!(e, AcquireError::BrokerLimit { limit: 2 });
+    assert_eq!(e.status(), Status::CREATE_FAILURE);
+
+    // `status` counts each reason, and the statuses the clients saw.
+    let counters = h.broker.status(h.now, None).counters;
+    let refusals: Vec<(&str, u64)> = counters
+        .acquire_refusals
+        .iter()
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
+    assert_eq!(
+        refusals,
+        [
+            ("backend_failure", 1),
+            ("broken_configuration", 1),
+            ("broker_limit", 1),
+            ("client_limit", 1),
+            ("not_allowed", 1),
+            ("not_found", 1),
+        ]
+    );
+    assert_eq!(counters.failures.get("not_found"), Some(&2));
+    assert_eq!(counters.failures.get("create_failure"), Some(&2));
+    assert_eq!(counters.failures.get("not_allowed"), Some(&1));
+    assert_eq!(counters.failures.get("internal_error"), Some(&1));
 }

@@ -7,7 +7,6 @@
 //! reports every problem of a file, each naming its key. The options and
 //! their rules are documented in `docs/configuration.md`.
 
-mod dir;
 mod ip;
 mod parse;
 
@@ -17,9 +16,8 @@ use std::path::PathBuf;
 
 use vmnet_broker_proto::{Mode, NetworkName};
 
-pub use dir::{CheckReport, ConfigDir, DEFAULT_CONFIG_DIR, FileCheck, Finding, Severity};
 pub use ip::{Ipv4Subnet, Ipv6Prefix};
-pub use parse::{KNOWN_KEYS, parse_json, parse_plist, parse_value};
+pub use parse::{KNOWN_KEYS, ParseFailure, parse_json, parse_plist, parse_value};
 
 /// The smallest MTU accepted (the IPv6 minimum link MTU).
 pub const MIN_MTU: u32 = 1280;
@@ -145,7 +143,7 @@ pub struct DhcpReservation {
 pub enum Principal {
     /// Numeric uid or gid.
     Id(u32),
-    /// User or group name, resolved when a peer acquires the network.
+    /// User or group name, resolved when a client acquires the network.
     Name(String),
 }
 
@@ -265,8 +263,8 @@ pub enum Lookup {
 
 /// Where the broker finds network configurations.
 ///
-/// [`ConfigDir`] reads a drop-in directory; [`StaticConfig`] holds
-/// configurations in memory (tests, embedding). A lookup happens each time a
+/// The daemon's `ConfigDir` reads a drop-in directory; [`StaticConfig`]
+/// holds configurations in memory (tests, embedding). A lookup happens each time a
 /// network is about to be created, so a changed file applies to the next
 /// creation and never to a live network.
 pub trait ConfigSource {

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use vmnet_broker_core::config::{ConfigDir, Severity};
+use crate::config_dir::{ConfigDir, Severity};
 
 use crate::cli::CheckArgs;
 use crate::sys;

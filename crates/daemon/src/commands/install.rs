@@ -9,7 +9,7 @@
 
 use std::process::ExitCode;
 
-use vmnet_broker_macos::launchd::{
+use vmnet_broker_launchd::{
     InstallOptions, InstallState, JobSpec, SourceBinary, UninstallOptions, execute, plan_install,
     plan_uninstall,
 };
@@ -33,12 +33,8 @@ fn observe(spec: &JobSpec, dry_run: bool) -> Result<InstallState, String> {
     {
         let _ = dry_run;
         let mut ask = || ask_broker_clients();
-        vmnet_broker_macos::launchd::probe(
-            spec,
-            &mut vmnet_broker_macos::launchd::SystemRunner,
-            &mut ask,
-        )
-        .map_err(|e| format!("cannot inspect the current installation: {e}"))
+        vmnet_broker_launchd::probe(spec, &mut vmnet_broker_launchd::SystemRunner, &mut ask)
+            .map_err(|e| format!("cannot inspect the current installation: {e}"))
     }
     #[cfg(not(target_os = "macos"))]
     {
@@ -62,13 +58,13 @@ fn ask_broker_clients() -> Result<u64, String> {
     let client = vmnet_broker_client::Client::connect_xpc().map_err(|e| e.to_string())?;
     let report = client.status().map_err(|e| e.to_string())?;
     drop(client);
-    Ok(vmnet_broker_macos::launchd::clients_in_status(
+    Ok(vmnet_broker_launchd::clients_in_status(
         &report,
         std::process::id(),
     ))
 }
 
-fn run_plan(plan: &vmnet_broker_macos::launchd::Plan, dry_run: bool, what: &str) -> ExitCode {
+fn run_plan(plan: &vmnet_broker_launchd::Plan, dry_run: bool, what: &str) -> ExitCode {
     if plan.is_empty() {
         println!("Nothing to do: {what} is already in the requested state.");
         return ExitCode::SUCCESS;
@@ -79,11 +75,9 @@ fn run_plan(plan: &vmnet_broker_macos::launchd::Plan, dry_run: bool, what: &str)
     }
     #[cfg(target_os = "macos")]
     {
-        let result = execute(
-            plan,
-            &mut vmnet_broker_macos::launchd::SystemRunner,
-            &mut |a| eprintln!("vmnet-broker: {}", a.describe()),
-        );
+        let result = execute(plan, &mut vmnet_broker_launchd::SystemRunner, &mut |a| {
+            eprintln!("vmnet-broker: {}", a.describe())
+        });
         match result {
             Ok(()) => {
                 println!("Done: {what}.");

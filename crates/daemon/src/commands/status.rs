@@ -44,7 +44,7 @@ pub fn render(s: &StatusReport) -> String {
         s.pid,
         s.backend,
         duration(s.uptime_seconds),
-        s.peer_count
+        s.client_count
     );
     let _ = writeln!(out);
     if s.networks.is_empty() {
@@ -84,11 +84,11 @@ pub fn render(s: &StatusReport) -> String {
         );
     }
     let _ = writeln!(out);
-    if s.peers.is_empty() {
+    if s.clients.is_empty() {
         let _ = writeln!(out, "No clients visible to you.");
     } else {
         let rows: Vec<[String; 6]> = s
-            .peers
+            .clients
             .iter()
             .map(|p| {
                 [
@@ -111,11 +111,11 @@ pub fn render(s: &StatusReport) -> String {
             &rows,
         );
     }
-    if s.hidden_peers > 0 {
+    if s.hidden_clients > 0 {
         let _ = writeln!(
             out,
             "({} client(s) of other users not shown; root sees all)",
-            s.hidden_peers
+            s.hidden_clients
         );
     }
     out

@@ -11,11 +11,11 @@ mod xpc;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use crate::config_dir::ConfigDir;
 use tracing::{error, info, warn};
 use vmnet_broker_core::backend::Backend;
 use vmnet_broker_core::backend::sim::{FailurePlan, SimBackend};
 use vmnet_broker_core::broker::{Broker, BrokerOptions, DaemonInfo};
-use vmnet_broker_core::config::ConfigDir;
 
 use crate::cli::{BackendKind, ServeArgs};
 use crate::sys::{self, SystemAccounts};
@@ -117,10 +117,9 @@ pub fn build_broker<B: Backend>(args: &ServeArgs, backend: B) -> DaemonBroker<B>
         } else {
             Some(secs(args.exit_idle_timeout.unwrap_or(args.idle_timeout)))
         },
-        max_networks_per_peer: args.max_networks_per_client,
-        max_peers: args.max_clients,
+        max_networks_per_client: args.max_networks_per_client,
+        max_clients: args.max_clients,
         max_networks: args.max_networks,
-        max_name_len: usize::from(args.max_name_length),
     };
     let euid = sys::effective_uid();
     let config = ConfigDir::new(&args.config_dir)

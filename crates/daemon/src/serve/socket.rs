@@ -20,7 +20,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use tracing::{debug, info, warn};
 use vmnet_broker_core::backend::Backend;
-use vmnet_broker_core::broker::{Event, PeerId, Reply};
+use vmnet_broker_core::broker::{ClientId, Event, Reply};
 use vmnet_broker_proto::json::{self, Frame, LineFramer};
 use vmnet_broker_proto::{NetworkInfo, NetworkName, Request};
 
@@ -76,7 +76,7 @@ type ReplyCache<S> = HashMap<NetworkName, CachedReply<S>>;
 
 struct Conn {
     stream: UnixStream,
-    peer: PeerId,
+    peer: ClientId,
     framer: LineFramer,
     out: Vec<u8>,
     /// Bytes of `out` already written.
@@ -207,7 +207,7 @@ where
         let mut stop = None;
         for sig in self.signals.pending() {
             let name = if sig == SIGTERM { "SIGTERM" } else { "SIGINT" };
-            let clients = self.broker.peer_count();
+            let clients = self.broker.client_count();
             if clients > 0 {
                 warn!(
                     clients,
@@ -246,7 +246,7 @@ where
             };
             let token = Token(self.next_token);
             self.next_token += 1;
-            let peer = PeerId(token.0 as u64);
+            let peer = ClientId(token.0 as u64);
             if let Err(e) = self.broker.handle_connect(Instant::now(), peer, creds) {
                 warn!(pid = creds.pid, uid = creds.uid, "{e}");
                 continue;
@@ -558,9 +558,9 @@ fn write_reply<S: WireValue>(out: &mut Vec<u8>, reply: Reply<S>) {
             return;
         }
         Reply::Status(report) => json::status_reply(&report),
-        Reply::Error(status) => {
+        failed @ (Reply::Error(_) | Reply::AcquireFailed(_)) => {
             // `{"error":N}`, as `json::error_reply` encodes it.
-            let _ = writeln!(out, "{{\"error\":{}}}", status.code());
+            let _ = writeln!(out, "{{\"error\":{}}}", failed.status().code());
             return;
         }
     };

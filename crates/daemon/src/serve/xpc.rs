@@ -16,7 +16,7 @@ use std::time::Instant;
 use dispatch2::DispatchQueue;
 use tracing::{error, info, warn};
 use vmnet_broker_core::backend::Backend;
-use vmnet_broker_core::broker::{Event, PeerCredentials, PeerId, Reply};
+use vmnet_broker_core::broker::{ClientCredentials, ClientId, Event, Reply};
 use vmnet_broker_macos::dispatch::{OneShotTimer, SignalSource};
 use vmnet_broker_macos::xpc::{
     ServiceEvent, XpcConnection, XpcDictionary, XpcListener, XpcObject, XpcRequest, XpcTransaction,
@@ -108,7 +108,7 @@ fn after_event<B: Backend>(state: &Shared<B>, timer: &OnceLock<OneShotTimer>) {
             info!("no clients for the idle delay; exiting");
             exit_now(s, 0);
         }
-        match (s.broker.peer_count() > 0, s.transaction.is_some()) {
+        match (s.broker.client_count() > 0, s.transaction.is_some()) {
             (true, false) => s.transaction = Some(XpcTransaction::begin()),
             (false, true) => s.transaction = None,
             _ => {}
@@ -129,7 +129,7 @@ fn exit_now<B: Backend>(s: &mut State<B>, code: i32) -> ! {
 
 fn on_signal<B: Backend>(state: &Shared<B>, name: &str) {
     with_state(state, |s| {
-        let clients = s.broker.peer_count();
+        let clients = s.broker.client_count();
         if clients > 0 {
             warn!(
                 clients,
@@ -153,12 +153,12 @@ where
             connection,
             credentials,
         } => {
-            let creds = PeerCredentials {
+            let creds = ClientCredentials {
                 pid: credentials.pid,
                 uid: credentials.euid,
                 gid: credentials.egid,
             };
-            match s.broker.handle_connect(now, PeerId(peer.0), creds) {
+            match s.broker.handle_connect(now, ClientId(peer.0), creds) {
                 Ok(()) => {
                     s.connections.insert(peer.0, connection);
                 }
@@ -168,10 +168,10 @@ where
                 }
             }
         }
-        ServiceEvent::Request { peer, request } => answer(s, PeerId(peer.0), &request, now),
+        ServiceEvent::Request { peer, request } => answer(s, ClientId(peer.0), &request, now),
         ServiceEvent::Disconnected { peer } => {
             s.connections.remove(&peer.0);
-            s.broker.handle_disconnect(now, PeerId(peer.0));
+            s.broker.handle_disconnect(now, ClientId(peer.0));
         }
         ServiceEvent::TerminationImminent { peer } => {
             info!(peer = peer.0, "the system asks this service to exit soon");
@@ -197,7 +197,7 @@ where
     });
 }
 
-fn answer<B>(s: &mut State<B>, peer: PeerId, request: &XpcRequest, now: Instant)
+fn answer<B>(s: &mut State<B>, peer: ClientId, request: &XpcRequest, now: Instant)
 where
     B: Backend<Serialization = XpcObject>,
 {
@@ -245,7 +245,9 @@ fn fill(
                 dict.set_json(keys::STATUS, &v)?;
             }
         }
-        Reply::Error(status) => dict.set_i64(keys::ERROR, status.code())?,
+        failed @ (Reply::Error(_) | Reply::AcquireFailed(_)) => {
+            dict.set_i64(keys::ERROR, failed.status().code())?;
+        }
     }
     Ok(())
 }

@@ -1,14 +1,14 @@
 //! The system account database, for `allowed_users` and `allowed_groups`.
 
 use nix::unistd::{Gid, Group, Uid, User};
-use vmnet_broker_core::broker::Accounts;
+use vmnet_broker_core::broker::AccountLookup;
 
 /// Looks names up with getpwnam_r / getgrnam_r. Consulted only when a
 /// network restricts access.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemAccounts;
 
-impl Accounts for SystemAccounts {
+impl AccountLookup for SystemAccounts {
     fn user_id(&self, name: &str) -> Option<u32> {
         User::from_name(name).ok().flatten().map(|u| u.uid.as_raw())
     }

@@ -2,14 +2,14 @@
 
 use std::os::fd::AsFd;
 
-use vmnet_broker_core::broker::PeerCredentials;
+use vmnet_broker_core::broker::ClientCredentials;
 
 /// pid, effective uid and gid of the peer (SO_PEERCRED on Linux).
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub fn peer_credentials(fd: &impl AsFd) -> std::io::Result<PeerCredentials> {
+pub fn peer_credentials(fd: &impl AsFd) -> std::io::Result<ClientCredentials> {
     use nix::sys::socket::{getsockopt, sockopt::PeerCredentials as Opt};
     let c = getsockopt(fd, Opt).map_err(std::io::Error::from)?;
-    Ok(PeerCredentials {
+    Ok(ClientCredentials {
         pid: c.pid(),
         uid: c.uid(),
         gid: c.gid(),
@@ -19,14 +19,14 @@ pub fn peer_credentials(fd: &impl AsFd) -> std::io::Result<PeerCredentials> {
 /// Effective uid and gid of the peer (getpeereid), and its pid
 /// (LOCAL_PEERPID) on Apple systems.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub fn peer_credentials(fd: &impl AsFd) -> std::io::Result<PeerCredentials> {
+pub fn peer_credentials(fd: &impl AsFd) -> std::io::Result<ClientCredentials> {
     let (uid, gid) = nix::unistd::getpeereid(fd).map_err(std::io::Error::from)?;
     #[cfg(target_vendor = "apple")]
     let pid =
         nix::sys::socket::getsockopt(fd, nix::sys::socket::sockopt::LocalPeerPid).unwrap_or(-1);
     #[cfg(not(target_vendor = "apple"))]
     let pid = -1;
-    Ok(PeerCredentials {
+    Ok(ClientCredentials {
         pid,
         uid: uid.as_raw(),
         gid: gid.as_raw(),

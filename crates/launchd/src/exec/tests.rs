@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::rc::Rc;
 
 use super::*;
-use crate::launchd::{
+use crate::{
     BrokerClients, CommandOutput, DEFAULT_LABEL, InstallOptions, JobSpec, JobStatus, SourceBinary,
     UninstallOptions, job_plist_xml, plan_install, plan_uninstall, probe,
 };
@@ -151,7 +151,7 @@ fn user_install_writes_every_file_and_loads_the_job() {
 }
 
 fn shell_path(p: &Path) -> String {
-    crate::launchd::shell_quote(&p.to_string_lossy())
+    crate::shell_quote(&p.to_string_lossy())
 }
 
 #[test]

@@ -258,14 +258,14 @@ fn probe_accounts(runner: &mut dyn CommandRunner) -> Result<Accounts, ProbeError
 
 /// The number of clients in a `status` report other than the process
 /// `own_pid` (the installer asking). Run as root, the report lists every
-/// peer; otherwise hidden peers are counted too.
+/// client; otherwise hidden clients are counted too.
 pub fn clients_in_status(report: &StatusReport, own_pid: u32) -> u64 {
     let own = report
-        .peers
+        .clients
         .iter()
         .filter(|p| i64::from(p.pid) == i64::from(own_pid))
         .count();
-    u64::try_from(report.peer_count.saturating_sub(own)).unwrap_or(u64::MAX)
+    u64::try_from(report.client_count.saturating_sub(own)).unwrap_or(u64::MAX)
 }
 
 /// Looks at the machine for `spec`.

@@ -1,5 +1,5 @@
 use super::*;
-use crate::launchd::DEFAULT_LABEL;
+use crate::DEFAULT_LABEL;
 
 const SOURCE_SHA: &str = "aaaa";
 const SIGNED_SHA: &str = "bbbb";

@@ -19,12 +19,22 @@
 //!
 //! Only steps 1, 2 and 4 are meaningful on Linux, where they are unit
 //! tested; steps 3 and 5 compile everywhere but expect macOS tools.
+//!
+//! This crate is used by the daemon's `install`, `uninstall` and `check`
+//! commands only. It is kept apart from the XPC/vmnet FFI crate
+//! (`vmnet-broker-macos`) so that clients and `libvmnet_broker` do not carry
+//! the planner or its dependencies (plist, sha2). It needs Unix file
+//! permissions and ownership, so it is empty on other systems.
+
+#![cfg(unix)]
+#![warn(missing_docs)]
 
 mod exec;
 mod job;
 mod plan;
 mod probe;
 mod shell;
+mod unix;
 
 use std::path::{Path, PathBuf};
 

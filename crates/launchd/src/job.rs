@@ -97,7 +97,7 @@ fn to_xml(value: Value) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::launchd::DEFAULT_LABEL;
+    use crate::DEFAULT_LABEL;
 
     fn parse(xml: &[u8]) -> Dictionary {
         let value: Value = plist::from_bytes(xml).unwrap();
@@ -208,7 +208,7 @@ mod tests {
 
     #[test]
     fn shipped_entitlements_file_holds_only_the_virtualization_entitlement() {
-        let shipped = include_bytes!("../../../../macos/entitlements.plist");
+        let shipped = include_bytes!("../../../macos/entitlements.plist");
         let ent = parse(shipped);
         assert_eq!(ent.len(), 1, "{ent:?}");
         assert_eq!(

@@ -16,8 +16,10 @@ use std::path::{Path, PathBuf};
 
 use vmnet_broker_proto::NetworkName;
 
-use super::parse::{ParseFailure, parse_json, parse_plist};
-use super::{ConfigError, ConfigSource, Lookup, NetworkConfig, builtin};
+use vmnet_broker_core::config::{
+    BUILTIN_NAMES, ConfigError, ConfigSource, Lookup, NetworkConfig, ParseFailure, builtin,
+    parse_json, parse_plist,
+};
 
 /// Where the system broker looks for drop-in files.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/vmnet-broker.d";
@@ -61,11 +63,6 @@ impl ConfigDir {
     pub fn strict_permissions(mut self, strict: bool) -> Self {
         self.strict = strict;
         self
-    }
-
-    /// The directory path.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn candidates(&self, stem: &str) -> Vec<PathBuf> {
@@ -378,11 +375,6 @@ impl CheckReport {
             .count()
     }
 
-    /// Whether any error was found.
-    pub fn has_errors(&self) -> bool {
-        self.error_count() > 0
-    }
-
     fn check_overlaps(&mut self) {
         let valid: Vec<(usize, String, NetworkConfig)> = self
             .files
@@ -444,7 +436,7 @@ impl CheckReport {
 
     fn add_builtins(&mut self, by_name: &BTreeMap<String, Vec<usize>>) {
         let mut networks: BTreeMap<String, String> = BTreeMap::new();
-        for name in super::BUILTIN_NAMES {
+        for name in BUILTIN_NAMES {
             networks.insert(name.to_owned(), "built-in".to_owned());
         }
         for (name, idx) in by_name {
@@ -452,13 +444,13 @@ impl CheckReport {
                 && self.files[*i].config.is_some()
             {
                 let source = self.files[*i].path.display().to_string();
-                let source = if super::builtin(name).is_some() {
+                let source = if builtin(name).is_some() {
                     format!("{source} (replaces the built-in)")
                 } else {
                     source
                 };
                 networks.insert(name.clone(), source);
-            } else if super::builtin(name).is_some() {
+            } else if builtin(name).is_some() {
                 // A broken override hides the built-in: acquiring it fails.
                 networks.remove(name);
             }
@@ -619,7 +611,7 @@ mod tests {
     #[test]
     fn check_of_a_missing_directory_is_clean() {
         let report = ConfigDir::new("/nonexistent/vmnet-broker.d").check();
-        assert!(!report.has_errors());
+        assert_eq!(report.error_count(), 0);
         assert_eq!(report.networks.len(), 2);
     }
 }
