@@ -40,7 +40,7 @@ use vmnet_broker_proto::{
 use crate::backend::{Backend, BackendError};
 use crate::config::{ConfigError, ConfigSource, Lookup, NetworkConfig, Principal};
 use crate::hostnet::{Collisions, HostNetworks};
-use crate::state::RememberedSubnets;
+use crate::state::{RememberedSubnets, SubnetStore};
 
 mod persistent;
 mod subnets;
@@ -348,6 +348,8 @@ pub struct Broker<B: Backend, C: ConfigSource, A: AccountLookup = NoAccounts> {
     remembered: RememberedSubnets,
     /// Whether `remembered` changed since the driver last saved it.
     remembered_dirty: bool,
+    /// Where changes of `remembered` are written.
+    store: Option<Box<dyn SubnetStore + Send>>,
     /// Persistent networks that failed to be created, with their backoff.
     retries: HashMap<NetworkName, crate::retry::Backoff>,
     /// Their next attempts, earliest first.
@@ -391,6 +393,7 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
             host: None,
             remembered: RememberedSubnets::new(),
             remembered_dirty: false,
+            store: None,
             retries: HashMap::new(),
             retry_deadlines: BTreeSet::new(),
         }
@@ -409,6 +412,11 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
     pub fn set_remembered(&mut self, remembered: RememberedSubnets) {
         self.remembered = remembered;
         self.remembered_dirty = false;
+    }
+
+    /// Where to write what the broker remembers whenever it changes.
+    pub fn set_subnet_store(&mut self, store: impl SubnetStore + Send + 'static) {
+        self.store = Some(Box::new(store));
     }
 
     /// The subnets remembered now.
@@ -673,6 +681,9 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
                 removal_in_seconds: e
                     .removal_deadline(self.options.network_idle_timeout)
                     .map(|t| secs(t.saturating_duration_since(now))),
+                subnet_origin: Some(e.origin.as_str().to_owned()),
+                persistent: e.persistent,
+                configuration_pending: e.config_changed,
             })
             .collect();
         networks.sort_by(|a, b| a.name.cmp(&b.name));

@@ -33,6 +33,15 @@ pub const STATE_VERSION: u64 = 1;
 /// (the broker itself holds at most a few hundred networks).
 pub const MAX_REMEMBERED: usize = 4096;
 
+/// Where the broker keeps the remembered subnets between runs (the
+/// daemon's state file). The broker calls [`SubnetStore::save`] each time
+/// what it remembers changes; a failure is the store's to report (it must
+/// never stop the broker).
+pub trait SubnetStore {
+    /// Replaces what is stored with `subnets`.
+    fn save(&mut self, subnets: &RememberedSubnets);
+}
+
 /// The subnet and prefix one network had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Remembered {

@@ -130,6 +130,14 @@ pub struct ServeArgs {
     #[arg(long)]
     pub insecure_config_permissions: bool,
 
+    /// Directory of the state file, where the subnet each network last had
+    /// is remembered [default: /var/db/vmnet-broker for the macOS system
+    /// broker, ~/Library/Application Support/vmnet-broker for a per-user one;
+    /// elsewhere beside --socket (broker.sock: broker.state), else
+    /// $XDG_STATE_HOME/vmnet-broker, else beside the default socket].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
     /// Seed of the simulated backend's random choices (IPv6 prefixes).
     #[arg(long, value_name = "N", help_heading = "Simulation")]
     pub sim_seed: Option<u64>,

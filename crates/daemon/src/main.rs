@@ -7,8 +7,6 @@
 
 mod cli;
 mod commands;
-// Applied by `serve` and reported by `check` once wired in.
-#[allow(dead_code)]
 mod config_owner;
 // Consulted by `serve` and `check` once the collision check is wired in.
 mod config_dir;
@@ -16,8 +14,6 @@ mod config_dir;
 mod hostnet;
 mod logging;
 mod serve;
-// Used by `serve` once remembered subnets are wired into the driver.
-#[allow(dead_code)]
 mod state_store;
 mod sys;
 

@@ -24,7 +24,7 @@ use nix::errno::Errno;
 use nix::fcntl::{OFlag, openat, renameat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat};
 use nix::unistd::{UnlinkatFlags, fsync, unlinkat};
-use vmnet_broker_core::state::RememberedSubnets;
+use vmnet_broker_core::state::{RememberedSubnets, SubnetStore};
 
 /// The state file's name inside the state directory.
 pub const STATE_FILE: &str = "state.json";
@@ -146,11 +146,6 @@ impl StateStore {
         })
     }
 
-    /// The directory.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The path of the state file, for messages.
     pub fn file_path(&self) -> PathBuf {
         self.path.join(STATE_FILE)
@@ -250,6 +245,15 @@ impl StateStore {
 #[allow(clippy::useless_conversion)]
 fn mode_bits(st: &FileStat) -> u32 {
     u32::from(st.st_mode)
+}
+
+impl SubnetStore for StateStore {
+    fn save(&mut self, subnets: &RememberedSubnets) {
+        match StateStore::save(self, subnets) {
+            Ok(()) => tracing::debug!(networks = subnets.len(), "state file written"),
+            Err(e) => tracing::warn!("{e}; the remembered subnets are kept in memory only"),
+        }
+    }
 }
 
 fn check_regular(st: &FileStat) -> Result<(), String> {

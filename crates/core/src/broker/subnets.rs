@@ -180,6 +180,9 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
                 .insert(name.clone(), Remembered::from_info(info))
         {
             self.remembered_dirty = true;
+            if let Some(store) = self.store.as_mut() {
+                store.save(&self.remembered);
+            }
         }
     }
 }

@@ -2,17 +2,31 @@
 
 use std::process::ExitCode;
 
-use crate::config_dir::{ConfigDir, Severity};
+use vmnet_broker_core::hostnet::{Collision, CollisionCheck, HostNetworks, IpNet, RESERVED_RANGES};
+
+use crate::config_dir::{CheckReport, ConfigDir, Finding, Severity};
 
 use crate::cli::CheckArgs;
+use crate::config_owner::OwnerRule;
+use crate::hostnet::SystemHostNetworks;
 use crate::sys;
 
 /// Validates the configuration directory; exit 1 if anything is wrong.
 pub fn run(args: CheckArgs) -> ExitCode {
+    let rule = OwnerRule::for_uid(sys::effective_uid());
     let dir = ConfigDir::new(&args.config_dir)
-        .trust_owners([sys::effective_uid()])
+        .trust_owners(rule.trusted_owners())
         .strict_permissions(!args.insecure_config_permissions);
-    let report = dir.check();
+    let mut report = dir.check();
+    report.general.push(Finding {
+        severity: Severity::Note,
+        message: if args.insecure_config_permissions {
+            "ownership and permissions are not checked (--insecure-config-permissions)".into()
+        } else {
+            format!("ownership rule: {rule}")
+        },
+    });
+    check_host_collisions(&mut report, &SystemHostNetworks);
     let label = |s: Severity| match s {
         Severity::Error => "error",
         Severity::Warning => "warning",
@@ -43,5 +57,59 @@ pub fn run(args: CheckArgs) -> ExitCode {
         println!();
         println!("Configuration OK.");
         ExitCode::SUCCESS
+    }
+}
+
+/// Adds a finding to every file whose static subnet or IPv6 prefix
+/// collides with a network of this host or a reserved range. A collision
+/// with a `bridge` interface on exactly the same subnet is only a warning:
+/// on macOS it is most likely the network itself, live in the broker.
+fn check_host_collisions(report: &mut CheckReport, host: &dyn HostNetworks) {
+    let list = match host.host_networks() {
+        Ok(list) => list,
+        Err(e) => {
+            report.general.push(Finding {
+                severity: Severity::Warning,
+                message: format!("{e}; static subnets were not checked against the host"),
+            });
+            return;
+        }
+    };
+    let check = CollisionCheck {
+        host: &list,
+        reserved: &RESERVED_RANGES,
+        own: &[],
+    };
+    for file in &mut report.files {
+        let Some(config) = &file.config else { continue };
+        let Err(found) = check.check(config.ipv4, config.ipv6) else {
+            continue;
+        };
+        let probably_itself = found.collisions.iter().all(|c| match c {
+            Collision::Host { requested, host } => {
+                host.interface
+                    .as_deref()
+                    .is_some_and(|i| i.starts_with("bridge"))
+                    && match (requested, host.net) {
+                        (IpNet::V4(r), IpNet::V4(h)) => *r == h,
+                        (IpNet::V6(r), IpNet::V6(h)) => *r == h,
+                        _ => false,
+                    }
+            }
+            Collision::Reserved { .. } => false,
+        });
+        file.findings.push(if probably_itself {
+            Finding {
+                severity: Severity::Warning,
+                message: format!(
+                    "{found} (if the broker has this network live, that interface is the network itself)"
+                ),
+            }
+        } else {
+            Finding {
+                severity: Severity::Error,
+                message: format!("collides with the host: {found}"),
+            }
+        });
     }
 }

@@ -18,6 +18,9 @@ use vmnet_broker_core::backend::sim::{FailurePlan, SimBackend};
 use vmnet_broker_core::broker::{Broker, BrokerOptions, DaemonInfo};
 
 use crate::cli::{BackendKind, ServeArgs};
+use crate::config_owner::OwnerRule;
+use crate::hostnet::SystemHostNetworks;
+use crate::state_store::{StateStore, default_state_dir};
 use crate::sys::{self, SystemAccounts};
 use crate::{EXIT_FAILURE, EXIT_USAGE, logging};
 
@@ -43,6 +46,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
                 "using the simulated backend: networks exist only inside this broker; no VM can use them"
             );
             let mut sim = SimBackend::new(args.sim_seed.unwrap_or_else(fastrand_seed));
+            sim.set_host_networks(SystemHostNetworks);
             if !args.sim_fail_create.is_empty() {
                 info!(names = ?args.sim_fail_create, "simulated creation failures enabled");
                 sim.set_failures(FailurePlan {
@@ -122,11 +126,14 @@ pub fn build_broker<B: Backend>(args: &ServeArgs, backend: B) -> DaemonBroker<B>
         max_networks: args.max_networks,
     };
     let euid = sys::effective_uid();
+    let rule = OwnerRule::for_uid(euid);
     let config = ConfigDir::new(&args.config_dir)
-        .trust_owners([euid])
+        .trust_owners(rule.trusted_owners())
         .strict_permissions(!args.insecure_config_permissions);
     if args.insecure_config_permissions {
         warn!("configuration files are read whatever their owner and permissions");
+    } else {
+        info!("configuration ownership: {rule}");
     }
     if let Some(limit) = sys::raise_fd_limit() {
         info!(open_files = limit, "file descriptor limit");
@@ -144,14 +151,45 @@ pub fn build_broker<B: Backend>(args: &ServeArgs, backend: B) -> DaemonBroker<B>
         version: env!("CARGO_PKG_VERSION").to_owned(),
         pid: std::process::id(),
     };
-    Broker::new(
+    let mut broker = Broker::new(
         options,
         backend,
         config,
         SystemAccounts,
         daemon,
         Instant::now(),
-    )
+    );
+    broker.set_host_networks(SystemHostNetworks);
+    let state_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| default_state_dir(args.socket.as_deref()));
+    match StateStore::open(&state_dir) {
+        Ok(store) => {
+            let (subnets, warnings) = store.load();
+            for w in warnings {
+                warn!("{w}");
+            }
+            info!(
+                state_dir = %state_dir.display(),
+                networks = subnets.len(),
+                "remembered subnets loaded"
+            );
+            broker.set_remembered(subnets);
+            broker.set_subnet_store(store);
+        }
+        Err(e) => warn!("{e}; subnets are not remembered across restarts"),
+    }
+    reload(&mut broker);
+    broker
+}
+
+/// Reads the whole configuration again (at start and on SIGHUP) and logs
+/// what changed: persistent networks started or retried, idle networks
+/// removed, held ones changing when idle, broken files left alone.
+pub fn reload<B: Backend>(broker: &mut DaemonBroker<B>) {
+    let summary = broker.reload(Instant::now());
+    info!("configuration read: {summary}");
 }
 
 /// A seed for the simulation when none is given: time and pid, which is

@@ -16,7 +16,7 @@ use std::time::Instant;
 use mio::net::UnixStream;
 use mio::{Events, Interest, Poll, Token};
 use serde_json::Value;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use tracing::{debug, info, warn};
 use vmnet_broker_core::backend::Backend;
@@ -129,7 +129,7 @@ where
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut listener.listener, LISTENER, Interest::READABLE)?;
-        let mut signals = Signals::new([SIGTERM, SIGINT])?;
+        let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
         Ok(Server {
@@ -205,7 +205,12 @@ where
 
     fn signals(&mut self) -> Option<Stop> {
         let mut stop = None;
-        for sig in self.signals.pending() {
+        let pending: Vec<i32> = self.signals.pending().collect();
+        for sig in pending {
+            if sig == SIGHUP {
+                super::reload(&mut self.broker);
+                continue;
+            }
             let name = if sig == SIGTERM { "SIGTERM" } else { "SIGINT" };
             let clients = self.broker.client_count();
             if clients > 0 {
