@@ -60,7 +60,11 @@ where
     let _ = timer_cell.set(timer);
 
     let mut signals = Vec::new();
-    for (signal, label) in [(libc::SIGTERM, "SIGTERM"), (libc::SIGINT, "SIGINT")] {
+    for (signal, label) in [
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGINT, "SIGINT"),
+        (libc::SIGHUP, "SIGHUP"),
+    ] {
         let (state, cell) = (state.clone(), timer_cell.clone());
         let source = SignalSource::new(signal, &queue, move || {
             on_signal(&state, label);
@@ -129,6 +133,10 @@ fn exit_now<B: Backend>(s: &mut State<B>, code: i32) -> ! {
 
 fn on_signal<B: Backend>(state: &Shared<B>, name: &str) {
     with_state(state, |s| {
+        if name == "SIGHUP" {
+            super::reload(&mut s.broker);
+            return;
+        }
         let clients = s.broker.client_count();
         if clients > 0 {
             warn!(
