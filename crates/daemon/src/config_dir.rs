@@ -219,6 +219,17 @@ impl ConfigDir {
     }
 }
 
+impl ConfigDir {
+    /// The networks configured as persistent (valid files only), sorted.
+    pub fn persistent_names(&self) -> Vec<String> {
+        self.configured_names()
+            .into_iter()
+            .filter(|n| matches!(self.lookup(n), Lookup::Found(c) if c.persistent))
+            .map(|n| n.to_string())
+            .collect()
+    }
+}
+
 impl ConfigSource for ConfigDir {
     fn lookup(&self, name: &NetworkName) -> Lookup {
         let files = self.candidates(name.as_str());

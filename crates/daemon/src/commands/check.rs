@@ -27,6 +27,15 @@ pub fn run(args: CheckArgs) -> ExitCode {
         },
     });
     check_host_collisions(&mut report, &SystemHostNetworks);
+    let persistent = dir.persistent_names();
+    for (job, run_at_load) in installed_jobs() {
+        if let Some(message) = job_mismatch(run_at_load, &persistent) {
+            report.general.push(Finding {
+                severity: Severity::Warning,
+                message: format!("{}: {message}", job.display()),
+            });
+        }
+    }
     let label = |s: Severity| match s {
         Severity::Error => "error",
         Severity::Warning => "warning",
@@ -111,5 +120,64 @@ fn check_host_collisions(report: &mut CheckReport, host: &dyn HostNetworks) {
                 message: format!("collides with the host: {found}"),
             }
         });
+    }
+}
+
+/// The installed launchd jobs of the default label (system and current
+/// user) and whether each has `RunAtLoad`. None where no job file exists
+/// (always the case outside macOS).
+fn installed_jobs() -> Vec<(std::path::PathBuf, bool)> {
+    let label = vmnet_broker_proto::MACH_SERVICE_NAME;
+    let specs = [
+        vmnet_broker_launchd::JobSpec::system(label).ok(),
+        vmnet_broker_launchd::JobSpec::current_user(label).ok(),
+    ];
+    specs
+        .into_iter()
+        .flatten()
+        .filter_map(|spec| {
+            let path = spec.paths().plist;
+            let value = plist::Value::from_file(&path).ok()?;
+            let run_at_load = value
+                .as_dictionary()
+                .and_then(|d| d.get("RunAtLoad"))
+                .and_then(plist::Value::as_boolean)
+                .unwrap_or(false);
+            Some((path, run_at_load))
+        })
+        .collect()
+}
+
+/// What is wrong when an installed job's `RunAtLoad` and the persistent
+/// networks disagree.
+fn job_mismatch(run_at_load: bool, persistent: &[String]) -> Option<String> {
+    match (run_at_load, persistent.is_empty()) {
+        (false, false) => Some(format!(
+            "the installed job does not start at boot, but networks are persistent ({}); \
+             run `vmnet-broker install` again so that they exist before any VM asks",
+            persistent.join(", ")
+        )),
+        (true, true) => Some(
+            "the installed job starts at boot (RunAtLoad), but no network is persistent; \
+             run `vmnet-broker install` again to start the broker on demand only"
+                .to_owned(),
+        ),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_and_persistent_networks_must_agree() {
+        let some = vec!["always".to_owned()];
+        assert!(job_mismatch(true, &some).is_none());
+        assert!(job_mismatch(false, &[]).is_none());
+        let m = job_mismatch(false, &some).unwrap_or_default();
+        assert!(m.contains("persistent (always)"), "{m}");
+        let m = job_mismatch(true, &[]).unwrap_or_default();
+        assert!(m.contains("no network is persistent"), "{m}");
     }
 }

@@ -100,7 +100,15 @@ fn run_plan(plan: &vmnet_broker_launchd::Plan, dry_run: bool, what: &str) -> Exi
 /// `vmnet-broker install`.
 pub fn install(args: InstallArgs) -> ExitCode {
     let result = (|| {
-        let spec = spec(args.job.user, &args.job.mach_service)?;
+        let persistent = persistent_networks(args.job.user);
+        if !persistent.is_empty() {
+            println!(
+                "persistent networks are configured ({}): the job starts at load (RunAtLoad)",
+                persistent.join(", ")
+            );
+        }
+        let spec =
+            spec(args.job.user, &args.job.mach_service)?.with_run_at_load(!persistent.is_empty());
         let exe =
             std::env::current_exe().map_err(|e| format!("cannot find this program's path: {e}"))?;
         let source = SourceBinary::read(&exe).map_err(|e| format!("cannot read {e}"))?;
@@ -143,4 +151,18 @@ pub fn uninstall(args: UninstallArgs) -> ExitCode {
             ExitCode::from(EXIT_FAILURE)
         }
     }
+}
+
+/// The persistent networks the installed broker will read: the default
+/// configuration directory, with the ownership rule of the account the job
+/// runs as (root only for the system job).
+fn persistent_networks(user: bool) -> Vec<String> {
+    let owners = if user {
+        crate::config_owner::OwnerRule::for_uid(crate::sys::effective_uid()).trusted_owners()
+    } else {
+        vec![0]
+    };
+    crate::config_dir::ConfigDir::new(crate::config_dir::DEFAULT_CONFIG_DIR)
+        .trust_owners(owners)
+        .persistent_names()
 }
