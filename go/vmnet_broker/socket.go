@@ -14,11 +14,18 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // SocketEnv names the environment variable that points clients at a
 // broker's development socket.
 const SocketEnv = "VMNET_BROKER_SOCKET"
+
+// DefaultTimeout bounds connecting to the development socket and waiting
+// for each reply, unless ConnectSocketTimeout or SetTimeout say otherwise. A
+// stopped or stuck broker still accepts connections, so without it a
+// request could wait forever.
+const DefaultTimeout = 30 * time.Second
 
 // maxReplyLine bounds one reply line from the broker. Status reports are the
 // largest replies and stay far below it.
@@ -46,17 +53,51 @@ var errClosed = errors.New("the client is closed")
 type socketTransport struct {
 	path string
 
-	mu     sync.Mutex
-	conn   net.Conn
-	r      *bufio.Reader
-	closed bool
+	mu      sync.Mutex
+	timeout time.Duration
+	conn    net.Conn
+	r       *bufio.Reader
+	closed  bool
 	// lost is set when the connection failed mid-request; the broker has
 	// dropped this connection's holds.
 	lost error
 }
 
 func dialSocket(path string) (*socketTransport, error) {
-	conn, err := net.Dial("unix", path)
+	return dialSocketTimeout(path, DefaultTimeout)
+}
+
+// ConnectSocketTimeout is ConnectSocket with another bound on connecting
+// and on each request. A broker that does not answer in time fails the
+// request with ErrXPCFailure.
+func ConnectSocketTimeout(path string, timeout time.Duration) (*Client, error) {
+	if path == "" {
+		path = DefaultSocketPath()
+	}
+	if timeout <= 0 {
+		return nil, &TransportError{Status: ErrInvalidRequest, Socket: path,
+			Err: fmt.Errorf("timeout %v is not positive", timeout)}
+	}
+	t, err := dialSocketTimeout(path, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{t: t}, nil
+}
+
+// SetTimeout changes how long each later request of c may take, from
+// sending it to the whole reply (development socket only; XPC requests are
+// not bounded yet). Values that are not positive are ignored.
+func (c *Client) SetTimeout(timeout time.Duration) {
+	if t, ok := c.t.(*socketTransport); ok && timeout > 0 {
+		t.mu.Lock()
+		t.timeout = timeout
+		t.mu.Unlock()
+	}
+}
+
+func dialSocketTimeout(path string, timeout time.Duration) (*socketTransport, error) {
+	conn, err := net.DialTimeout("unix", path, timeout)
 	if err != nil {
 		hint := `is the broker running? Start one with "vmnet-broker serve --socket PATH", or set ` +
 			SocketEnv + " to the socket of a running broker"
@@ -68,7 +109,38 @@ func dialSocket(path string) (*socketTransport, error) {
 		}
 		return nil, &TransportError{Status: ErrXPCFailure, Socket: path, Err: err, Hint: hint}
 	}
-	return &socketTransport{path: path, conn: conn, r: bufio.NewReader(conn)}, nil
+	if err := checkServer(conn); err != nil {
+		conn.Close()
+		return nil, &TransportError{Status: ErrXPCFailure, Socket: path, Err: err,
+			Hint: "another user may have taken the socket path; use another one"}
+	}
+	return &socketTransport{path: path, conn: conn, r: bufio.NewReader(conn), timeout: timeout}, nil
+}
+
+// checkServer accepts the process serving conn only if it runs as root or
+// as this process's effective user: anyone may bind a socket path in /tmp
+// first, and must not be able to pose as the broker.
+func checkServer(conn net.Conn) error {
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return errors.New("not a Unix socket connection")
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var uid int
+	var credErr error
+	if err := raw.Control(func(fd uintptr) { uid, credErr = peerUID(int(fd)) }); err != nil {
+		return err
+	}
+	if credErr != nil {
+		return fmt.Errorf("cannot check who serves the socket: %w", credErr)
+	}
+	if own := os.Geteuid(); uid != 0 && uid != own {
+		return fmt.Errorf("the server runs as uid %d, but only root (uid 0) or this user (uid %d) may serve it", uid, own)
+	}
+	return nil
 }
 
 // roundTrip sends one request object and returns the reply line.
@@ -93,7 +165,12 @@ func (t *socketTransport) roundTripRaw(line []byte) ([]byte, error) {
 	}
 	buf := make([]byte, 0, len(line)+1)
 	buf = append(append(buf, line...), '\n')
+	// One deadline for the whole request, however slowly the reply comes.
+	_ = t.conn.SetDeadline(time.Now().Add(t.timeout))
 	if _, err := t.conn.Write(buf); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = fmt.Errorf("the broker did not accept the request within %v", t.timeout)
+		}
 		t.lost = err
 		return nil, t.lostError(err)
 	}
@@ -107,6 +184,9 @@ func (t *socketTransport) roundTripRaw(line []byte) ([]byte, error) {
 		}
 		if err == io.EOF {
 			err = errors.New("the broker closed the connection")
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = fmt.Errorf("the broker did not answer within %v; it may be stopped or overloaded", t.timeout)
 		}
 		t.lost = err
 		return nil, t.lostError(err)

@@ -4,12 +4,18 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use serde_json::Value;
 use vmnet_broker_proto::{NetworkInfo, StatusReport};
 
 use crate::Error;
 use crate::transport::{Serialization, Transport};
+
+/// How long a client waits to connect, and for each reply, unless told
+/// otherwise ([`Client::connect_socket_with_timeout`],
+/// [`Client::set_timeout`]).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A connection to the broker.
 ///
@@ -106,8 +112,94 @@ impl Client {
     /// let client = vmnet_broker_client::Client::connect_socket("/tmp/vmnet-broker-test.sock")?;
     /// # Ok::<(), vmnet_broker_client::Error>(())
     /// ```
+    ///
+    /// The connection is refused with [`Error::UntrustedServer`] unless the
+    /// process serving the socket runs as root or as this process's user.
+    /// Connecting and each request wait at most [`DEFAULT_TIMEOUT`].
     pub fn connect_socket(path: impl AsRef<Path>) -> Result<Client, Error> {
-        Ok(Client::with_transport(Transport::socket(path.as_ref())?))
+        Client::connect_socket_with_timeout(path, DEFAULT_TIMEOUT)
+    }
+
+    /// [`Client::connect_socket`] with another bound on connecting and on
+    /// each request; a broker that does not answer in time gives
+    /// [`Error::Timeout`] ([`Status::XPC_FAILURE`](crate::Status::XPC_FAILURE)).
+    pub fn connect_socket_with_timeout(
+        path: impl AsRef<Path>,
+        timeout: Duration,
+    ) -> Result<Client, Error> {
+        Ok(Client::with_transport(Transport::socket(
+            path.as_ref(),
+            timeout,
+        )?))
+    }
+
+    /// [`Client::connect`] with another timeout (see
+    /// [`Client::connect_socket_with_timeout`]). Over XPC the timeout does
+    /// not apply yet.
+    pub fn connect_with_timeout(timeout: Duration) -> Result<Client, Error> {
+        #[cfg(target_os = "macos")]
+        {
+            match std::env::var_os(crate::SOCKET_ENV) {
+                Some(path) if !path.is_empty() => {
+                    Client::connect_socket_with_timeout(path, timeout)
+                }
+                _ => Client::connect_xpc(),
+            }
+        }
+        #[cfg(not(target_os = "macos"))]
+        {
+            Client::connect_socket_with_timeout(crate::default_socket_path(), timeout)
+        }
+    }
+
+    /// Changes how long connecting again and each request may take, from
+    /// the next request on (development socket only).
+    pub fn set_timeout(&self, timeout: Duration) {
+        self.inner.lock().transport.set_timeout(timeout);
+    }
+
+    /// Blocks until the connection to the broker is lost (the broker
+    /// exited, crashed or dropped this client) and returns why. Every
+    /// hold of this client is gone by then; later requests connect again.
+    ///
+    /// Requests may still be made from other threads meanwhile. The wait
+    /// uses its own duplicate of the connection's descriptor, so the
+    /// connection (and every hold on it) stays open while a `wait_closed`
+    /// is in progress, even if every `Client` and `Network` is dropped;
+    /// call it from a thread that ends with the process, as `vmnet-broker
+    /// acquire --hold` does. Over XPC the connection is probed with a
+    /// `status` request every few seconds.
+    pub fn wait_closed(&self) -> Error {
+        let (watch, is_socket) = {
+            let state = self.inner.lock();
+            (
+                state.transport.watch(),
+                matches!(state.transport, Transport::Socket(_)),
+            )
+        };
+        let error = match watch {
+            Some(socket) => crate::transport::wait_closed(&socket),
+            // A socket client that is not connected holds nothing.
+            None if is_socket => Error::Closed,
+            None => return self.probe_until_lost(),
+        };
+        let mut state = self.inner.lock();
+        state.transport.mark_lost();
+        state.sync_epoch();
+        error
+    }
+
+    /// The XPC form of [`Client::wait_closed`] (and the answer when no
+    /// socket connection is open).
+    fn probe_until_lost(&self) -> Error {
+        let start = self.inner.lock().epoch;
+        loop {
+            match self.status() {
+                Err(e) if e.is_transport() => return e,
+                _ if self.inner.lock().epoch != start => return Error::Closed,
+                _ => std::thread::sleep(Duration::from_secs(2)),
+            }
+        }
     }
 
     /// Connects to the broker's XPC Mach service
@@ -117,11 +209,18 @@ impl Client {
     /// a broker that cannot be reached shows up as
     /// [`Status::XPC_FAILURE`](crate::Status::XPC_FAILURE) on the first
     /// request.
-    #[cfg(target_os = "macos")]
+    #[cfg(any(target_os = "macos", feature = "fake-apple"))]
     pub fn connect_xpc() -> Result<Client, Error> {
-        Ok(Client::with_transport(Transport::xpc(
-            vmnet_broker_proto::MACH_SERVICE_NAME,
-        )?))
+        Client::connect_xpc_service(vmnet_broker_proto::MACH_SERVICE_NAME)
+    }
+
+    /// Connects to a broker on the XPC Mach service `service` (a broker
+    /// started with `serve --mach-service NAME`).
+    ///
+    /// Errors: [`Error::InvalidRequest`] if the name holds a NUL byte.
+    #[cfg(any(target_os = "macos", feature = "fake-apple"))]
+    pub fn connect_xpc_service(service: &str) -> Result<Client, Error> {
+        Ok(Client::with_transport(Transport::xpc(service)?))
     }
 
     fn with_transport(transport: Transport) -> Client {
@@ -189,7 +288,7 @@ impl Client {
         result
     }
 
-    /// Asks the broker to describe itself: networks, holders, peers and
+    /// Asks the broker to describe itself: networks, holders, clients and
     /// counters.
     ///
     /// ```no_run
@@ -299,7 +398,7 @@ impl Network {
     pub fn serialization_json(&self) -> Option<&Value> {
         match &self.serialization {
             Serialization::Json(v) => Some(v),
-            #[cfg(target_os = "macos")]
+            #[cfg(any(target_os = "macos", feature = "fake-apple"))]
             Serialization::Xpc(_) => None,
         }
     }
@@ -311,7 +410,7 @@ impl Network {
     /// [`XpcSerialization::retained`](crate::XpcSerialization::retained)
     /// gives an owned reference that outlives the `Network`; the raw
     /// pointer from `as_ptr` is valid only while the `Network` lives.
-    #[cfg(target_os = "macos")]
+    #[cfg(any(target_os = "macos", feature = "fake-apple"))]
     pub fn xpc_serialization(&self) -> Option<&crate::XpcSerialization> {
         match &self.serialization {
             Serialization::Xpc(o) => Some(o),

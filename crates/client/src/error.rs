@@ -2,6 +2,7 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use vmnet_broker_proto::Status;
 
@@ -22,6 +23,30 @@ pub enum Error {
         path: PathBuf,
         /// What the system said.
         source: io::Error,
+    },
+    /// The process serving the socket runs as another user: not root, not
+    /// this process's user. It may be anyone who bound the path first, so
+    /// nothing is sent to it.
+    #[error(
+        "refusing the broker at {}: it runs as uid {uid}, but only root (uid 0) or this user (uid {own}) may serve it; another user may have taken the socket path",
+        path.display()
+    )]
+    UntrustedServer {
+        /// The socket path.
+        path: PathBuf,
+        /// The server's effective user id.
+        uid: u32,
+        /// This process's effective user id.
+        own: u32,
+    },
+    /// The broker did not answer in time (a stopped or stuck broker still
+    /// accepts connections, so only the reply never comes).
+    #[error("the broker did not answer in time ({what}; gave up after {}s)", after.as_secs_f64())]
+    Timeout {
+        /// What the client was doing.
+        what: &'static str,
+        /// The timeout in force.
+        after: Duration,
     },
     /// Sending a request or reading its reply failed.
     #[error("cannot talk to the broker ({what}): {source}")]
@@ -81,6 +106,8 @@ impl Error {
     pub fn status(&self) -> Status {
         match self {
             Error::Connect { .. }
+            | Error::UntrustedServer { .. }
+            | Error::Timeout { .. }
             | Error::Io { .. }
             | Error::Closed
             | Error::ConnectionLost { .. }

@@ -42,10 +42,10 @@ mod path;
 mod sys;
 mod transport;
 
-pub use client::{Client, Network, acquire_network, default_client};
+pub use client::{Client, DEFAULT_TIMEOUT, Network, acquire_network, default_client};
 pub use error::Error;
 pub use path::{SOCKET_ENV, default_socket_path};
-#[cfg(target_os = "macos")]
+#[cfg(any(target_os = "macos", feature = "fake-apple"))]
 pub use transport::XpcSerialization;
 pub use vmnet_broker_proto::{Mode, NetworkInfo, Status, StatusReport};
 

@@ -32,7 +32,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 use vmnet_broker_proto::{
     ClientStatus, Counters, NetworkInfo, NetworkName, NetworkStatus, Request, Status, StatusReport,
 };
@@ -219,6 +219,7 @@ impl AcquireError {
     /// network (the broker's limit, the backend) CREATE_FAILURE.
     pub fn status(&self) -> Status {
         match self {
+            AcquireError::BrokenConfiguration(e) if e.is_transient() => Status::INTERNAL_ERROR,
             AcquireError::NotFound | AcquireError::BrokenConfiguration(_) => Status::NOT_FOUND,
             AcquireError::NotAllowed => Status::NOT_ALLOWED,
             AcquireError::ClientLimit { .. } => Status::INTERNAL_ERROR,
@@ -232,6 +233,7 @@ impl AcquireError {
     pub fn slug(&self) -> &'static str {
         match self {
             AcquireError::NotFound => "not_found",
+            AcquireError::BrokenConfiguration(e) if e.is_transient() => "configuration_unavailable",
             AcquireError::BrokenConfiguration(_) => "broken_configuration",
             AcquireError::NotAllowed => "not_allowed",
             AcquireError::ClientLimit { .. } => "client_limit",
@@ -437,11 +439,6 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
     /// Where the subnet of the live network `name` came from.
     pub fn subnet_origin(&self, name: &str) -> Option<SubnetOrigin> {
         self.networks.get(name).map(|e| e.origin)
-    }
-
-    /// The options in force.
-    pub fn options(&self) -> &BrokerOptions {
-        &self.options
     }
 
     /// The backend (to inspect it in tests).
@@ -1039,6 +1036,14 @@ fn refuse<S>(
         }
         AcquireError::NotAllowed => {
             info!(client = client.0, uid = creds.uid, network = %name, reason, "acquire refused: {error}");
+        }
+        AcquireError::BrokenConfiguration(e) if e.is_transient() => {
+            error!(
+                client = client.0,
+                network = %name,
+                reason,
+                "cannot read the configuration now, answering internal error: {error}"
+            );
         }
         _ => {
             warn!(

@@ -171,9 +171,21 @@ pub struct AcquireArgs {
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
-    /// Keep the networks until SIGINT, SIGTERM or end of standard input.
+    /// Talk XPC to the broker on this Mach service (macOS) instead.
+    #[arg(long, value_name = "NAME", conflicts_with = "socket")]
+    pub mach_service: Option<String>,
+
+    /// Keep the networks until SIGINT, SIGTERM, end of standard input, or
+    /// until the connection to the broker is lost (exit status 1).
     #[arg(long)]
     pub hold: bool,
+
+    /// Seconds to wait for the broker to accept the connection and to
+    /// answer each request; a broker that is stopped or stuck gives exit
+    /// status 1.
+    #[arg(long, value_name = "SECS", env = "VMNET_BROKER_TIMEOUT", default_value = "5",
+          value_parser = parse_timeout)]
+    pub timeout: f64,
 }
 
 /// Show the broker's networks and clients.
@@ -196,6 +208,17 @@ pub struct StatusArgs {
     /// Unix socket of the broker [default: as for serve].
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+
+    /// Talk XPC to the broker on this Mach service (macOS) instead.
+    #[arg(long, value_name = "NAME", conflicts_with = "socket")]
+    pub mach_service: Option<String>,
+
+    /// Seconds to wait for the broker to accept the connection and to
+    /// answer each request; a broker that is stopped or stuck gives exit
+    /// status 1.
+    #[arg(long, value_name = "SECS", env = "VMNET_BROKER_TIMEOUT", default_value = "5",
+          value_parser = parse_timeout)]
+    pub timeout: f64,
 }
 
 /// Check the configuration directory.
@@ -292,6 +315,15 @@ fn parse_secs(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// A timeout: a positive number of seconds, at most a day.
+fn parse_timeout(s: &str) -> Result<f64, String> {
+    let v = parse_secs(s)?;
+    if v <= 0.0 || v > 86400.0 {
+        return Err(format!("{s} is out of range (more than 0, at most 86400)"));
+    }
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,5 +340,7 @@ mod tests {
         assert!(parse_secs("-1").is_err());
         assert!(parse_secs("soon").is_err());
         assert!(parse_secs("NaN").is_err());
+        assert_eq!(parse_timeout("2.5"), Ok(2.5));
+        assert!(parse_timeout("0").is_err());
     }
 }

@@ -65,12 +65,21 @@ impl ConfigDir {
         self
     }
 
-    fn candidates(&self, stem: &str) -> Vec<PathBuf> {
-        EXTENSIONS
-            .iter()
-            .map(|ext| self.path.join(format!("{stem}.{ext}")))
-            .filter(|p| p.exists())
-            .collect()
+    /// The files that define `stem`. Only "no such file" means a file is
+    /// absent: any other failure to look (a directory that cannot be
+    /// searched, for example) is an error, so that access control never
+    /// falls back to a less restricted built-in.
+    fn candidates(&self, stem: &str) -> Result<Vec<PathBuf>, ConfigError> {
+        let mut found = Vec::new();
+        for ext in EXTENSIONS {
+            let path = self.path.join(format!("{stem}.{ext}"));
+            match fs::symlink_metadata(&path) {
+                Ok(_) => found.push(path),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(read_error(&path, &e)),
+            }
+        }
+        Ok(found)
     }
 
     /// Checks that `path` is owned by a trusted user and writable only by
@@ -87,10 +96,35 @@ impl ConfigDir {
         })
     }
 
+    /// Opens `path` without following a symlink and without blocking (a
+    /// FIFO must not stall the broker), checks on the descriptor that it
+    /// is a regular file that may be trusted, and reads it.
+    fn read_file(&self, path: &Path) -> Result<Vec<u8>, ConfigError> {
+        let file = open_config(path).map_err(|e| read_error(path, &e))?;
+        let meta = file.metadata().map_err(|e| read_error(path, &e))?;
+        if !meta.file_type().is_file() {
+            return Err(ConfigError::Read {
+                path: path.to_owned(),
+                message: format!(
+                    "it is {}, not a regular file",
+                    describe_type(&meta.file_type())
+                ),
+            });
+        }
+        if self.strict
+            && let Some(reason) = insecurity_of(&meta, &self.trusted_owners)
+        {
+            return Err(ConfigError::Insecure {
+                path: path.to_owned(),
+                reason,
+            });
+        }
+        read_limited(file, path)
+    }
+
     fn load_file(&self, path: &Path) -> Result<NetworkConfig, ConfigError> {
         self.check_secure(&self.path)?;
-        self.check_secure(path)?;
-        let bytes = read_limited(path)?;
+        let bytes = self.read_file(path)?;
         let is_plist = path.extension().is_some_and(|e| e == "plist");
         let result = if is_plist {
             parse_plist(&bytes)
@@ -133,25 +167,39 @@ impl ConfigDir {
             }
             Err(e) => {
                 report.general.push(Finding::error(format!(
-                    "cannot read {}: {e}",
+                    "cannot read {}: {e}; the networks defined there cannot be checked",
                     self.path.display()
                 )));
+                report.add_reachable_builtins(self);
                 return report;
             }
         };
         if let Err(e) = self.check_secure(&self.path) {
             report.general.push(Finding::error(e.to_string()));
         }
-        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        // The type comes from the directory entry (or lstat), never from
+        // following a symlink.
+        let mut paths: Vec<(PathBuf, bool)> = entries
+            .filter_map(|e| {
+                let e = e.ok()?;
+                let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+                Some((e.path(), is_dir))
+            })
+            .collect();
         paths.sort();
 
         let mut by_name: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        for path in paths {
+        for (path, is_dir) in paths {
             let file_name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            if file_name.starts_with('.') || path.is_dir() {
+            // A directory named like a network file is reported, as the
+            // broker refuses it; other directories are not ours.
+            let looks_like_config = EXTENSIONS
+                .iter()
+                .any(|ext| file_name.ends_with(&format!(".{ext}")));
+            if file_name.starts_with('.') || (is_dir && !looks_like_config) {
                 continue;
             }
             let mut check = FileCheck {
@@ -232,7 +280,10 @@ impl ConfigDir {
 
 impl ConfigSource for ConfigDir {
     fn lookup(&self, name: &NetworkName) -> Lookup {
-        let files = self.candidates(name.as_str());
+        let files = match self.candidates(name.as_str()) {
+            Ok(files) => files,
+            Err(e) => return Lookup::Broken(e),
+        };
         match files.as_slice() {
             [] => builtin(name.as_str()).map_or(Lookup::NotFound, Lookup::Found),
             [path] => match self.load_file(path) {
@@ -276,13 +327,17 @@ impl ConfigSource for ConfigDir {
 }
 
 /// Why `path` may not be trusted, or `None` if it may.
-#[cfg(unix)]
 fn insecurity(path: &Path, trusted: &[u32]) -> Option<String> {
+    match fs::metadata(path) {
+        Ok(meta) => insecurity_of(&meta, trusted),
+        Err(e) => Some(format!("its ownership cannot be checked: {e}")),
+    }
+}
+
+/// Why a file with this metadata may not be trusted, or `None` if it may.
+#[cfg(unix)]
+fn insecurity_of(meta: &fs::Metadata, trusted: &[u32]) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
-    let meta = match fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) => return Some(format!("its ownership cannot be checked: {e}")),
-    };
     if !trusted.contains(&meta.uid()) {
         let owners = trusted
             .iter()
@@ -304,20 +359,108 @@ fn insecurity(path: &Path, trusted: &[u32]) -> Option<String> {
 }
 
 #[cfg(not(unix))]
-fn insecurity(_path: &Path, _trusted: &[u32]) -> Option<String> {
+fn insecurity_of(_meta: &fs::Metadata, _trusted: &[u32]) -> Option<String> {
     None
 }
 
-fn read_limited(path: &Path) -> Result<Vec<u8>, ConfigError> {
-    let read_err = |e: std::io::Error| ConfigError::Read {
-        path: path.to_owned(),
-        message: e.to_string(),
+/// Opens a configuration file for reading: never through a symlink, never
+/// blocking (on a FIFO or a device), closed on exec.
+#[cfg(unix)]
+fn open_config(path: &Path) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn open_config(path: &Path) -> std::io::Result<fs::File> {
+    fs::File::open(path)
+}
+
+/// What kind of file this is, for messages.
+fn describe_type(t: &fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+        if t.is_block_device() || t.is_char_device() {
+            return "a device";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else {
+        "a special file"
+    }
+}
+
+/// Whether an operating-system error says "try again later" (the process
+/// or system is out of something) rather than something about the file.
+fn is_transient(e: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        matches!(
+            e.raw_os_error(),
+            Some(
+                nix::libc::EMFILE
+                    | nix::libc::ENFILE
+                    | nix::libc::ENOMEM
+                    | nix::libc::ENOBUFS
+                    | nix::libc::EINTR
+                    | nix::libc::EAGAIN
+                    | nix::libc::EIO
+            )
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::Interrupted | std::io::ErrorKind::OutOfMemory
+        )
+    }
+}
+
+/// The error for a failure to look at or read `path`: transient failures
+/// (out of descriptors, memory, I/O error) are told apart, because the
+/// file may well be fine.
+fn read_error(path: &Path, e: &std::io::Error) -> ConfigError {
+    #[cfg(unix)]
+    let message = if e.raw_os_error() == Some(nix::libc::ELOOP) {
+        "it is a symbolic link (or a loop of them); configuration files must be regular files"
+            .to_owned()
+    } else {
+        e.to_string()
     };
-    let file = fs::File::open(path).map_err(read_err)?;
+    #[cfg(not(unix))]
+    let message = e.to_string();
+    if is_transient(e) {
+        ConfigError::Unavailable {
+            path: path.to_owned(),
+            message,
+        }
+    } else {
+        ConfigError::Read {
+            path: path.to_owned(),
+            message,
+        }
+    }
+}
+
+fn read_limited(file: fs::File, path: &Path) -> Result<Vec<u8>, ConfigError> {
     let mut bytes = Vec::new();
     file.take(MAX_FILE_SIZE + 1)
         .read_to_end(&mut bytes)
-        .map_err(read_err)?;
+        .map_err(|e| read_error(path, &e))?;
     if bytes.len() as u64 > MAX_FILE_SIZE {
         return Err(ConfigError::Read {
             path: path.to_owned(),
@@ -325,6 +468,14 @@ fn read_limited(path: &Path) -> Result<Vec<u8>, ConfigError> {
         });
     }
     Ok(bytes)
+}
+
+fn join_display(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The error text without the leading `path: `, for per-file listings.
@@ -471,6 +622,34 @@ impl CheckReport {
         for (i, finding) in found {
             self.files[i].findings.push(finding);
         }
+    }
+
+    /// When the directory cannot be listed: the built-in networks that the
+    /// broker would still serve, found the way the broker looks them up.
+    fn add_reachable_builtins(&mut self, dir: &ConfigDir) {
+        let mut networks = Vec::new();
+        for name in BUILTIN_NAMES {
+            let Ok(network) = NetworkName::new(name) else {
+                continue;
+            };
+            match dir.candidates(name) {
+                Ok(files) if files.is_empty() => {
+                    networks.push((name.to_owned(), "built-in".to_owned()));
+                }
+                Ok(files) => match dir.lookup(&network) {
+                    Lookup::Found(_) => networks.push((
+                        name.to_owned(),
+                        format!("{} (replaces the built-in)", join_display(&files)),
+                    )),
+                    Lookup::NotFound => {}
+                    Lookup::Broken(e) => self.general.push(Finding::error(e.to_string())),
+                },
+                Err(e) => self.general.push(Finding::error(format!(
+                    "{e}; network {name:?} cannot be acquired"
+                ))),
+            }
+        }
+        self.networks = networks;
     }
 
     fn add_builtins(&mut self, by_name: &BTreeMap<String, Vec<usize>>) {

@@ -16,6 +16,7 @@ mod logging;
 mod serve;
 mod state_store;
 mod sys;
+mod text;
 
 use std::process::ExitCode;
 

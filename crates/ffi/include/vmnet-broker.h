@@ -224,6 +224,20 @@ vmnet_broker_client *_Nullable vmnet_broker_client_connect_socket(
     vmnet_broker_return_t *_Nullable status);
 
 /*
+ * Sets how long `client` waits to connect again and for each reply (the
+ * development socket; XPC requests are not bounded yet). The default is 30
+ * seconds; a broker that does not answer in time fails the request with
+ * VMNET_BROKER_XPC_FAILURE. Every client connection also checks that the
+ * process serving the socket runs as root or as this user, and fails with
+ * VMNET_BROKER_XPC_FAILURE otherwise. Returns VMNET_BROKER_INVALID_REQUEST
+ * for a NULL client or a timeout that is not a positive number of seconds
+ * (at most 86400).
+ */
+vmnet_broker_return_t vmnet_broker_client_set_timeout(
+    const vmnet_broker_client *_Nullable client,
+    double seconds);
+
+/*
  * Frees a client. Networks acquired through it stay valid and keep the
  * connection open until they are released; then the connection closes and
  * the broker drops any hold left. NULL is a no-op.

@@ -71,6 +71,37 @@ pub unsafe extern "C" fn vmnet_broker_client_connect_socket(
     unsafe { finish_ptr(result, status) }
 }
 
+/// Sets how long `client` waits to connect again and for each reply
+/// (development socket; XPC requests are not bounded yet). The default is
+/// 30 seconds. A broker that does not answer in time fails the request with
+/// `VMNET_BROKER_XPC_FAILURE`.
+///
+/// Returns `VMNET_BROKER_SUCCESS`, or `VMNET_BROKER_INVALID_REQUEST` for a
+/// NULL client or a timeout that is not a positive number of seconds (at
+/// most a day).
+///
+/// # Safety
+///
+/// `client` is NULL or a live client.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn vmnet_broker_client_set_timeout(
+    client: *const vmnet_broker_client,
+    seconds: f64,
+) -> vmnet_broker_return_t {
+    let result = guard(|| {
+        // SAFETY: the caller passes NULL or a live client.
+        let client = unsafe { client.as_ref() }.ok_or(Status::INVALID_REQUEST)?;
+        if !(seconds > 0.0 && seconds <= 86400.0) {
+            return Err(Status::INVALID_REQUEST);
+        }
+        client
+            .client
+            .set_timeout(std::time::Duration::from_secs_f64(seconds));
+        Ok(())
+    });
+    to_c(result.err().unwrap_or(Status::SUCCESS))
+}
+
 /// Frees a client. Networks acquired through it stay valid and keep the
 /// connection open until they are released. NULL is a no-op.
 ///

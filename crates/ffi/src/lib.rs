@@ -28,19 +28,19 @@
 #![allow(non_camel_case_types)]
 #![warn(missing_docs)]
 
-#[cfg(target_os = "macos")]
+#[cfg(any(target_os = "macos", feature = "fake-apple"))]
 mod apple;
 mod client;
 mod network;
 mod panic;
 mod status;
 
-#[cfg(target_os = "macos")]
+#[cfg(any(target_os = "macos", feature = "fake-apple"))]
 pub use apple::{vmnet_broker_acquire_network, vmnet_broker_network_serialization};
 pub use client::{
     vmnet_broker_client, vmnet_broker_client_acquire, vmnet_broker_client_connect,
-    vmnet_broker_client_connect_socket, vmnet_broker_client_free, vmnet_broker_client_status_json,
-    vmnet_broker_string_free,
+    vmnet_broker_client_connect_socket, vmnet_broker_client_free, vmnet_broker_client_set_timeout,
+    vmnet_broker_client_status_json, vmnet_broker_string_free,
 };
 pub use network::{
     vmnet_broker_acquire, vmnet_broker_network, vmnet_broker_network_ipv6_prefix,

@@ -1,7 +1,7 @@
 //! The launchd job file and the entitlements file.
 //!
 //! Key meanings are from `launchd.plist(5)`; see
-//! `/work/shared/reference/macos-ffi.md` §5. The job is on demand: no
+//! `docs/macos-sources.md` (section "launchd"). The job is on demand: no
 //! `KeepAlive`, and no `RunAtLoad` unless persistent networks are configured
 //! (then the broker must create them at boot). launchd starts it when a
 //! client looks up the Mach service, and the broker exits by itself when

@@ -6,7 +6,7 @@
 //! [`OneShotTimer`] re-armed after every event to the core's next deadline.
 //! Then `dispatch2::dispatch_main()` never returns.
 //!
-//! Type-checked on Linux only; not run by us.
+//! Type-checked for macOS; run on Linux against the fakes of crates/fake-apple (docs/macos-fakes.md); not run on macOS by us.
 
 use std::ffi::c_int;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -42,7 +42,7 @@ fn set_handler(source: &DispatchSource, what: &'static str, callback: Callback) 
     // SAFETY: a live, not yet activated source; libdispatch copies the
     // block (Block_copy), so our RcBlock may be dropped after the call
     // (dispatch2 0.3.1 docs for `set_event_handler_with_block`; see
-    // macos-ffi.md §3). The closure is 'static and Send-only state behind a
+    // docs/macos-sources.md). The closure is 'static and Send-only state behind a
     // mutex, so running it on any dispatch thread is sound.
     unsafe { source.set_event_handler_with_block(RcBlock::as_ptr(&block)) };
 }

@@ -5,7 +5,9 @@
 //! - **Portable** (builds and is tested on every OS):
 //!   - [`vmnet_status`]: the numbers and names of `vmnet_return_t` and the
 //!     [`VmnetError`] built from them.
-//! - **macOS only** (these modules do not exist on other systems):
+//! - **macOS only** (these modules do not exist on other systems, except
+//!   in Linux test builds with the `fake-apple` feature, where they run
+//!   against the fakes of `crates/fake-apple`; see `docs/macos-fakes.md`):
 //!   - `sys`: raw `extern` declarations for libxpc and vmnet.framework, each
 //!     citing where its prototype was confirmed;
 //!   - `xpc`: owned XPC objects, JSON conversion, the Mach-service listener
@@ -25,16 +27,27 @@
 
 pub mod vmnet_status;
 
-#[cfg(target_os = "macos")]
+#[cfg(any(target_os = "macos", feature = "fake-apple"))]
 pub mod sys;
 
-#[cfg(target_os = "macos")]
+#[cfg(any(target_os = "macos", feature = "fake-apple"))]
 pub mod xpc;
 
-#[cfg(target_os = "macos")]
+#[cfg(any(target_os = "macos", feature = "fake-apple"))]
 pub mod vmnet;
 
-#[cfg(target_os = "macos")]
+#[cfg(any(target_os = "macos", feature = "fake-apple"))]
 pub mod dispatch;
+
+// The fakes define the C symbols of libxpc, libdispatch and vmnet; naming
+// the crate makes sure it is linked.
+#[cfg(feature = "fake-apple")]
+use vmnet_broker_fake_apple as _;
+
+#[cfg(all(feature = "fake-apple", not(target_os = "linux")))]
+compile_error!("the `fake-apple` feature is for Linux test builds only (docs/macos-fakes.md)");
+
+#[cfg(all(feature = "fake-apple", not(debug_assertions)))]
+compile_error!("the `fake-apple` feature must never be in a release build (docs/macos-fakes.md)");
 
 pub use vmnet_status::{VmnetError, VmnetMode, VmnetStatus};

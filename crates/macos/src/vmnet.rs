@@ -15,7 +15,7 @@
 //! [`VmnetNetwork::create_with_serialization`] and may attach an interface with
 //! [`VmnetInterface::start`].
 //!
-//! Type-checked on Linux only; not run by us.
+//! Type-checked for macOS; run on Linux against the fakes of crates/fake-apple (docs/macos-fakes.md); not run on macOS by us.
 
 use std::ffi::{CString, c_void};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -6,8 +6,8 @@
 //!
 //! The numeric values are not printed in Apple's documentation, which lists
 //! only the names (`vmnet_return_t`, `operating_modes_t`); every public
-//! binding agrees on them (see `/work/shared/reference/macos-ffi.md` §1.2:
-//! crate `vmnet` 0.10.0, TypeScript typings, two other Rust bindings).
+//! binding agrees on them (crate `vmnet` 0.10.0, `src/ffi/vmnet.rs`, and
+//! other public bindings; see `docs/macos-sources.md`, "vmnet").
 
 use std::fmt;
 

@@ -2,10 +2,11 @@
 //! and XPC on macOS.
 
 mod socket;
-#[cfg(target_os = "macos")]
+#[cfg(any(target_os = "macos", feature = "fake-apple"))]
 mod xpc;
 
 use std::path::Path;
+use std::time::Duration;
 
 use serde_json::Value;
 use vmnet_broker_proto::{NetworkInfo, StatusReport};
@@ -13,10 +14,10 @@ use vmnet_broker_proto::{NetworkInfo, StatusReport};
 use crate::Error;
 use crate::decode::Acquired;
 
-pub(crate) use socket::SocketTransport;
-#[cfg(target_os = "macos")]
+pub(crate) use socket::{SocketTransport, wait_closed};
+#[cfg(any(target_os = "macos", feature = "fake-apple"))]
 pub use xpc::Object as XpcSerialization;
-#[cfg(target_os = "macos")]
+#[cfg(any(target_os = "macos", feature = "fake-apple"))]
 pub(crate) use xpc::XpcTransport;
 
 /// The serialization of an acquired network, as the transport carries it.
@@ -26,7 +27,7 @@ pub(crate) enum Serialization {
     /// object describing the simulated network).
     Json(Value),
     /// XPC: the object to hand to `vmnet_network_create_with_serialization`.
-    #[cfg(target_os = "macos")]
+    #[cfg(any(target_os = "macos", feature = "fake-apple"))]
     Xpc(XpcSerialization),
 }
 
@@ -34,16 +35,45 @@ pub(crate) enum Serialization {
 #[derive(Debug)]
 pub(crate) enum Transport {
     Socket(SocketTransport),
-    #[cfg(target_os = "macos")]
+    #[cfg(any(target_os = "macos", feature = "fake-apple"))]
     Xpc(XpcTransport),
 }
 
 impl Transport {
-    pub(crate) fn socket(path: &Path) -> Result<Self, Error> {
-        SocketTransport::connect(path).map(Transport::Socket)
+    pub(crate) fn socket(path: &Path, timeout: Duration) -> Result<Self, Error> {
+        SocketTransport::connect(path, timeout).map(Transport::Socket)
     }
 
-    #[cfg(target_os = "macos")]
+    /// Changes the bound on connecting and on each request (development
+    /// socket only: XPC requests are not bounded yet).
+    pub(crate) fn set_timeout(&mut self, timeout: Duration) {
+        match self {
+            Transport::Socket(t) => t.set_timeout(timeout),
+            #[cfg(target_os = "macos")]
+            Transport::Xpc(_) => {}
+        }
+    }
+
+    /// A duplicate of the socket connection's descriptor, to watch for its
+    /// end; `None` over XPC or when not connected.
+    pub(crate) fn watch(&self) -> Option<socket2::Socket> {
+        match self {
+            Transport::Socket(t) => t.watch(),
+            #[cfg(target_os = "macos")]
+            Transport::Xpc(_) => None,
+        }
+    }
+
+    /// Forgets a connection seen closed (its holds are gone).
+    pub(crate) fn mark_lost(&mut self) {
+        match self {
+            Transport::Socket(t) => t.mark_lost(),
+            #[cfg(target_os = "macos")]
+            Transport::Xpc(_) => {}
+        }
+    }
+
+    #[cfg(any(target_os = "macos", feature = "fake-apple"))]
     pub(crate) fn xpc(service: &str) -> Result<Self, Error> {
         XpcTransport::connect(service).map(Transport::Xpc)
     }
@@ -53,7 +83,7 @@ impl Transport {
     pub(crate) fn epoch(&self) -> u64 {
         match self {
             Transport::Socket(t) => t.epoch(),
-            #[cfg(target_os = "macos")]
+            #[cfg(any(target_os = "macos", feature = "fake-apple"))]
             Transport::Xpc(t) => t.epoch(),
         }
     }
@@ -70,7 +100,7 @@ impl Transport {
                 } = t.acquire(network)?;
                 Ok((Serialization::Json(serialization), info))
             }
-            #[cfg(target_os = "macos")]
+            #[cfg(any(target_os = "macos", feature = "fake-apple"))]
             Transport::Xpc(t) => {
                 let Acquired {
                     serialization,
@@ -84,7 +114,7 @@ impl Transport {
     pub(crate) fn release(&mut self, network: &str) -> Result<(), Error> {
         match self {
             Transport::Socket(t) => t.release(network),
-            #[cfg(target_os = "macos")]
+            #[cfg(any(target_os = "macos", feature = "fake-apple"))]
             Transport::Xpc(t) => t.release(network),
         }
     }
@@ -92,7 +122,7 @@ impl Transport {
     pub(crate) fn status(&mut self) -> Result<StatusReport, Error> {
         match self {
             Transport::Socket(t) => t.status(),
-            #[cfg(target_os = "macos")]
+            #[cfg(any(target_os = "macos", feature = "fake-apple"))]
             Transport::Xpc(t) => t.status(),
         }
     }
@@ -101,7 +131,7 @@ impl Transport {
     pub(crate) fn describe(&self) -> String {
         match self {
             Transport::Socket(t) => format!("socket {}", t.path().display()),
-            #[cfg(target_os = "macos")]
+            #[cfg(any(target_os = "macos", feature = "fake-apple"))]
             Transport::Xpc(t) => format!("XPC service {}", t.service()),
         }
     }

@@ -1,7 +1,10 @@
 //! The development transport: JSON lines over a Unix stream socket.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
+use std::mem::MaybeUninit;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use socket2::{Domain, SockAddr, Socket, Type};
@@ -27,19 +30,41 @@ const MAX_REPLY: u64 = 16 * 1024 * 1024;
 pub(crate) struct SocketTransport {
     path: PathBuf,
     conn: Option<BufReader<Socket>>,
+    /// Bound on connecting, and on each request from send to reply.
+    timeout: Duration,
     /// Bumped each time a connection is lost.
     epoch: u64,
 }
 
 impl SocketTransport {
-    /// Connects to the socket at `path`.
-    pub(crate) fn connect(path: &Path) -> Result<Self, Error> {
-        let conn = open(path)?;
+    /// Connects to the socket at `path`, waiting at most `timeout`, and
+    /// checks who serves it.
+    pub(crate) fn connect(path: &Path, timeout: Duration) -> Result<Self, Error> {
+        let conn = open(path, timeout)?;
         Ok(SocketTransport {
             path: path.to_owned(),
             conn: Some(conn),
+            timeout,
             epoch: 0,
         })
+    }
+
+    /// Changes the connect and reply timeout.
+    pub(crate) fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// A second descriptor for the connection, to watch it without taking
+    /// the client's lock; `None` if there is no connection.
+    pub(crate) fn watch(&self) -> Option<Socket> {
+        self.conn.as_ref()?.get_ref().try_clone().ok()
+    }
+
+    /// Forgets the connection after it was seen closed.
+    pub(crate) fn mark_lost(&mut self) {
+        if self.conn.take().is_some() {
+            self.epoch += 1;
+        }
     }
 
     /// The socket path.
@@ -78,12 +103,16 @@ impl SocketTransport {
     fn round_trip(&mut self, command: &'static str, request: &Value) -> Result<Value, Error> {
         let conn = match &mut self.conn {
             Some(conn) => conn,
-            None => self.conn.insert(open(&self.path)?),
+            None => self.conn.insert(open(&self.path, self.timeout)?),
         };
-        let result = exchange(conn, command, &to_line(request));
+        let deadline = Instant::now() + self.timeout;
+        let result = exchange(conn, command, &to_line(request), deadline, self.timeout);
         if matches!(
             result,
-            Err(Error::Io { .. } | Error::Closed | Error::InvalidReply { .. })
+            Err(Error::Io { .. }
+                | Error::Closed
+                | Error::InvalidReply { .. }
+                | Error::Timeout { .. })
         ) {
             // The stream is in an unknown state; start afresh next time.
             self.conn = None;
@@ -108,19 +137,82 @@ fn request(command: &str, network: Option<&str>) -> Value {
     Value::Object(map)
 }
 
-fn open(path: &Path) -> Result<BufReader<Socket>, Error> {
+/// Connects within `timeout` and checks the server's credentials: only
+/// root or this process's own user may answer, so that another user who
+/// bound the socket path first cannot pose as the broker.
+fn open(path: &Path, timeout: Duration) -> Result<BufReader<Socket>, Error> {
     let connect = || -> std::io::Result<Socket> {
         let addr = SockAddr::unix(path)?;
         let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+        // A blocking connect(2) to a Unix socket whose backlog is full
+        // waits, bounded by the send timeout on Linux.
+        socket.set_write_timeout(Some(timeout))?;
         socket.connect(&addr)?;
         Ok(socket)
     };
-    match connect() {
-        Ok(socket) => Ok(BufReader::new(socket)),
-        Err(source) => Err(Error::Connect {
+    let socket = match connect() {
+        Ok(socket) => socket,
+        Err(e) if is_timeout(&e) => {
+            return Err(Error::Timeout {
+                what: "connecting",
+                after: timeout,
+            });
+        }
+        Err(source) => {
+            return Err(Error::Connect {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let uid = sys::peer_uid(socket.as_fd()).map_err(|source| Error::Connect {
+        path: path.to_owned(),
+        source,
+    })?;
+    let own = sys::effective_uid();
+    if uid != 0 && uid != own {
+        return Err(Error::UntrustedServer {
             path: path.to_owned(),
-            source,
-        }),
+            uid,
+            own,
+        });
+    }
+    Ok(BufReader::new(socket))
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+/// Blocks until the connection `watch` (a duplicate of the client's
+/// descriptor) is closed by the broker or fails; returns why. Data that
+/// arrives is a reply to a request in flight on another thread, read
+/// there: it is left alone.
+pub(crate) fn wait_closed(watch: &Socket) -> Error {
+    loop {
+        if let Err(source) = sys::wait_readable(watch.as_fd()) {
+            return Error::Io {
+                what: "watching the connection",
+                source,
+            };
+        }
+        let mut byte = [MaybeUninit::<u8>::uninit(); 1];
+        match watch.recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT) {
+            Ok(0) => return Error::Closed,
+            // A reply to a request in flight on another thread: it will be
+            // read there. Look again once it has been.
+            Ok(_) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) if is_timeout(&e) || e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Error::Io {
+                    what: "watching the connection",
+                    source,
+                };
+            }
+        }
     }
 }
 
@@ -128,13 +220,30 @@ fn exchange(
     conn: &mut BufReader<Socket>,
     command: &'static str,
     line: &[u8],
+    deadline: Instant,
+    timeout: Duration,
 ) -> Result<Value, Error> {
+    let timed_out = |what| Error::Timeout {
+        what,
+        after: timeout,
+    };
+    let remaining = |what| {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            Err(timed_out(what))
+        } else {
+            Ok(left)
+        }
+    };
     let mut rest = line;
     while !rest.is_empty() {
+        let left = remaining("sending the request")?;
+        let _ = conn.get_ref().set_write_timeout(Some(left));
         match conn.get_ref().send_with_flags(rest, sys::SEND_FLAGS) {
             Ok(0) => return Err(Error::Closed),
             Ok(n) => rest = &rest[n..],
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if is_timeout(&e) => return Err(timed_out("sending the request")),
             Err(source) => {
                 return Err(Error::Io {
                     what: "sending the request",
@@ -143,36 +252,47 @@ fn exchange(
             }
         }
     }
+    // One reply line, read under one deadline however slowly it trickles.
     let mut reply = Vec::new();
-    let read = conn
-        .by_ref()
-        .take(MAX_REPLY + 1)
-        .read_until(b'\n', &mut reply);
-    match read {
-        Err(source) => Err(Error::Io {
-            what: "reading the reply",
-            source,
-        }),
-        Ok(0) => Err(Error::Closed),
-        Ok(_) if reply.last() != Some(&b'\n') => {
-            if reply.len() as u64 > MAX_REPLY {
-                Err(Error::InvalidReply {
-                    command,
-                    reason: format!("reply is longer than {MAX_REPLY} bytes"),
-                })
-            } else {
-                // The broker went away in the middle of a line.
-                Err(Error::Closed)
+    loop {
+        let left = remaining("waiting for the reply")?;
+        let _ = conn.get_ref().set_read_timeout(Some(left));
+        let buf = match conn.fill_buf() {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if is_timeout(&e) => return Err(timed_out("waiting for the reply")),
+            Err(source) => {
+                return Err(Error::Io {
+                    what: "reading the reply",
+                    source,
+                });
             }
+        };
+        if buf.is_empty() {
+            // The broker went away, possibly in the middle of a line.
+            return Err(Error::Closed);
         }
-        Ok(_) => {
-            reply.pop();
-            // A reply that is JSON but not an object is left to the decoder,
-            // which reports it in the command's terms.
-            serde_json::from_slice::<Value>(&reply).map_err(|e| Error::InvalidReply {
+        let (chunk, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..i], true),
+            None => (buf, false),
+        };
+        reply.extend_from_slice(chunk);
+        let used = chunk.len() + usize::from(done);
+        conn.consume(used);
+        if reply.len() as u64 > MAX_REPLY {
+            return Err(Error::InvalidReply {
                 command,
-                reason: format!("reply is not JSON: {e}"),
-            })
+                reason: format!("reply is longer than {MAX_REPLY} bytes"),
+            });
+        }
+        if done {
+            break;
         }
     }
+    // A reply that is JSON but not an object is left to the decoder, which
+    // reports it in the command's terms.
+    serde_json::from_slice::<Value>(&reply).map_err(|e| Error::InvalidReply {
+        command,
+        reason: format!("reply is not JSON: {e}"),
+    })
 }

@@ -1,7 +1,8 @@
 //! The XPC transport (macOS), over the safe XPC layer of
 //! `vmnet-broker-macos`.
 //!
-//! Type-checked on Linux for the Apple targets; not run by us.
+//! Type-checked on Linux for the Apple targets; run on Linux against the
+//! fakes of crates/fake-apple (docs/macos-fakes.md); not run on macOS by us.
 
 use std::ffi::c_void;
 use std::sync::{Mutex, PoisonError};

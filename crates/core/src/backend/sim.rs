@@ -16,7 +16,7 @@
 //! how clients handle `CREATE_FAILURE`. Only the simulated backend has it;
 //! the vmnet backend never returns `Injected`. Changing the plan of a broker
 //! that is already running (through `Broker::backend_mut`) and
-//! [`SimBackend::fail_next`] are test hooks behind the `test-util` feature.
+//! `SimBackend::fail_next` are test hooks behind the `test-util` feature.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -32,13 +32,6 @@ use crate::hostnet::{HostNetworks, IpNet};
 #[derive(Debug, PartialEq, Eq)]
 pub struct SimNetwork {
     id: u64,
-}
-
-impl SimNetwork {
-    /// The backend's id for this network (unique for the backend's life).
-    pub fn id(&self) -> u64 {
-        self.id
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -144,11 +137,6 @@ impl SimBackend {
     /// Number of live networks.
     pub fn live_count(&self) -> usize {
         self.live.len()
-    }
-
-    /// Names of live networks, sorted by id.
-    pub fn live_names(&self) -> Vec<String> {
-        self.live.values().map(|l| l.name.clone()).collect()
     }
 
     /// Networks created and destroyed so far.

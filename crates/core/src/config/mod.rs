@@ -196,6 +196,16 @@ pub enum ConfigError {
         /// The operating system's message.
         message: String,
     },
+    /// The file could not be read for a reason that may pass (the process
+    /// ran out of descriptors or memory, an I/O error): the broker answers
+    /// INTERNAL_ERROR, never NOT_FOUND, which clients take as permanent.
+    #[error("{path}: cannot read now: {message}")]
+    Unavailable {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's message.
+        message: String,
+    },
     /// The file is not valid JSON or property list.
     #[error("{path}: not a valid {format} document: {message}")]
     Syntax {
@@ -233,6 +243,15 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// Whether the failure may pass by itself (see
+    /// [`ConfigError::Unavailable`]), as opposed to a configuration that is
+    /// wrong until someone changes it.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ConfigError::Unavailable { .. })
+    }
+}
+
 fn join_problems(problems: &[Problem]) -> String {
     problems
         .iter()
@@ -256,8 +275,9 @@ pub enum Lookup {
     Found(NetworkConfig),
     /// No such network.
     NotFound,
-    /// The network is configured, but its configuration is unusable. The
-    /// broker answers NOT_FOUND and logs the reason.
+    /// The network is configured, but its configuration is unusable (or
+    /// cannot be looked at). The broker answers NOT_FOUND and logs the
+    /// reason, or INTERNAL_ERROR when [`ConfigError::is_transient`].
     Broken(ConfigError),
 }
 

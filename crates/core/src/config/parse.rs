@@ -654,6 +654,18 @@ impl Validator {
         let mut out = Vec::new();
         for (i, item) in items.iter().enumerate() {
             match item {
+                // A name made only of digits is a numeric id written as a
+                // string ("1001"): account names cannot be all digits
+                // (useradd and groupadd refuse them), so it is read as one.
+                Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+                    match s.parse::<u32>() {
+                        Ok(id) => out.push(Principal::Id(id)),
+                        Err(_) => self.problem(
+                            format!("{key}[{i}]"),
+                            format!("{s:?} is not a valid numeric id (0 to {})", u32::MAX),
+                        ),
+                    }
+                }
                 Value::String(s) if is_account_name(s) => out.push(Principal::Name(s.clone())),
                 Value::String(s) => self.problem(
                     format!("{key}[{i}]"),
@@ -1040,6 +1052,21 @@ mod tests {
             json!({"mode": "host", "allowed_groups": ["a b"]}),
             "not a valid user or group name",
         );
+        has(
+            json!({"mode": "host", "allowed_users": ["99999999999"]}),
+            "not a valid numeric id",
+        );
+        let cfg = parse_value(&json!({
+            "mode": "host",
+            "allowed_users": ["1001", "alice"],
+            "allowed_groups": ["0"]
+        }))
+        .unwrap();
+        assert_eq!(
+            cfg.allowed_users,
+            Some(vec![Principal::Id(1001), Principal::Name("alice".into())])
+        );
+        assert_eq!(cfg.allowed_groups, Some(vec![Principal::Id(0)]));
     }
 
     #[test]

@@ -6,9 +6,9 @@ use std::sync::mpsc;
 
 use serde_json::{Value, json};
 use signal_hook::consts::{SIGINT, SIGTERM};
-use vmnet_broker_client::Network;
+use vmnet_broker_client::{Network, Status};
 
-use super::{connect, report};
+use super::{connect, exit_code_for, report};
 use crate::cli::AcquireArgs;
 use crate::{EXIT_FAILURE, logging};
 
@@ -17,14 +17,15 @@ pub fn run(args: AcquireArgs) -> ExitCode {
     logging::init_client();
     // Signals are caught before anything is acquired, so that a SIGTERM
     // during the hold ends it cleanly.
-    let (tx, rx) = mpsc::channel::<&'static str>();
+    let (tx, rx) = mpsc::channel::<End>();
     if args.hold {
         match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
             Ok(mut signals) => {
                 let tx = tx.clone();
                 std::thread::spawn(move || {
                     if let Some(sig) = signals.forever().next() {
-                        let _ = tx.send(if sig == SIGINT { "SIGINT" } else { "SIGTERM" });
+                        let _ =
+                            tx.send(End::Asked(if sig == SIGINT { "SIGINT" } else { "SIGTERM" }));
                     }
                 });
             }
@@ -34,7 +35,11 @@ pub fn run(args: AcquireArgs) -> ExitCode {
             }
         }
     }
-    let client = match connect(args.socket.as_deref()) {
+    let client = match connect(
+        args.socket.as_deref(),
+        args.mach_service.as_deref(),
+        args.timeout,
+    ) {
         Ok(c) => c,
         Err(e) => return report("cannot connect to the broker", &e),
     };
@@ -54,18 +59,46 @@ pub fn run(args: AcquireArgs) -> ExitCode {
         }
     }
     if args.hold {
+        let input = tx.clone();
         std::thread::spawn(move || {
             let mut sink = [0u8; 4096];
             let mut stdin = std::io::stdin().lock();
             while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
-            let _ = tx.send("end of input");
+            let _ = input.send(End::Asked("end of input"));
         });
-        let why = rx.recv().unwrap_or("end of input");
-        eprintln!("vmnet-broker: {why}: releasing {} network(s)", held.len());
+        // The holds live as long as the connection: when the broker goes
+        // away, so do they, and holding on would be a lie.
+        let watcher = client.clone();
+        std::thread::spawn(move || {
+            let why = watcher.wait_closed();
+            let _ = tx.send(End::Lost(why));
+        });
+        match rx.recv() {
+            Ok(End::Asked(why)) => {
+                eprintln!("vmnet-broker: {why}: releasing {} network(s)", held.len());
+            }
+            Ok(End::Lost(why)) => {
+                eprintln!(
+                    "vmnet-broker: lost the connection to the broker ({why}); the network(s) are no longer held"
+                );
+                drop(held);
+                drop(client);
+                return exit_code_for(Status::XPC_FAILURE);
+            }
+            Err(_) => {}
+        }
     }
     drop(held);
     drop(client);
     ExitCode::SUCCESS
+}
+
+/// Why a hold ends.
+enum End {
+    /// A signal or the end of standard input: release and exit 0.
+    Asked(&'static str),
+    /// The connection to the broker was lost: the holds are gone already.
+    Lost(vmnet_broker_client::Error),
 }
 
 /// One output line: the network's name and addresses.

@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use vmnet_broker_core::broker::AccountLookup;
+use vmnet_broker_core::config::Principal;
 use vmnet_broker_core::hostnet::{Collision, CollisionCheck, HostNetworks, IpNet, RESERVED_RANGES};
 
 use crate::config_dir::{CheckReport, ConfigDir, Finding, Severity};
@@ -9,7 +11,8 @@ use crate::config_dir::{CheckReport, ConfigDir, Finding, Severity};
 use crate::cli::CheckArgs;
 use crate::config_owner::OwnerRule;
 use crate::hostnet::SystemHostNetworks;
-use crate::sys;
+use crate::sys::{self, SystemAccounts};
+use crate::text::{escape, escape_path};
 
 /// Validates the configuration directory; exit 1 if anything is wrong.
 pub fn run(args: CheckArgs) -> ExitCode {
@@ -36,30 +39,38 @@ pub fn run(args: CheckArgs) -> ExitCode {
             });
         }
     }
+    warn_unknown_accounts(&mut report, &SystemAccounts);
     let label = |s: Severity| match s {
         Severity::Error => "error",
         Severity::Warning => "warning",
         Severity::Note => "note",
     };
+    // Every name printed here comes from the file system: escaped, so that
+    // a file name cannot send escape sequences or fake lines of output.
     let general = report.general.iter().map(|f| (report.dir.as_path(), f));
     let per_file = report
         .files
         .iter()
         .flat_map(|file| file.findings.iter().map(move |f| (file.path.as_path(), f)));
     for (path, f) in general.chain(per_file) {
-        println!("{}: {}: {}", path.display(), label(f.severity), f.message);
+        println!(
+            "{}: {}: {}",
+            escape_path(path),
+            label(f.severity),
+            escape(&f.message)
+        );
     }
     println!();
     println!("Networks available:");
     for (name, source) in &report.networks {
-        println!("  {name:<20} {source}");
+        println!("  {:<20} {}", escape(name), escape(source));
     }
     let errors = report.error_count();
     if errors > 0 {
         println!();
         println!(
             "{errors} error(s) in {}; the networks concerned cannot be acquired.",
-            report.dir.display()
+            escape_path(&report.dir)
         );
         ExitCode::from(1)
     } else {
@@ -163,6 +174,40 @@ fn job_mismatch(run_at_load: bool, persistent: &[String]) -> Option<String> {
                 .to_owned(),
         ),
         _ => None,
+    }
+}
+
+/// Adds a warning for every user or group name in an access list that does
+/// not resolve: it matches nobody, which is rarely what was meant.
+fn warn_unknown_accounts(report: &mut CheckReport, accounts: &impl AccountLookup) {
+    for file in &mut report.files {
+        let Some(config) = &file.config else { continue };
+        let mut found = Vec::new();
+        let lists = [
+            ("allowed_users", "user", &config.allowed_users),
+            ("allowed_groups", "group", &config.allowed_groups),
+        ];
+        for (key, what, list) in lists {
+            for principal in list.iter().flatten() {
+                let Principal::Name(name) = principal else {
+                    continue;
+                };
+                let resolved = if what == "user" {
+                    accounts.user_id(name)
+                } else {
+                    accounts.group_id(name)
+                };
+                if resolved.is_none() {
+                    found.push(Finding {
+                        severity: Severity::Warning,
+                        message: format!(
+                            "{key}: no {what} named {name:?} exists here (or the account lookup timed out); it matches nobody"
+                        ),
+                    });
+                }
+            }
+        }
+        file.findings.extend(found);
     }
 }
 

@@ -7,14 +7,28 @@ pub mod status;
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use vmnet_broker_client::{Client, Error, Status};
 
-/// Connects to the broker at `socket`, or where the environment says.
-pub fn connect(socket: Option<&Path>) -> Result<Client, Error> {
-    match socket {
-        Some(path) => Client::connect_socket(path),
-        None => Client::connect(),
+/// Connects to the broker at `socket`, on the Mach service `mach_service`,
+/// or where the environment says, waiting at most `timeout` seconds to
+/// connect and for each reply.
+pub fn connect(
+    socket: Option<&Path>,
+    mach_service: Option<&str>,
+    timeout: f64,
+) -> Result<Client, Error> {
+    let timeout = Duration::from_secs_f64(timeout);
+    match (socket, mach_service) {
+        (Some(path), _) => Client::connect_socket_with_timeout(path, timeout),
+        #[cfg(any(target_os = "macos", feature = "fake-apple"))]
+        (None, Some(service)) => Client::connect_xpc_service(service),
+        #[cfg(not(any(target_os = "macos", feature = "fake-apple")))]
+        (None, Some(_)) => Err(Error::InvalidRequest(
+            "--mach-service: XPC exists only on macOS; use --socket".into(),
+        )),
+        (None, None) => Client::connect_with_timeout(timeout),
     }
 }
 
@@ -32,7 +46,15 @@ pub fn report(what: &str, e: &Error) -> ExitCode {
     let status = e.status();
     let name = status.c_name().unwrap_or("unknown status");
     eprintln!("vmnet-broker: {what}: {name} ({}): {e}", status.code());
-    if status == Status::XPC_FAILURE {
+    if matches!(e, Error::Timeout { .. }) {
+        eprintln!(
+            "vmnet-broker: the broker may be stopped or overloaded; wait longer with --timeout SECS or VMNET_BROKER_TIMEOUT."
+        );
+    } else if matches!(e, Error::UntrustedServer { .. }) {
+        eprintln!(
+            "vmnet-broker: find who serves the socket (ss -xlp, lsof) and use another path with --socket."
+        );
+    } else if status == Status::XPC_FAILURE {
         eprintln!("vmnet-broker: is the broker running? Start it with `vmnet-broker serve`.");
     }
     exit_code_for(status)

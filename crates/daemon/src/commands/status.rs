@@ -7,12 +7,17 @@ use vmnet_broker_client::StatusReport;
 
 use super::{connect, report};
 use crate::cli::StatusArgs;
+use crate::text::escape;
 use crate::{EXIT_FAILURE, logging};
 
 /// Asks the broker for its status and prints it.
 pub fn run(args: StatusArgs) -> ExitCode {
     logging::init_client();
-    let client = match connect(args.socket.as_deref()) {
+    let client = match connect(
+        args.socket.as_deref(),
+        args.mach_service.as_deref(),
+        args.timeout,
+    ) {
         Ok(c) => c,
         Err(e) => return report("cannot connect to the broker", &e),
     };
@@ -34,15 +39,16 @@ pub fn run(args: StatusArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The human-readable table.
+/// The human-readable table. Names come from the broker and are escaped:
+/// a control character in one cannot reach the terminal.
 pub fn render(s: &StatusReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
         "vmnet-broker {} (pid {}, {} backend), up {}; {} client(s) connected",
-        s.version,
+        escape(&s.version),
         s.pid,
-        s.backend,
+        escape(&s.backend),
         duration(s.uptime_seconds),
         s.client_count
     );
@@ -61,7 +67,7 @@ pub fn render(s: &StatusReport) -> String {
                     _ => "-".to_owned(),
                 };
                 [
-                    n.name.clone(),
+                    escape(&n.name).into_owned(),
                     n.info.mode.to_string(),
                     format!("{}/{}", n.info.subnet, n.info.prefix_len()),
                     format!("{}/{}", n.info.ipv6_prefix, n.info.ipv6_prefix_length),
@@ -121,7 +127,7 @@ pub fn render(s: &StatusReport) -> String {
                     if p.networks.is_empty() {
                         "-".to_owned()
                     } else {
-                        p.networks.join(", ")
+                        escape(&p.networks.join(", ")).into_owned()
                     },
                 ]
             })

@@ -3,9 +3,9 @@
 
 mod listener;
 mod socket;
-#[cfg(target_os = "macos")]
+#[cfg(any(target_os = "macos", feature = "fake-apple"))]
 mod vmnet_backend;
-#[cfg(target_os = "macos")]
+#[cfg(any(target_os = "macos", feature = "fake-apple"))]
 mod xpc;
 
 use std::process::ExitCode;
@@ -69,7 +69,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
 
 /// The vmnet backend: over XPC on the Mach service, or over the
 /// development socket with `--socket`.
-#[cfg(target_os = "macos")]
+#[cfg(any(target_os = "macos", feature = "fake-apple"))]
 fn serve_vmnet(args: &ServeArgs) -> Result<(), String> {
     let backend = vmnet_backend::VmnetBackend;
     if args.socket.is_some() {
@@ -83,7 +83,7 @@ fn serve_vmnet(args: &ServeArgs) -> Result<(), String> {
     )
 }
 
-#[cfg(not(target_os = "macos"))]
+#[cfg(not(any(target_os = "macos", feature = "fake-apple")))]
 fn serve_vmnet(_args: &ServeArgs) -> Result<(), String> {
     Err("the vmnet backend exists only on macOS 26 or later; use --backend simulated".into())
 }
@@ -94,12 +94,14 @@ where
     B: Backend,
     B::Serialization: WireValue,
 {
-    let broker = build_broker(args, backend);
     let path = args
         .socket
         .clone()
         .unwrap_or_else(vmnet_broker_client::default_socket_path);
     let listener = listener::bind(&path).map_err(|e| e.to_string())?;
+    // After the bind: a broker that cannot listen (another one runs, the
+    // path is bad) creates no state directory and no persistent network.
+    let broker = build_broker(args, backend);
     socket::Server::new(
         broker,
         listener,

@@ -1,5 +1,6 @@
 //! The real backend on macOS 26: networks made with the vmnet framework
-//! (`vmnet_network_create`). Type-checked on Linux; not run by us.
+//! (`vmnet_network_create`). Type-checked for macOS; run on Linux against
+//! the fakes of crates/fake-apple (docs/macos-fakes.md); not run on macOS by us.
 
 use tracing::warn;
 use vmnet_broker_core::backend::{Backend, BackendError};

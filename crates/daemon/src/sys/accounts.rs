@@ -1,39 +1,183 @@
 //! The system account database, for `allowed_users` and `allowed_groups`.
+//!
+//! getpwnam and friends may ask a directory service over the network
+//! (LDAP, Open Directory) and can take seconds. The broker answers every
+//! client from one event loop, so each lookup runs on a helper thread and
+//! the loop waits for it only a short while: a lookup that takes longer
+//! counts as "not found" (access lists fail closed), and while it is still
+//! running the same question is answered "not found" at once instead of
+//! waiting again. Answers are cached for a few seconds, so a burst of
+//! acquires asks the directory service once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, mpsc};
+use std::time::{Duration, Instant};
 
 use nix::unistd::{Gid, Group, Uid, User};
+use tracing::warn;
 use vmnet_broker_core::broker::AccountLookup;
 
-/// Looks names up with getpwnam_r / getgrnam_r. Consulted only when a
-/// network restricts access.
+/// How long the event loop waits for one lookup.
+const LOOKUP_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long an answer is reused.
+const CACHE_TTL: Duration = Duration::from_secs(10);
+/// Most lookups running at once; more are refused rather than queued.
+const MAX_RUNNING: usize = 8;
+/// Most answers kept; the cache is emptied when it grows past this.
+const MAX_CACHED: usize = 4096;
+
+/// Looks names up with getpwnam_r / getgrnam_r, bounded in time and cached.
+/// Consulted only when a network restricts access.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemAccounts;
 
 impl AccountLookup for SystemAccounts {
     fn user_id(&self, name: &str) -> Option<u32> {
-        User::from_name(name).ok().flatten().map(|u| u.uid.as_raw())
+        let owned = name.to_owned();
+        lookups().ask(Key::User(name.to_owned()), move || {
+            User::from_name(&owned)
+                .ok()
+                .flatten()
+                .map(|u| u.uid.as_raw())
+        })
     }
 
     fn group_id(&self, name: &str) -> Option<u32> {
-        Group::from_name(name)
-            .ok()
-            .flatten()
-            .map(|g| g.gid.as_raw())
+        let owned = name.to_owned();
+        lookups().ask(Key::Group(name.to_owned()), move || {
+            Group::from_name(&owned)
+                .ok()
+                .flatten()
+                .map(|g| g.gid.as_raw())
+        })
     }
 
     fn is_member(&self, uid: u32, gid: u32, group: u32) -> bool {
         if gid == group {
             return true;
         }
-        let Some(user) = User::from_uid(Uid::from_raw(uid)).ok().flatten() else {
-            return false;
-        };
-        if user.gid.as_raw() == group {
-            return true;
+        lookups()
+            .ask(Key::Member(uid, group), move || {
+                member(uid, group).then_some(1)
+            })
+            .is_some()
+    }
+}
+
+/// Whether `uid`'s primary group is `group` or it is listed in `group`.
+fn member(uid: u32, group: u32) -> bool {
+    let Some(user) = User::from_uid(Uid::from_raw(uid)).ok().flatten() else {
+        return false;
+    };
+    if user.gid.as_raw() == group {
+        return true;
+    }
+    Group::from_gid(Gid::from_raw(group))
+        .ok()
+        .flatten()
+        .is_some_and(|g| g.mem.contains(&user.name))
+}
+
+/// One question to the account database.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    User(String),
+    Group(String),
+    Member(u32, u32),
+}
+
+/// Lookups in flight and recent answers.
+#[derive(Debug)]
+struct Lookups {
+    timeout: Duration,
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    answers: HashMap<Key, (Instant, Option<u32>)>,
+    running: HashMap<Key, ()>,
+}
+
+fn lookups() -> &'static Lookups {
+    static LOOKUPS: OnceLock<Lookups> = OnceLock::new();
+    LOOKUPS.get_or_init(|| Lookups::new(LOOKUP_TIMEOUT))
+}
+
+impl Lookups {
+    fn new(timeout: Duration) -> Self {
+        Lookups {
+            timeout,
+            state: Arc::default(),
         }
-        Group::from_gid(Gid::from_raw(group))
-            .ok()
-            .flatten()
-            .is_some_and(|g| g.mem.contains(&user.name))
+    }
+
+    /// The answer to `key`: cached, or from `find` run on a helper thread
+    /// if it answers within the timeout, or `None`.
+    fn ask<F>(&self, key: Key, find: F) -> Option<u32>
+    where
+        F: FnOnce() -> Option<u32> + Send + 'static,
+    {
+        {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((at, answer)) = state.answers.get(&key)
+                && at.elapsed() < CACHE_TTL
+            {
+                return *answer;
+            }
+            if state.running.contains_key(&key) {
+                // Still waiting for the directory service: fail closed now
+                // rather than wait again.
+                return None;
+            }
+            if state.running.len() >= MAX_RUNNING {
+                warn!(
+                    ?key,
+                    "too many account lookups still running; treating this name as unknown"
+                );
+                return None;
+            }
+            state.running.insert(key.clone(), ());
+        }
+        let (tx, rx) = mpsc::sync_channel(1);
+        let shared = Arc::clone(&self.state);
+        let thread_key = key.clone();
+        let spawned = std::thread::Builder::new()
+            .name("account-lookup".into())
+            .spawn(move || {
+                let answer = find();
+                let mut state = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                state.running.remove(&thread_key);
+                if state.answers.len() >= MAX_CACHED {
+                    state.answers.clear();
+                }
+                state.answers.insert(thread_key, (Instant::now(), answer));
+                drop(state);
+                let _ = tx.send(answer);
+            });
+        if let Err(e) = spawned {
+            warn!(
+                ?key,
+                "cannot start an account lookup: {e}; treating the name as unknown"
+            );
+            self.state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .running
+                .remove(&key);
+            return None;
+        }
+        match rx.recv_timeout(self.timeout) {
+            Ok(answer) => answer,
+            Err(_) => {
+                warn!(
+                    ?key,
+                    timeout = ?self.timeout,
+                    "account lookup is slow; treating the name as unknown until it answers"
+                );
+                None
+            }
+        }
     }
 }
 
@@ -47,5 +191,38 @@ mod tests {
         assert_eq!(a.user_id("root"), Some(0));
         assert!(a.is_member(0, 0, 0));
         assert_eq!(a.user_id("no-such-user-vmnet-broker"), None);
+    }
+
+    #[test]
+    fn a_stuck_lookup_fails_closed_and_is_not_waited_for_twice() {
+        let lookups = Lookups::new(Duration::from_millis(10));
+        let (release, stuck) = mpsc::channel::<()>();
+        let key = || Key::User("slow".into());
+        // The directory service does not answer: the caller gets "unknown".
+        assert_eq!(
+            lookups.ask(key(), move || {
+                let _ = stuck.recv();
+                Some(42)
+            }),
+            None
+        );
+        // Asked again while the first lookup runs: "unknown", and the new
+        // lookup function is never run.
+        assert_eq!(lookups.ask(key(), || panic!("asked twice")), None);
+        // Once the service answers, the answer is used from the cache.
+        release.send(()).unwrap_or_default();
+        loop {
+            let running = lookups
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .running
+                .contains_key(&key());
+            if !running {
+                break;
+            }
+            std::thread::yield_now();
+        }
+        assert_eq!(lookups.ask(key(), || panic!("not cached")), Some(42));
     }
 }

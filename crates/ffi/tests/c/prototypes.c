@@ -60,6 +60,8 @@ int main(void) {
     vmnet_broker_client *(*connect_socket_fn)(const char *, vmnet_broker_return_t *) =
         vmnet_broker_client_connect_socket;
     void (*client_free_fn)(vmnet_broker_client *) = vmnet_broker_client_free;
+    vmnet_broker_return_t (*set_timeout_fn)(const vmnet_broker_client *, double) =
+        vmnet_broker_client_set_timeout;
     vmnet_broker_network *(*client_acquire_fn)(const vmnet_broker_client *, const char *,
                                                vmnet_broker_return_t *) =
         vmnet_broker_client_acquire;
@@ -85,6 +87,7 @@ int main(void) {
         ENTRY(connect_fn),
         ENTRY(connect_socket_fn),
         ENTRY(client_free_fn),
+        ENTRY(set_timeout_fn),
         ENTRY(client_acquire_fn),
         ENTRY(status_json_fn),
         ENTRY(string_free_fn),

@@ -17,8 +17,8 @@
 //!   from Objective-C.
 //! - **NB**: the original C broker, nirs/vmnet-broker (`broker/*.c`).
 //!
-//! The project notes `/work/shared/reference/macos-ffi.md` (§1 vmnet, §2
-//! libxpc) collect these sources per function.
+//! `docs/macos-sources.md` lists each fact these declarations rely on with
+//! its source.
 //!
 //! Nothing here is called directly by the daemon; use the wrappers in
 //! [`crate::xpc`], [`crate::vmnet`] and [`crate::dispatch`].

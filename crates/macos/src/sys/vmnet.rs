@@ -9,8 +9,8 @@
 //!
 //! Apple's vmnet header is not available to us; each prototype below is the
 //! one Apple's documentation page shows (AD), cross-checked with at least
-//! one independent binding (VC and/or CHV), as collected in
-//! `/work/shared/reference/macos-ffi.md` §1.3.
+//! one independent binding (VC and/or CHV), as listed in
+//! `docs/macos-sources.md`.
 
 use std::ffi::{c_char, c_void};
 use std::marker::{PhantomData, PhantomPinned};
@@ -29,8 +29,8 @@ pub struct vmnet_network_configuration {
 }
 
 /// `typedef struct vmnet_network_configuration
-/// *vmnet_network_configuration_ref;` (AD; 2nd-party bindgen in
-/// macos-ffi.md §1.1).
+/// *vmnet_network_configuration_ref;` (AD
+/// `vmnet/vmnet_network_configuration_ref`).
 pub type vmnet_network_configuration_ref = *mut vmnet_network_configuration;
 
 /// Opaque network object (AD `vmnet/vmnet_network_ref`).
@@ -66,8 +66,7 @@ pub type vmnet_mode_t = u32;
 
 /// `typedef struct ether_addr { u_char octet[ETHER_ADDR_LEN]; }
 /// ether_addr_t;` with `ETHER_ADDR_LEN` 6 (Darwin `<net/ethernet.h>`, as
-/// quoted in public code found with the code search; the vmnet.h bindgen
-/// and VC in macos-ffi.md §1.1 have the same six-byte layout).
+/// quoted in public code; VC has the same six-byte layout).
 #[repr(C)]
 #[derive(Debug)]
 pub struct ether_addr {
@@ -84,7 +83,7 @@ pub type vmnet_start_interface_completion_handler_t = Block<dyn Fn(vmnet_return_
 /// status);` (AD `vmnet/vmnet_interface_completion_handler_t`; VC).
 pub type vmnet_interface_completion_handler_t = Block<dyn Fn(vmnet_return_t)>;
 
-#[link(name = "vmnet", kind = "framework")]
+#[cfg_attr(target_os = "macos", link(name = "vmnet", kind = "framework"))]
 unsafe extern "C" {
     /// `vmnet_network_configuration_ref _Nullable
     /// vmnet_network_configuration_create(vmnet_mode_t mode, vmnet_return_t

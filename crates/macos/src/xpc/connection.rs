@@ -474,7 +474,7 @@ unsafe fn on_peer_event(shared: &Shared, peer: PeerId, event: xpc_object_t) {
 /// plist in `/Library/LaunchDaemons` (SDK `xpc/connection.h`). The original
 /// C client passes no flag and reaches its LaunchDaemon that way; whether
 /// that works in every kind of session is not documented (UNCONFIRMED, see
-/// `macos-ffi.md` §2.2). A `--user` LaunchAgent lives in the user's GUI
+/// `docs/macos-sources.md`, "libxpc"). A `--user` LaunchAgent lives in the user's GUI
 /// domain, where the privileged lookup would not find it. Hence
 /// `privileged` is a parameter: `false` behaves like the upstream client.
 #[derive(Debug)]

@@ -17,7 +17,7 @@
 //! in a mutex so that an `FnMut + Send` closure is enough.
 //!
 //! Type-checked on Linux for `aarch64-apple-darwin` and `x86_64-apple-darwin`;
-//! not run by us.
+//! run on Linux against the fakes of crates/fake-apple (docs/macos-fakes.md); not run on macOS by us.
 
 mod connection;
 mod json;
@@ -119,9 +119,10 @@ fn shorten(text: &str) -> String {
     text.chars().take(80).collect()
 }
 
-/// These tests need libxpc, so they exist on macOS only. On Linux they are
-/// type-checked (`cargo clippy --all-targets --target aarch64-apple-darwin`)
-/// but not run.
+/// These tests need libxpc: they run on macOS, and on Linux against the
+/// fakes of crates/fake-apple (`cargo test -p vmnet-broker-macos --features
+/// fake-apple`, also under valgrind in CI); they are type-checked for the
+/// darwin targets.
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -1,0 +1,69 @@
+//! Printing names that come from outside (file names, network names, the
+//! broker's replies) without letting them drive the terminal.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// `s` with every control character (C0, DEL, C1) and every Unicode
+/// direction override written as a visible escape (`\x1b`, `\n`,
+/// `\u{202e}`), so that a hostile name can neither send escape sequences
+/// to the terminal nor fake extra lines of output. A backslash is doubled,
+/// so that an escape cannot be faked either. Ordinary text is returned as
+/// it is.
+pub fn escape(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(needs_escape) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x80 && c.is_control() => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if needs_escape(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// [`escape`] of a path, shown lossily.
+pub fn escape_path(p: &std::path::Path) -> String {
+    escape(&p.to_string_lossy()).into_owned()
+}
+
+fn needs_escape(c: char) -> bool {
+    c == '\\' || c.is_control() || is_direction_control(c)
+}
+
+/// Unicode characters that reorder the text around them (bidirectional
+/// embeddings, overrides and isolates, and the marks).
+fn is_direction_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controls_are_made_visible() {
+        assert_eq!(escape("lab"), "lab");
+        assert!(matches!(escape("lab-1.json"), Cow::Borrowed(_)));
+        assert_eq!(escape("a\x1b[2Jb"), "a\\x1b[2Jb");
+        assert_eq!(
+            escape("x.json\nConfiguration OK."),
+            "x.json\\nConfiguration OK."
+        );
+        assert_eq!(escape("\u{9b}31m"), "\\u{9b}31m");
+        assert_eq!(escape("abc\u{202e}nosj.exe"), "abc\\u{202e}nosj.exe");
+        assert_eq!(escape("a\\x1b"), "a\\\\x1b");
+        assert_eq!(escape("é"), "é");
+    }
+}

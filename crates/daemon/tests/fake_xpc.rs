@@ -1,0 +1,471 @@
+//! End to end over "XPC" on Linux: the real `vmnet-broker` binary, built
+//! with the `fake-apple` feature, serves `--backend vmnet --mach-service
+//! NAME` (no socket) through the XPC driver and the vmnet backend, against
+//! the contract-enforcing fakes of crates/fake-apple. Clients are real
+//! `vmnet-broker acquire/status --mach-service NAME` processes, the Rust
+//! client's XPC transport, and raw XPC clients of the macOS crate.
+//!
+//! Every process ends with the fakes' leak report: a broker or client that
+//! leaked an XPC, dispatch or CF object exits with status 87, and the
+//! broker's report is also checked here. This exercises our code against
+//! our reading of Apple's contracts; it is not a run on macOS
+//! (docs/macos-fakes.md).
+//!
+//! Run with `cargo test -p vmnet-broker --features fake-apple --test fake_xpc`.
+
+#![cfg(feature = "fake-apple")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use vmnet_broker_client::{Client, Status};
+use vmnet_broker_macos::vmnet::{VmnetInterface, VmnetNetwork};
+use vmnet_broker_macos::xpc::{XpcClient, XpcDictionary};
+
+const SIGTERM: i32 = 15;
+const SIGINT: i32 = 2;
+const LEAK_EXIT_STATUS: i32 = 87;
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_vmnet-broker"))
+}
+
+/// A service name no other test (or test process) uses. The sockets live
+/// in the fakes' default per-user directory, which this process shares
+/// with the processes it starts.
+fn unique_service() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "test.fake-xpc.{}.{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+struct Broker {
+    dir: tempfile::TempDir,
+    service: String,
+    child: Child,
+}
+
+impl Broker {
+    fn start(files: &[(&str, &str)], extra: &[&str]) -> Broker {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("conf");
+        std::fs::create_dir(&conf).unwrap();
+        std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for (name, body) in files {
+            let p = conf.join(name);
+            std::fs::write(&p, body).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        std::fs::create_dir(dir.path().join("reports")).unwrap();
+        let service = unique_service();
+        let child = Broker::spawn(&dir, &service, extra);
+        let b = Broker {
+            dir,
+            service,
+            child,
+        };
+        b.wait_listening();
+        b
+    }
+
+    fn spawn(dir: &tempfile::TempDir, service: &str, extra: &[&str]) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("broker.log"))
+            .unwrap();
+        Command::new(bin())
+            .args(["serve", "--backend", "vmnet", "--mach-service", service])
+            .arg("--config-dir")
+            .arg(dir.path().join("conf"))
+            .args(["--log-level", "debug"])
+            .args(extra)
+            .env("VMNET_BROKER_FAKE_REPORT_DIR", dir.path().join("reports"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    fn wait_listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.log().contains("listening on the Mach service") {
+            assert!(
+                Instant::now() < deadline,
+                "broker did not start:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("broker.log")).unwrap_or_default()
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `vmnet-broker ARGS --mach-service NAME`.
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin())
+            .args(args)
+            .args(["--mach-service", &self.service])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn status(&self) -> Value {
+        let out = self.cli(&["status", "--json"]);
+        assert!(out.status.success(), "status: {out:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn holders(&self, name: &str) -> Option<u64> {
+        self.status()["networks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .map(|n| n["holders"].as_u64().unwrap())
+    }
+
+    fn wait_for(&self, what: &str, mut cond: impl FnMut(&Broker) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !cond(self) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// `vmnet-broker acquire NAMES --hold --mach-service NAME`, once it has
+    /// printed a line per network.
+    fn hold(&self, names: &[&str]) -> Holder {
+        let mut child = Command::new(bin())
+            .arg("acquire")
+            .args(names)
+            .args(["--hold", "--mach-service", &self.service])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut lines = Vec::new();
+        for _ in names {
+            let mut line = String::new();
+            out.read_line(&mut line).unwrap();
+            assert!(!line.is_empty(), "holder printed nothing");
+            lines.push(serde_json::from_str::<Value>(&line).unwrap());
+        }
+        Holder { child, lines }
+    }
+
+    fn signal(&self, sig: i32) {
+        let r = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(r.success());
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, repeated until the broker exits (a client that just left
+    /// may count as connected for a moment).
+    fn stop(&mut self) -> ExitStatus {
+        for _ in 0..100 {
+            self.signal(SIGTERM);
+            if let Some(status) = self.wait_exit(Duration::from_millis(200)) {
+                return status;
+            }
+        }
+        panic!("broker did not stop on SIGTERM:\n{}", self.log());
+    }
+
+    /// The broker's leak report (it must have exited).
+    fn leak_report(&self) -> String {
+        let path = self
+            .dir
+            .path()
+            .join("reports")
+            .join(format!("report-{}.txt", self.pid()));
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("no leak report {}: {e}\n{}", path.display(), self.log()))
+    }
+
+    fn assert_clean_exit(&mut self, status: ExitStatus) {
+        assert_ne!(
+            status.code(),
+            Some(LEAK_EXIT_STATUS),
+            "the broker leaked:\n{}",
+            self.leak_report()
+        );
+        assert!(status.success(), "{status}\n{}", self.log());
+        let report = self.leak_report();
+        assert!(report.contains(": 0 leaked,"), "{report}");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Holder {
+    child: Child,
+    lines: Vec<Value>,
+}
+
+impl Holder {
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Ends the hold (end of standard input); the exit status.
+    fn finish(mut self) -> ExitStatus {
+        drop(self.child.stdin.take());
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+#[test]
+fn two_clients_share_a_network_and_a_killed_clients_hold_is_dropped() {
+    let mut b = Broker::start(&[], &["--no-idle-exit", "--network-idle-timeout", "1"]);
+    let mut first = b.hold(&["shared"]);
+    let second = b.hold(&["shared"]);
+    assert_eq!(first.lines[0]["subnet"], second.lines[0]["subnet"]);
+    assert_eq!(first.lines[0]["subnet"], "192.168.64.0");
+    assert_eq!(first.lines[0]["mode"], "shared");
+    assert_eq!(b.holders("shared"), Some(2));
+
+    first.kill9();
+    b.wait_for("holders to drop to 1", |b| b.holders("shared") == Some(1));
+
+    let status = second.finish();
+    assert!(status.success(), "the holder exited with {status}");
+    b.wait_for("the idle network to be removed", |b| {
+        b.holders("shared").is_none()
+    });
+    let report = b.status();
+    assert_eq!(report["counters"]["creations"], 1);
+    assert_eq!(report["counters"]["removals"], 1);
+    let status = b.stop();
+    b.assert_clean_exit(status);
+}
+
+#[test]
+fn the_ninth_network_is_refused() {
+    let files: Vec<(String, String)> = (0..9)
+        .map(|i| (format!("net{i}.json"), r#"{"mode": "host"}"#.to_owned()))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let mut b = Broker::start(&refs, &["--no-idle-exit"]);
+
+    // The CLI, as a separate process: its exit code is the status.
+    let names: Vec<String> = (0..9).map(|i| format!("net{i}")).collect();
+    let mut args = vec!["acquire"];
+    args.extend(names.iter().map(String::as_str));
+    assert_eq!(code(&b.cli(&args)), 7);
+
+    // The Rust client's XPC transport, in this process.
+    let client = Client::connect_xpc_service(&b.service).unwrap();
+    let mut held = Vec::new();
+    for name in &names[..8] {
+        held.push(client.acquire(name).unwrap());
+    }
+    let err = client.acquire("net8").unwrap_err();
+    assert_eq!(err.status(), Status::INTERNAL_ERROR, "{err}");
+    assert!(b.holders("net8").is_none());
+    assert_eq!(b.holders("net7"), Some(1));
+    for n in held {
+        n.release().unwrap();
+    }
+    drop(client);
+    let status = b.stop();
+    b.assert_clean_exit(status);
+}
+
+#[test]
+fn sigterm_and_sigint_are_ignored_with_clients_and_exit_0_without() {
+    let mut b = Broker::start(&[], &["--no-idle-exit"]);
+    let holder = b.hold(&["shared"]);
+    b.signal(SIGTERM);
+    b.signal(SIGINT);
+    b.wait_for("the signals to be logged", |b| {
+        b.log().contains("SIGINT received")
+    });
+    assert_eq!(b.holders("shared"), Some(1));
+    assert!(b.wait_exit(Duration::from_millis(300)).is_none());
+    assert!(holder.finish().success());
+    let status = b.stop();
+    b.assert_clean_exit(status);
+    let log = b.log();
+    assert!(log.contains("all networks released"), "{log}");
+    assert!(log.contains("network removed"), "{log}");
+}
+
+#[test]
+fn the_broker_exits_when_idle_and_releases_every_network() {
+    let mut b = Broker::start(&[], &["--idle-timeout", "0.5"]);
+    let out = b.cli(&["acquire", "shared", "host"]);
+    assert!(out.status.success(), "{out:?}");
+    let status = b
+        .wait_exit(Duration::from_secs(20))
+        .expect("the broker should exit when idle");
+    b.assert_clean_exit(status);
+    let log = b.log();
+    assert!(log.contains("no clients for the idle delay"), "{log}");
+    assert_eq!(log.matches("network removed").count(), 2, "{log}");
+}
+
+#[test]
+fn the_rust_client_acquires_over_xpc_and_the_serialization_makes_a_network() {
+    let mut b = Broker::start(&[], &["--no-idle-exit"]);
+    let client = Client::connect_xpc_service(&b.service).unwrap();
+    let network = client.acquire("shared").unwrap();
+    let info = network
+        .info()
+        .cloned()
+        .expect("our broker sends network_info");
+    assert_eq!(info.subnet.to_string(), "192.168.64.0");
+    assert!(network.serialization_json().is_none());
+
+    // What a VM tool does with the serialization: a network of its own,
+    // then an interface on it.
+    let serialization = network.xpc_serialization().unwrap().retained();
+    let mine = VmnetNetwork::create_with_serialization(&serialization).unwrap();
+    assert_eq!(mine.info(info.mode), info);
+    let (interface, params) = VmnetInterface::start(&mine).unwrap();
+    assert!(params.unwrap().get_string("vmnet_mac_address").is_some());
+    interface.stop().unwrap();
+    drop(mine);
+    drop(serialization);
+
+    let status = client.status().unwrap();
+    assert_eq!(status.networks.len(), 1);
+    // The broker sees this process's credentials (the kernel's, through
+    // the fake's SO_PEERCRED).
+    let me = status
+        .clients
+        .iter()
+        .find(|p| p.pid == i32::try_from(std::process::id()).unwrap())
+        .expect("this process among the clients");
+    // SAFETY: geteuid cannot fail.
+    assert_eq!(me.uid, unsafe { libc::geteuid() });
+    network.release().unwrap();
+    // The hold is gone; the network idles until removed.
+    b.wait_for("holders to drop to 0", |b| b.holders("shared") == Some(0));
+    drop(client);
+    let status = b.stop();
+    b.assert_clean_exit(status);
+}
+
+#[test]
+fn bad_requests_get_error_4_and_a_message_without_reply_is_only_logged() {
+    let mut b = Broker::start(&[], &["--no-idle-exit"]);
+    let raw = XpcClient::connect(&b.service, false).unwrap();
+
+    let empty = XpcDictionary::new();
+    let reply = raw.request(&empty).unwrap();
+    assert_eq!(reply.get_i64("error"), Some(4));
+
+    let mut no_name = XpcDictionary::new();
+    no_name.set_string("command", "acquire").unwrap();
+    assert_eq!(raw.request(&no_name).unwrap().get_i64("error"), Some(4));
+
+    let mut wrong_type = XpcDictionary::new();
+    wrong_type.set_string("command", "acquire").unwrap();
+    wrong_type.set_i64("network_name", 7).unwrap();
+    assert_eq!(raw.request(&wrong_type).unwrap().get_i64("error"), Some(4));
+
+    // A message sent without expecting a reply: nothing to answer.
+    let mut status = XpcDictionary::new();
+    status.set_string("command", "status").unwrap();
+    raw.connection().send(&status);
+    b.wait_for("the broker to log that it cannot reply", |b| {
+        b.log().contains("cannot reply")
+    });
+
+    // Still serving, on the same connection.
+    let reply = raw.request(&status).unwrap();
+    assert!(reply.get("status").is_some());
+    assert_eq!(reply.get_i64("error"), None);
+    drop(raw);
+    let status = b.stop();
+    b.assert_clean_exit(status);
+}
+
+#[test]
+fn a_second_broker_on_the_same_service_exits_1() {
+    let mut b = Broker::start(&[], &["--no-idle-exit"]);
+    let mut second = Broker::spawn(&b.dir, &b.service, &["--no-idle-exit"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = second.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the second broker kept running");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(1), "{}", b.log());
+    assert!(b.log().contains("listener is invalid"), "{}", b.log());
+    // The first one is unaffected.
+    assert!(b.cli(&["status"]).status.success());
+    let status = b.stop();
+    b.assert_clean_exit(status);
+}
+
+#[test]
+fn a_client_of_a_missing_service_gets_xpc_failure() {
+    let out = Command::new(bin())
+        .args(["status", "--mach-service", &unique_service()])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{out:?}");
+}

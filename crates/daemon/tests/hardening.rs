@@ -1,0 +1,701 @@
+//! End-to-end tests of the hardening against local attackers: another user
+//! on the same machine, a directory others can write to, symlinks, FIFOs,
+//! a stopped broker, a broker that dies, hostile file names.
+//!
+//! Each test starts the real binary. Scenarios that need a second user run
+//! only as root: they create throwaway users with useradd (removed with
+//! userdel when the test ends) and run commands as them with setpriv; when
+//! not root they print why they are skipped and pass.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::{Broker, bin, write_config};
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Whether `program` can be found on PATH.
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Returns true (and says so) when the test needs root, or the tools that
+/// make a second user, and does not have them.
+fn skip_unless_root(test: &str) -> bool {
+    if !is_root() {
+        eprintln!("SKIPPED {test}: needs root to create a second user (run the tests as root)");
+        return true;
+    }
+    if let Some(missing) = ["useradd", "userdel", "setpriv"]
+        .into_iter()
+        .find(|p| !have(p))
+    {
+        eprintln!("SKIPPED {test}: {missing} is not installed");
+        return true;
+    }
+    false
+}
+
+static ACCOUNTS: Mutex<()> = Mutex::new(());
+
+/// A throwaway user, deleted on drop.
+struct TempUser {
+    name: String,
+    uid: u32,
+    gid: u32,
+}
+
+impl TempUser {
+    fn new(tag: &str) -> TempUser {
+        let _guard = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
+        let name = format!("vbh{}{tag}", std::process::id() % 100_000);
+        // /etc/passwd may be locked by another useradd for a moment.
+        let mut last = String::new();
+        for _ in 0..50 {
+            let out = Command::new("useradd")
+                .args(["-M", "-N", "-s", "/usr/sbin/nologin", &name])
+                .output()
+                .unwrap();
+            if out.status.success() {
+                let id = |flag: &str| -> u32 {
+                    let out = Command::new("id").args([flag, &name]).output().unwrap();
+                    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+                };
+                let (uid, gid) = (id("-u"), id("-g"));
+                return TempUser { name, uid, gid };
+            }
+            last = String::from_utf8_lossy(&out.stderr).into_owned();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("useradd {name} failed: {last}");
+    }
+
+    /// `vmnet-broker ARGS` run as this user (setpriv executes it in place,
+    /// so killing the child kills the broker).
+    fn command(&self, args: &[&str]) -> Command {
+        self.run(bin().to_str().unwrap(), args)
+    }
+
+    /// `PROGRAM ARGS` run as this user.
+    fn run(&self, program: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new("setpriv");
+        cmd.arg(format!("--reuid={}", self.uid))
+            .arg(format!("--regid={}", self.gid))
+            .arg("--init-groups")
+            .arg("--")
+            .arg(program)
+            .args(args);
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+}
+
+impl Drop for TempUser {
+    fn drop(&mut self) {
+        let _guard = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
+        for _ in 0..50 {
+            let ok = Command::new("userdel")
+                .arg(&self.name)
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs `vmnet-broker serve` on `socket` and returns its output, for
+/// brokers expected to refuse to start.
+fn serve_refused(socket: &Path, config: &Path) -> Output {
+    let mut child = Command::new(bin())
+        .arg("serve")
+        .arg("--socket")
+        .arg(socket)
+        .arg("--config-dir")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if wait_within(&mut child, Duration::from_secs(20)).is_none() {
+        let _ = child.kill();
+        panic!("serve on {} did not exit", socket.display());
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Waits for `child` to exit, at most `within`.
+fn wait_within(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs a client command with a bound: a hang fails the test instead of
+/// blocking it.
+fn run_bounded(mut cmd: Command) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if wait_within(&mut child, Duration::from_secs(30)).is_none() {
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        panic!("command hung: {cmd:?}\n{}", text(&out.stderr));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn check(config: &Path) -> Output {
+    let mut cmd = Command::new(bin());
+    cmd.arg("check")
+        .arg("--config-dir")
+        .arg(config)
+        .stdin(Stdio::null());
+    run_bounded(cmd)
+}
+
+const RESTRICTED_SHARED: &str = r#"{"mode": "shared", "allowed_users": ["root"]}"#;
+
+// 1. Socket mode and directory rules.
+
+#[test]
+fn the_socket_is_world_connectable_without_a_chmod_by_path() {
+    let b = Broker::start(&[], &[]);
+    let meta = fs::symlink_metadata(&b.socket).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o666, "socket mode");
+    assert_eq!(meta.uid(), nix::unistd::geteuid().as_raw());
+}
+
+#[test]
+fn a_directory_others_can_write_is_refused_unless_sticky() {
+    let tmp = tempfile::tempdir().unwrap();
+    let open = tmp.path().join("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    let conf = tmp.path().join("conf");
+    fs::create_dir(&conf).unwrap();
+    let out = serve_refused(&open.join("b.sock"), &conf);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("writable by other users") && err.contains("not sticky"),
+        "{err}"
+    );
+    assert!(!open.join("b.sock").exists() && !open.join("b.sock.lock").exists());
+
+    // Sticky and owned by us (like /tmp): served.
+    let sticky = tmp.path().join("sticky");
+    fs::create_dir(&sticky).unwrap();
+    fs::set_permissions(&sticky, fs::Permissions::from_mode(0o1777)).unwrap();
+    let b = Broker::prepare(&[])
+        .with_socket(sticky.join("b.sock"))
+        .spawn(&[]);
+    assert!(b.status()["networks"].is_array());
+}
+
+#[test]
+fn a_directory_of_another_user_is_refused() {
+    if skip_unless_root("a_directory_of_another_user_is_refused") {
+        return;
+    }
+    let user = TempUser::new("d");
+    let tmp = tempfile::tempdir().unwrap();
+    let theirs = tmp.path().join("theirs");
+    fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(user.uid), None).unwrap();
+    let out = serve_refused(&theirs.join("b.sock"), tmp.path());
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("owned by uid {}", user.uid)), "{err}");
+}
+
+#[test]
+fn a_symlink_at_the_socket_path_is_never_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let victim = tmp.path().join("victim");
+    fs::write(&victim, "precious").unwrap();
+    fs::set_permissions(&victim, fs::Permissions::from_mode(0o600)).unwrap();
+    let sock = tmp.path().join("b.sock");
+    std::os::unix::fs::symlink(&victim, &sock).unwrap();
+    let out = serve_refused(&sock, tmp.path());
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("not a socket"));
+    let meta = fs::metadata(&victim).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o600, "the target's mode changed");
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+}
+
+// 2. and 3. The lock file.
+
+#[test]
+fn a_symlinked_lock_file_is_refused_and_nothing_is_created() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("created-by-root");
+    let sock = tmp.path().join("b.sock");
+    std::os::unix::fs::symlink(&target, tmp.path().join("b.sock.lock")).unwrap();
+    let out = serve_refused(&sock, tmp.path());
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("symbolic link"), "{err}");
+    assert!(
+        !target.exists(),
+        "the broker created a file through the symlink"
+    );
+    assert!(!sock.exists());
+}
+
+#[test]
+fn the_lock_file_is_private_names_its_holder_and_goes_on_clean_exit() {
+    let mut b = Broker::start(&[], &[]);
+    let lock = PathBuf::from(format!("{}.lock", b.socket.display()));
+    let meta = fs::symlink_metadata(&lock).unwrap();
+    assert!(meta.file_type().is_file());
+    assert_eq!(meta.mode() & 0o777, 0o600, "lock mode");
+    assert_eq!(meta.uid(), nix::unistd::geteuid().as_raw());
+
+    // A second broker on the same path names the first one.
+    let out = serve_refused(&b.socket, &b.config);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("already serving") && err.contains(&format!("pid {}", b.pid())),
+        "{err}"
+    );
+    // ...and did not remove the lock or the socket of the first.
+    assert!(lock.exists() && b.socket.exists());
+
+    assert!(b.stop().success());
+    assert!(!lock.exists(), "lock file left after a clean exit");
+    assert!(!b.socket.exists(), "socket left after a clean exit");
+}
+
+#[test]
+fn a_lock_file_of_another_user_or_with_other_links_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sock = tmp.path().join("b.sock");
+    let lock = tmp.path().join("b.sock.lock");
+    // A hard link to a file we own (root: could be any root file).
+    let other = tmp.path().join("important");
+    fs::write(&other, "keep me").unwrap();
+    fs::hard_link(&other, &lock).unwrap();
+    let out = serve_refused(&sock, tmp.path());
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("hard links"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(fs::read_to_string(&other).unwrap(), "keep me");
+    fs::remove_file(&lock).unwrap();
+
+    if skip_unless_root("a_lock_file_of_another_user_is_refused") {
+        return;
+    }
+    let user = TempUser::new("l");
+    fs::write(&lock, "").unwrap();
+    std::os::unix::fs::chown(&lock, Some(user.uid), None).unwrap();
+    let out = serve_refused(&sock, tmp.path());
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("owned by uid {}", user.uid)), "{err}");
+}
+
+#[test]
+fn another_user_cannot_hold_the_lock() {
+    if skip_unless_root("another_user_cannot_hold_the_lock") {
+        return;
+    }
+    let user = TempUser::new("h");
+    let b = Broker::prepare(&[]);
+    fs::set_permissions(b.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let b = b.spawn(&[]);
+    let lock = format!("{}.lock", b.socket.display());
+    // flock(2) works on a descriptor opened for reading only, so being
+    // able to open the file at all would be enough to hold the lock.
+    let out = user.run("cat", &[&lock]).output().unwrap();
+    assert!(
+        !out.status.success(),
+        "another user could open {lock}, and so could lock it"
+    );
+    assert!(
+        text(&out.stderr).contains("Permission denied"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+// 4. Access control fails closed.
+
+#[test]
+fn a_broken_restricted_override_never_falls_back_to_the_builtin() {
+    for (what, make) in [
+        (
+            "dangling symlink",
+            (|conf: &Path| {
+                std::os::unix::fs::symlink(conf.join("gone.json"), conf.join("shared.json"))
+                    .unwrap()
+            }) as fn(&Path),
+        ),
+        ("symlink loop", |conf: &Path| {
+            std::os::unix::fs::symlink(conf.join("shared.json"), conf.join("shared.json")).unwrap()
+        }),
+        ("symlink to a valid file", |conf: &Path| {
+            write_config(conf, "real.data", RESTRICTED_SHARED);
+            std::os::unix::fs::symlink(conf.join("real.data"), conf.join("shared.json")).unwrap()
+        }),
+        ("directory", |conf: &Path| {
+            fs::create_dir(conf.join("shared.json")).unwrap()
+        }),
+    ] {
+        let b = Broker::prepare(&[]);
+        make(&b.config);
+        let b = b.spawn(&[]);
+        let out = b.cli(&["acquire", "shared"]);
+        assert_eq!(
+            out.status.code(),
+            Some(5),
+            "{what}: acquire shared: {}",
+            text(&out.stderr)
+        );
+        let out = check(&b.config);
+        assert_eq!(out.status.code(), Some(1), "{what}: check");
+        let stdout = text(&out.stdout);
+        let listed = stdout
+            .split("Networks available:")
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            !listed.contains("shared"),
+            "{what}: check lists shared:\n{stdout}"
+        );
+        assert!(listed.contains("host"), "{what}:\n{stdout}");
+    }
+}
+
+// 5. Clients check who serves the socket.
+
+#[test]
+fn clients_refuse_a_broker_run_by_another_user() {
+    if skip_unless_root("clients_refuse_a_broker_run_by_another_user") {
+        return;
+    }
+    let user = TempUser::new("f");
+    let tmp = tempfile::tempdir().unwrap();
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let theirs = tmp.path().join("theirs");
+    fs::create_dir(&theirs).unwrap();
+    fs::set_permissions(&theirs, fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(user.uid), None).unwrap();
+    let sock = theirs.join("fake.sock");
+    let sock_s = sock.to_str().unwrap();
+    let mut fake = KillOnDrop(
+        user.command(&["serve", "--socket", sock_s, "--config-dir", "/nonexistent"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(&sock).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the other user's broker did not start"
+        );
+        assert!(fake.0.try_wait().unwrap().is_none(), "fake broker exited");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    for args in [&["status"][..], &["acquire", "shared"][..]] {
+        let mut cmd = Command::new(bin());
+        cmd.args(args).args(["--socket", sock_s]);
+        let out = run_bounded(cmd);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(&format!("runs as uid {}", user.uid)),
+            "{args:?}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?} printed the fake's answer");
+    }
+    // The other user's own client trusts its own broker.
+    let out = run_bounded(user.command(&["status", "--socket", sock_s]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+// 8. FIFOs in the configuration directory.
+
+#[test]
+fn a_fifo_config_file_blocks_neither_the_broker_nor_check() {
+    let b = Broker::prepare(&[]);
+    nix::unistd::mkfifo(
+        &b.config.join("lab.json"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    let b = b.spawn(&[]);
+    // A stalled broker would make the CLI time out (exit 1), not answer 5.
+    let out = b.cli(&["acquire", "lab", "--timeout", "10"]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    assert!(b.log_text().contains("FIFO"), "{}", b.log_text());
+    let out = b.cli(&["status"]);
+    assert!(out.status.success());
+    let out = check(&b.config);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("a FIFO, not a regular file"));
+}
+
+// 12. Timeouts.
+
+#[test]
+fn the_cli_gives_up_on_a_stopped_broker() {
+    let b = Broker::start(&[], &[]);
+    b.signal(19); // SIGSTOP: connections are still accepted by the kernel.
+    let out = run_bounded({
+        let mut c = Command::new(bin());
+        c.args(["status", "--timeout", "1", "--socket"])
+            .arg(&b.socket);
+        c
+    });
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("did not answer in time"), "{err}");
+
+    let out = run_bounded({
+        let mut c = Command::new(bin());
+        c.args(["acquire", "shared", "--socket"])
+            .arg(&b.socket)
+            .env("VMNET_BROKER_TIMEOUT", "0.5");
+        c
+    });
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    b.signal(18); // SIGCONT
+    assert!(b.cli(&["status"]).status.success());
+    assert_eq!(b.cli(&["status", "--timeout", "0"]).status.code(), Some(64));
+}
+
+// 13. Transient failures are internal errors, never "not found".
+
+#[test]
+fn out_of_descriptors_is_an_internal_error_not_not_found() {
+    if !have("prlimit") {
+        eprintln!("SKIPPED out_of_descriptors_is_an_internal_error_not_not_found: no prlimit");
+        return;
+    }
+    let b = Broker::prepare(&[("lab.json", r#"{"mode": "host"}"#)]);
+    let log = fs::File::create(&b.log).unwrap();
+    let child = Command::new("prlimit")
+        .arg("--nofile=24:24")
+        .arg(bin())
+        .arg("serve")
+        .arg("--socket")
+        .arg(&b.socket)
+        .arg("--config-dir")
+        .arg(&b.config)
+        .args(["--no-idle-exit", "--log-level", "debug"])
+        .stdin(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let _child = KillOnDrop(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(&b.socket).is_err() {
+        assert!(Instant::now() < deadline, "broker did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut first = common::Conn::new(std::os::unix::net::UnixStream::connect(&b.socket).unwrap());
+    assert!(first.request(&serde_json::json!({"command": "status"}))["status"].is_object());
+    // Use up the broker's descriptors with idle connections.
+    let mut others = Vec::new();
+    for _ in 0..40 {
+        if let Ok(s) = std::os::unix::net::UnixStream::connect(&b.socket) {
+            others.push(s);
+        }
+    }
+    // Wait until the broker has accepted all it can (its status shows them).
+    let mut seen = 0;
+    for _ in 0..100 {
+        let r = first.request(&serde_json::json!({"command": "status"}));
+        let now = r["status"]["peer_count"].as_u64().unwrap_or(0);
+        if now == seen && now > 1 {
+            break;
+        }
+        seen = now;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let reply = first.acquire("lab");
+    assert_eq!(reply["error"], 7, "{reply}\n{}", b.log_text());
+    assert!(
+        b.log_text().contains("cannot read the configuration"),
+        "{}",
+        b.log_text()
+    );
+    drop(others);
+}
+
+/// Kills and reaps a child process when the test ends, even by a panic.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+// 14. acquire --hold watches its connection.
+
+#[test]
+fn a_hold_ends_with_an_error_when_the_broker_dies() {
+    let b = Broker::start(&[], &[]);
+    let mut holder = b.hold(&["shared"]);
+    let mut broker = b;
+    let _ = broker.child.as_mut().unwrap().kill(); // SIGKILL
+    let _ = broker.child.as_mut().unwrap().wait();
+    let status = wait_within(&mut holder.child, Duration::from_secs(20))
+        .expect("acquire --hold kept running after the broker died");
+    assert_eq!(status.code(), Some(1));
+    let mut err = String::new();
+    use std::io::Read;
+    holder
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains("lost the connection"), "{err}");
+}
+
+// 15. Numeric ids as strings; names that do not resolve.
+
+#[test]
+fn digit_strings_in_access_lists_are_ids() {
+    if skip_unless_root("digit_strings_in_access_lists_are_ids") {
+        return;
+    }
+    let allowed = TempUser::new("a");
+    let other = TempUser::new("o");
+    let body = format!(
+        r#"{{"mode": "host", "allowed_users": ["{}"]}}"#,
+        allowed.uid
+    );
+    let b = Broker::prepare(&[("lab.json", &body)]);
+    fs::set_permissions(b.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let b = b.spawn(&[]);
+    let sock = b.socket.to_str().unwrap().to_owned();
+    let out = run_bounded(allowed.command(&["acquire", "lab", "--socket", &sock]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run_bounded(other.command(&["acquire", "lab", "--socket", &sock]));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+}
+
+#[test]
+fn check_warns_about_names_that_do_not_resolve() {
+    let b = Broker::prepare(&[(
+        "lab.json",
+        r#"{"mode": "host", "allowed_users": ["no-such-user-vbh"], "allowed_groups": ["no-such-group-vbh", "0"]}"#,
+    )]);
+    let out = check(&b.config);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("warning: allowed_users: no user named \"no-such-user-vbh\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("no group named \"no-such-group-vbh\""),
+        "{stdout}"
+    );
+}
+
+// 16. Names are escaped.
+
+#[test]
+fn check_escapes_control_characters_in_file_names() {
+    let b = Broker::prepare(&[
+        ("evil\x1b[2J.json", r#"{"mode": "host"}"#),
+        ("x\nConfiguration OK.\n.json", r#"{"mode": "host"}"#),
+    ]);
+    let out = check(&b.config);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(!stdout.contains('\x1b'), "raw escape printed:\n{stdout:?}");
+    assert!(stdout.contains("evil\\x1b[2J.json"), "{stdout}");
+    assert!(
+        !stdout.lines().any(|l| l == "Configuration OK."),
+        "a file name faked a line:\n{stdout}"
+    );
+    assert!(stdout.contains("x\\nConfiguration OK.\\n.json"), "{stdout}");
+}
+
+// 17. check on a directory it cannot read.
+
+#[test]
+fn check_of_an_unreadable_directory_lists_the_builtins() {
+    if skip_unless_root("check_of_an_unreadable_directory_lists_the_builtins") {
+        return;
+    }
+    let user = TempUser::new("r");
+    let tmp = tempfile::tempdir().unwrap();
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let conf = tmp.path().join("conf");
+    fs::create_dir(&conf).unwrap();
+    write_config(&conf, "lab.json", r#"{"mode": "host"}"#);
+    // Searchable but not listable: the built-ins still work for the broker.
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o711)).unwrap();
+    let out = run_bounded(user.command(&["check", "--config-dir", conf.to_str().unwrap()]));
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("cannot read"), "{stdout}");
+    let listed = stdout
+        .split("Networks available:")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        listed.contains("host") && listed.contains("shared") && listed.contains("built-in"),
+        "{stdout}"
+    );
+}
+
+// 18. A socket path too long for sun_path.
+
+#[test]
+fn a_socket_path_too_long_fails_cleanly_without_a_lock_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sock = tmp.path().join(format!("{}.sock", "s".repeat(200)));
+    let out = serve_refused(&sock, tmp.path());
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("too long"), "{err}");
+    let left: Vec<_> = fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "files left behind: {left:?}");
+}

@@ -1,0 +1,736 @@
+//! libxpc connections across processes: a Mach-service listener is a Unix
+//! socket named after the service in `$VMNET_BROKER_FAKE_XPC_DIR` (default
+//! `/tmp/vmnet-broker-fake-xpc-$UID`); a client connection connects to it;
+//! each accepted socket is a peer connection handed to the listener.
+
+use std::collections::HashMap;
+use std::ffi::{CStr, c_char};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Sender, channel};
+use std::sync::{Arc, Mutex};
+
+use block2::Block;
+
+use super::dispatch::{
+    self, DPtr, SendBlock, copy_block, current_queue, enqueue, new_queue, queue_check,
+};
+use super::wire::{self, MESSAGE, REPLY, REQUEST};
+use super::xpc::{self, Body, Dict, XPtr, alloc, interrupted, invalid, obj, release, retain};
+use super::{Live, lock, violation};
+
+/// `XPC_CONNECTION_MACH_SERVICE_LISTENER`.
+const LISTENER: u64 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Listener,
+    Client,
+    Peer,
+}
+
+pub(crate) struct Conn {
+    role: Role,
+    name: String,
+    /// Address of the XPC object that is this connection.
+    xobj: AtomicUsize,
+    st: Mutex<State>,
+    writer: Mutex<Option<UnixStream>>,
+    pending: Mutex<HashMap<u64, Sender<Option<Vec<u8>>>>>,
+    next_id: AtomicU64,
+    creds: Mutex<(i32, u32, u32)>,
+}
+
+struct State {
+    active: bool,
+    cancelled: bool,
+    /// The final `XPC_ERROR_CONNECTION_INVALID` was queued.
+    final_posted: bool,
+    /// ... and delivered: the handler is gone.
+    finished: bool,
+    handler: Option<SendBlock<dyn Fn(XPtr)>>,
+    /// Target queue (retained), 0 for none yet.
+    queue: usize,
+    /// The reference the runtime holds from activation until the final
+    /// event has been delivered.
+    internal_ref: bool,
+    /// Client: the service went away; reconnect on the next send.
+    broken: bool,
+    listen_fd: i32,
+    path: Option<PathBuf>,
+    /// Peer: the accepted socket, read once activated.
+    peer_stream: Option<UnixStream>,
+}
+
+enum Event {
+    /// A well-known error object; `final` ends the connection.
+    Error(XPtr, bool),
+    /// A message (+1, released after the handler).
+    Message(XPtr),
+    /// A new peer connection for a listener (+1, the runtime's).
+    Peer(XPtr),
+}
+
+// SAFETY: the pointers are XPC objects, whose reference counts are atomic;
+// the event carries the reference it releases.
+unsafe impl Send for Event {}
+
+impl Conn {
+    fn new(role: Role, name: String, queue: usize) -> Conn {
+        Conn {
+            role,
+            name,
+            xobj: AtomicUsize::new(0),
+            st: Mutex::new(State {
+                active: false,
+                cancelled: false,
+                final_posted: false,
+                finished: false,
+                handler: None,
+                queue,
+                internal_ref: false,
+                broken: false,
+                listen_fd: -1,
+                path: None,
+                peer_stream: None,
+            }),
+            writer: Mutex::new(None),
+            pending: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            creds: Mutex::new((0, 0, 0)),
+        }
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        format!("{:?} {:?}", self.role, self.name)
+    }
+
+    /// `rc` is the object's reference count.
+    pub(crate) fn live(&self, rc: usize) -> Live {
+        let (active, cancelled, internal, queue) = self
+            .st
+            .try_lock()
+            .map(|s| (s.active, s.cancelled, s.internal_ref, s.queue))
+            .unwrap_or((true, false, false, 0));
+        // Cancelled, and the runtime still holds its reference: the final
+        // event is on its way or being handled (cancellation is
+        // asynchronous, and a program may exit from that very handler).
+        // Other references the program holds then are not counted as
+        // leaks: the fake cannot tell whether it would have dropped them.
+        let finishing = cancelled && internal;
+        Live {
+            what: format!(
+                "XPC {:?} connection {:?} (active {active}, cancelled {cancelled}, refcount {rc}{})",
+                self.role,
+                self.name,
+                if finishing {
+                    ", final event pending"
+                } else {
+                    ""
+                }
+            ),
+            in_use: (active && !cancelled) || finishing,
+            targets: (queue != 0).then_some(queue),
+        }
+    }
+
+    /// Called when the last reference goes (before the object is freed).
+    pub(crate) fn on_last_release(&self) {
+        let (queue, handler) = {
+            let mut st = lock(&self.st);
+            if !st.active && !st.cancelled {
+                if self.role == Role::Peer {
+                    violation(
+                        "a peer connection received by the listener was neither accepted (event \
+                         handler, then xpc_connection_activate) nor cancelled (connection.h, \
+                         XPC_CONNECTION_MACH_SERVICE_LISTENER and xpc_connection_set_event_handler)",
+                    );
+                }
+                violation(
+                    "the last reference to an inactive connection was released (connection.h, \
+                     xpc_connection_activate: releasing the last reference to an inactive or \
+                     suspended connection is a programming error)",
+                );
+            }
+            if st.listen_fd >= 0 {
+                // SAFETY: our own listening socket; shutdown wakes accept.
+                unsafe { libc::shutdown(st.listen_fd, libc::SHUT_RDWR) };
+                st.listen_fd = -1;
+            }
+            if let Some(p) = st.path.take() {
+                let _ = std::fs::remove_file(p);
+            }
+            st.peer_stream = None;
+            (std::mem::take(&mut st.queue), st.handler.take())
+        };
+        if let Some(w) = lock(&self.writer).take() {
+            let _ = w.shutdown(std::net::Shutdown::Both);
+        }
+        drop(handler);
+        if queue != 0 {
+            dispatch::release(queue as DPtr);
+        }
+    }
+}
+
+fn conn(p: XPtr, func: &str) -> &'static Arc<Conn> {
+    match &obj(p, func).body {
+        Body::Conn(c) => c,
+        _ => violation(&format!(
+            "{func} was given an XPC object that is not a connection"
+        )),
+    }
+}
+
+/// Socket files of listeners this process bound, removed at exit (a
+/// process that exits without cancelling its listener would leave them).
+static BOUND: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+pub(crate) fn remove_sockets_at_exit() {
+    for p in std::mem::take(&mut *lock(&BOUND)) {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// Final events queued and not yet completely delivered (handler called,
+/// runtime reference released).
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread is delivering a final event.
+    static IN_FINAL_EVENT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Waits (up to `limit`) for queued final events to be delivered, so that
+/// the leak report does not mistake cancellation in progress for a leak.
+pub(crate) fn wait_in_flight(limit: std::time::Duration) {
+    if IN_FINAL_EVENT.with(std::cell::Cell::get) {
+        // Exiting from a final event's handler: it cannot finish.
+        return;
+    }
+    let deadline = std::time::Instant::now() + limit;
+    while IN_FLIGHT.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Queues `event` for the connection's handler on its target queue.
+fn post(c: &Arc<Conn>, event: Event) {
+    let is_final = matches!(event, Event::Error(_, true));
+    let queue = lock(&c.st).queue;
+    if queue == 0 {
+        drop_event(event);
+        return;
+    }
+    if is_final {
+        IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
+    }
+    let c2 = c.clone();
+    enqueue(
+        queue,
+        Box::new(move || {
+            let (handler, finished) = {
+                let st = lock(&c2.st);
+                (st.handler.clone(), st.finished)
+            };
+            let ptr = match &event {
+                Event::Error(p, _) | Event::Message(p) | Event::Peer(p) => *p,
+            };
+            let delivered = !finished && handler.is_some();
+            if delivered && let Some(h) = handler {
+                IN_FINAL_EVENT.with(|f| f.set(is_final));
+                h.get().call((ptr,));
+                IN_FINAL_EVENT.with(|f| f.set(false));
+            }
+            if delivered && let Event::Peer(p) = event {
+                // The listener's handler had its chance to accept or cancel
+                // the peer; the runtime's reference goes now.
+                release(p);
+                return;
+            }
+            if let Event::Error(_, true) = event {
+                let (handler, internal) = {
+                    let mut st = lock(&c2.st);
+                    st.finished = true;
+                    (st.handler.take(), std::mem::take(&mut st.internal_ref))
+                };
+                drop(handler);
+                if internal {
+                    release(c2.xobj.load(Ordering::Relaxed) as XPtr);
+                }
+                IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+            } else {
+                drop_event(event);
+            }
+        }),
+    );
+}
+
+fn drop_event(event: Event) {
+    match event {
+        Event::Error(..) => {}
+        Event::Message(p) => release(p),
+        Event::Peer(p) => {
+            // A peer nobody accepted in time: the runtime's reference goes.
+            let c = conn(p, "listener");
+            let took = {
+                let st = lock(&c.st);
+                st.active || st.cancelled
+            };
+            if !took {
+                lock(&c.st).cancelled = true;
+            }
+            release(p);
+        }
+    }
+}
+
+/// Marks the connection dead and queues the final event (once).
+fn finish(c: &Arc<Conn>) {
+    let post_final = {
+        let mut st = lock(&c.st);
+        st.cancelled = true;
+        let post = st.active && !st.final_posted;
+        if post {
+            st.final_posted = true;
+        }
+        post
+    };
+    for (_, tx) in lock(&c.pending).drain() {
+        let _ = tx.send(None);
+    }
+    if post_final {
+        post(c, Event::Error(invalid(), true));
+    }
+}
+
+fn service_path(name: &str) -> Result<PathBuf, String> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." || name.len() > 90 {
+        return Err(format!(
+            "the fake cannot map the service name {name:?} to a socket"
+        ));
+    }
+    let dir = match std::env::var_os("VMNET_BROKER_FAKE_XPC_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => {
+            // SAFETY: geteuid cannot fail.
+            let uid = unsafe { libc::geteuid() };
+            PathBuf::from(format!("/tmp/vmnet-broker-fake-xpc-{uid}"))
+        }
+    };
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    let meta = std::fs::symlink_metadata(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // SAFETY: geteuid cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "{} is not a directory of ours that only we can write to; the fake XPC refuses it",
+            dir.display()
+        ));
+    }
+    Ok(dir.join(name))
+}
+
+fn peer_creds(s: &UnixStream) -> (i32, u32, u32) {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: a connected Unix socket and a correctly sized out buffer.
+    let rc = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return (0, u32::MAX, u32::MAX);
+    }
+    (cred.pid, cred.uid, cred.gid)
+}
+
+fn warn(c: &Conn, what: &str) {
+    eprintln!("fake-apple: XPC {:?} {:?}: {what}", c.role, c.name);
+}
+
+fn start_listener(c: &Arc<Conn>) {
+    let path = match service_path(&c.name) {
+        Ok(p) => p,
+        Err(e) => {
+            warn(c, &e);
+            return finish(c);
+        }
+    };
+    let listener = match UnixListener::bind(&path) {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            if UnixStream::connect(&path).is_ok() {
+                warn(c, "another process listens on this service already");
+                return finish(c);
+            }
+            let _ = std::fs::remove_file(&path);
+            match UnixListener::bind(&path) {
+                Ok(l) => l,
+                Err(e) => {
+                    warn(c, &e.to_string());
+                    return finish(c);
+                }
+            }
+        }
+        Err(e) => {
+            warn(c, &e.to_string());
+            return finish(c);
+        }
+    };
+    {
+        let mut st = lock(&c.st);
+        st.listen_fd = listener.as_raw_fd();
+        st.path = Some(path.clone());
+    }
+    lock(&BOUND).push(path);
+    let c = c.clone();
+    let _ = std::thread::Builder::new()
+        .name("fake-xpc accept".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                if lock(&c.st).cancelled {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let peer = Conn::new(Role::Peer, c.name.clone(), 0);
+                *lock(&peer.creds) = peer_creds(&stream);
+                lock(&peer.st).peer_stream = Some(stream);
+                let p = alloc(Body::Conn(Arc::new(peer)));
+                conn(p, "listener")
+                    .xobj
+                    .store(p as usize, Ordering::Relaxed);
+                post(&c, Event::Peer(p));
+            }
+        });
+}
+
+fn connect_client(c: &Arc<Conn>) -> bool {
+    let stream =
+        service_path(&c.name).and_then(|p| UnixStream::connect(p).map_err(|e| e.to_string()));
+    let stream = match stream {
+        Ok(s) => s,
+        Err(_) => {
+            finish(c);
+            return false;
+        }
+    };
+    *lock(&c.creds) = peer_creds(&stream);
+    let Ok(w) = stream.try_clone() else {
+        finish(c);
+        return false;
+    };
+    *lock(&c.writer) = Some(w);
+    lock(&c.st).broken = false;
+    spawn_reader(c, stream);
+    true
+}
+
+fn spawn_reader(c: &Arc<Conn>, mut stream: UnixStream) {
+    let c = c.clone();
+    let _ = std::thread::Builder::new()
+        .name("fake-xpc reader".into())
+        .spawn(move || {
+            while let Some((kind, id, payload)) = wire::read_frame(&mut stream) {
+                if kind == REPLY {
+                    if let Some(tx) = lock(&c.pending).remove(&id) {
+                        let _ = tx.send(Some(payload));
+                    }
+                    continue;
+                }
+                let remote = {
+                    let st = lock(&c.st);
+                    if st.cancelled {
+                        return;
+                    }
+                    retain(c.xobj.load(Ordering::Relaxed) as XPtr) as usize
+                };
+                let top = Dict::new(remote, (kind == REQUEST).then_some(id), None);
+                if let Some(m) = wire::decode(&payload, top) {
+                    post(&c, Event::Message(m));
+                }
+            }
+            // End of stream.
+            for (_, tx) in lock(&c.pending).drain() {
+                let _ = tx.send(None);
+            }
+            if lock(&c.st).cancelled {
+                return;
+            }
+            match c.role {
+                // The service went away: interrupted; libxpc would
+                // reconnect on the next send, and so does the fake.
+                Role::Client => {
+                    lock(&c.st).broken = true;
+                    lock(&c.writer).take();
+                    post(&c, Event::Error(interrupted(), false));
+                }
+                // The client is gone: the peer connection is invalid.
+                _ => finish(&c),
+            }
+        });
+}
+
+// ----- The C functions -----
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xpc_connection_create_mach_service(
+    name: *const c_char,
+    targetq: DPtr,
+    flags: u64,
+) -> XPtr {
+    if name.is_null() {
+        violation("xpc_connection_create_mach_service was given a NULL name");
+    }
+    // SAFETY: a NUL-terminated name per connection.h.
+    let name = unsafe { CStr::from_ptr(name) }
+        .to_string_lossy()
+        .into_owned();
+    let queue = if targetq.is_null() {
+        0
+    } else {
+        queue_check(targetq, "xpc_connection_create_mach_service");
+        dispatch::retain(targetq) as usize
+    };
+    let role = if flags & LISTENER != 0 {
+        Role::Listener
+    } else {
+        Role::Client
+    };
+    let p = alloc(Body::Conn(Arc::new(Conn::new(role, name, queue))));
+    conn(p, "xpc_connection_create_mach_service")
+        .xobj
+        .store(p as usize, Ordering::Relaxed);
+    p
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xpc_connection_set_target_queue(connection: XPtr, targetq: DPtr) {
+    let c = conn(connection, "xpc_connection_set_target_queue");
+    let new = if targetq.is_null() {
+        0
+    } else {
+        queue_check(targetq, "xpc_connection_set_target_queue");
+        dispatch::retain(targetq) as usize
+    };
+    let old = std::mem::replace(&mut lock(&c.st).queue, new);
+    if old != 0 {
+        dispatch::release(old as DPtr);
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xpc_connection_set_event_handler(
+    connection: XPtr,
+    handler: *const Block<dyn Fn(XPtr)>,
+) {
+    let c = conn(connection, "xpc_connection_set_event_handler");
+    // SAFETY: a block of type xpc_handler_t per connection.h.
+    let block = unsafe { copy_block(handler) };
+    let old = std::mem::replace(&mut lock(&c.st).handler, block);
+    drop(old);
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xpc_connection_activate(connection: XPtr) {
+    let c = conn(connection, "xpc_connection_activate");
+    let (cancelled, stream) = {
+        let mut st = lock(&c.st);
+        if st.active {
+            // Activating an active connection is harmless (connection.h).
+            return;
+        }
+        if st.handler.is_none() {
+            violation(
+                "xpc_connection_activate on a connection without an event handler (connection.h: \
+                 set the event handler before activating)",
+            );
+        }
+        st.active = true;
+        st.internal_ref = true;
+        if st.queue == 0 {
+            st.queue = new_queue(&format!("fake-xpc {}", c.name));
+        }
+        (st.cancelled, st.peer_stream.take())
+    };
+    retain(connection);
+    if cancelled {
+        let post_final = !std::mem::replace(&mut lock(&c.st).final_posted, true);
+        if post_final {
+            post(c, Event::Error(invalid(), true));
+        }
+        return;
+    }
+    match c.role {
+        Role::Listener => start_listener(c),
+        Role::Client => {
+            connect_client(c);
+        }
+        Role::Peer => match stream.and_then(|s| s.try_clone().ok().map(|w| (s, w))) {
+            Some((s, w)) => {
+                *lock(&c.writer) = Some(w);
+                spawn_reader(c, s);
+            }
+            None => finish(c),
+        },
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xpc_connection_resume(connection: XPtr) {
+    // SAFETY: same contract; the fake has no suspend count.
+    unsafe { xpc_connection_activate(connection) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xpc_connection_cancel(connection: XPtr) {
+    let c = conn(connection, "xpc_connection_cancel");
+    {
+        let mut st = lock(&c.st);
+        if st.cancelled {
+            return;
+        }
+        if st.listen_fd >= 0 {
+            // SAFETY: our own listening socket; shutdown wakes accept.
+            unsafe { libc::shutdown(st.listen_fd, libc::SHUT_RDWR) };
+            st.listen_fd = -1;
+        }
+        if let Some(p) = st.path.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    if let Some(w) = lock(&c.writer).take() {
+        let _ = w.shutdown(std::net::Shutdown::Both);
+    }
+    finish(c);
+}
+
+fn send_frame(c: &Conn, kind: u8, id: u64, message: XPtr) -> bool {
+    let mut payload = Vec::new();
+    wire::encode(message, &mut payload);
+    let mut w = lock(&c.writer);
+    match w.as_mut() {
+        Some(w) => wire::write_frame(w, kind, id, &payload).is_ok(),
+        None => false,
+    }
+}
+
+fn require_dictionary(message: XPtr, func: &str) -> &'static Dict {
+    match xpc::dict(message, func) {
+        Some(d) => d,
+        None => violation(&format!(
+            "{func}: the message must be a dictionary (connection.h)"
+        )),
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xpc_connection_send_message(connection: XPtr, message: XPtr) {
+    let c = conn(connection, "xpc_connection_send_message");
+    let d = require_dictionary(message, "xpc_connection_send_message");
+    let (kind, id) = match d.reply_to {
+        Some((to, id)) => {
+            if to != connection as usize {
+                violation(
+                    "a reply was sent on a connection other than the one its request came from \
+                     (xpc.h, xpc_dictionary_create_reply)",
+                );
+            }
+            (REPLY, id)
+        }
+        None => (MESSAGE, 0),
+    };
+    {
+        let st = lock(&c.st);
+        if !st.active || st.cancelled {
+            return;
+        }
+    }
+    send_frame(c, kind, id, message);
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xpc_connection_send_message_with_reply_sync(
+    connection: XPtr,
+    message: XPtr,
+) -> XPtr {
+    const F: &str = "xpc_connection_send_message_with_reply_sync";
+    let c = conn(connection, F);
+    require_dictionary(message, F);
+    if c.role != Role::Client {
+        violation("the fake supports synchronous sends on client connections only");
+    }
+    let (active, cancelled, broken, queue) = {
+        let st = lock(&c.st);
+        (st.active, st.cancelled, st.broken, st.queue)
+    };
+    if queue != 0 && current_queue() == queue {
+        violation(
+            "xpc_connection_send_message_with_reply_sync was called from the connection's own \
+             target queue (connection.h: doing so deadlocks)",
+        );
+    }
+    if !active {
+        violation(&format!(
+            "{F} on a connection that was never activated (connection.h)"
+        ));
+    }
+    if cancelled {
+        return invalid();
+    }
+    if broken && !connect_client(c) {
+        return invalid();
+    }
+    let id = c.next_id.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx) = channel();
+    lock(&c.pending).insert(id, tx);
+    if !send_frame(c, REQUEST, id, message) {
+        lock(&c.pending).remove(&id);
+        return if lock(&c.st).cancelled {
+            invalid()
+        } else {
+            interrupted()
+        };
+    }
+    match rx.recv() {
+        Ok(Some(payload)) => {
+            let remote = retain(connection) as usize;
+            let top = Dict::new(remote, None, None);
+            wire::decode(&payload, top).unwrap_or_else(interrupted)
+        }
+        _ => {
+            if lock(&c.st).cancelled {
+                invalid()
+            } else {
+                interrupted()
+            }
+        }
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xpc_connection_get_pid(connection: XPtr) -> libc::pid_t {
+    lock(&conn(connection, "xpc_connection_get_pid").creds).0
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xpc_connection_get_euid(connection: XPtr) -> libc::uid_t {
+    lock(&conn(connection, "xpc_connection_get_euid").creds).1
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xpc_connection_get_egid(connection: XPtr) -> libc::gid_t {
+    lock(&conn(connection, "xpc_connection_get_egid").creds).2
+}

@@ -1,0 +1,98 @@
+//! The original C client's entry point, `vmnet_broker_acquire_network`,
+//! over "XPC" on Linux: the real broker binary built with the `fake-apple`
+//! feature serves the default Mach service through the contract-enforcing
+//! fakes of crates/fake-apple (docs/macos-fakes.md). This process links the
+//! same fakes, so it ends with their leak report too (status 87 on a
+//! leak).
+//!
+//! Build the broker first: `cargo build -p vmnet-broker --features
+//! fake-apple`, then `cargo test -p vmnet-broker-ffi --features fake-apple
+//! --test fake_xpc`.
+
+#![cfg(feature = "fake-apple")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../../client/tests/common/mod.rs"]
+mod common;
+
+use std::ffi::{CString, c_void};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vmnet_broker::vmnet_broker_acquire_network;
+use vmnet_broker_proto::Status;
+
+unsafe extern "C" {
+    // libxpc (here: the fake), as a C caller would use it.
+    fn xpc_release(object: *mut c_void);
+    fn xpc_get_type(object: *mut c_void) -> *const c_void;
+    static _xpc_type_dictionary: u8;
+}
+
+/// One test only: it points this whole process at a private fake-XPC
+/// directory, where the broker listens on the default service name.
+#[test]
+fn the_upstream_entry_point_acquires_over_xpc() {
+    let dir = tempfile::tempdir().unwrap();
+    let xpc_dir = dir.path().join("xpc");
+    std::fs::create_dir(&xpc_dir).unwrap();
+    let conf = dir.path().join("conf");
+    std::fs::create_dir(&conf).unwrap();
+    // SAFETY: the only test of this binary sets the variable before any
+    // thread of its own reads the environment.
+    unsafe { std::env::set_var("VMNET_BROKER_FAKE_XPC_DIR", &xpc_dir) };
+
+    let mut broker = Command::new(common::broker_bin())
+        .args(["serve", "--backend", "vmnet", "--no-idle-exit"])
+        .arg("--config-dir")
+        .arg(&conf)
+        .env("VMNET_BROKER_FAKE_XPC_DIR", &xpc_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let socket = xpc_dir.join(vmnet_broker_proto::MACH_SERVICE_NAME);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !socket.exists() {
+        if let Some(status) = broker.try_wait().unwrap() {
+            panic!(
+                "the broker exited ({status}); was it built with `cargo build -p vmnet-broker \
+                 --features fake-apple`?"
+            );
+        }
+        assert!(Instant::now() < deadline, "the broker did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let name = CString::new("shared").unwrap();
+    let mut status = -1;
+    // SAFETY: a C string and a writable status.
+    let serialization = unsafe { vmnet_broker_acquire_network(name.as_ptr(), &mut status) };
+    assert_eq!(status, 0);
+    assert!(!serialization.is_null());
+    // SAFETY: a live XPC object; the fake's type descriptors are statics.
+    unsafe {
+        assert_eq!(
+            xpc_get_type(serialization),
+            (&raw const _xpc_type_dictionary).cast()
+        );
+    }
+    // The caller owns the returned reference.
+    // SAFETY: released once, as the header asks.
+    unsafe { xpc_release(serialization) };
+
+    let unknown = CString::new("no-such-network").unwrap();
+    // SAFETY: as above.
+    let none = unsafe { vmnet_broker_acquire_network(unknown.as_ptr(), &mut status) };
+    assert!(none.is_null());
+    assert_eq!(status, i32::try_from(Status::NOT_FOUND.code()).unwrap());
+
+    // SAFETY: NULL name and status are refused without a crash.
+    let null = unsafe { vmnet_broker_acquire_network(std::ptr::null(), std::ptr::null_mut()) };
+    assert!(null.is_null());
+
+    // The process-wide connection stays open by design (as upstream), so
+    // the broker keeps this client and ignores SIGTERM; end it here.
+    let _ = broker.kill();
+    let _ = broker.wait();
+}
