@@ -293,3 +293,42 @@ fn a_root_broker_accepts_only_roots_files() {
         "{text}"
     );
 }
+
+/// SIGHUP with a broken file reports it and leaves the live network as it
+/// was; fixing the file and SIGHUP again applies the fix.
+#[test]
+fn a_broken_file_on_sighup_leaves_the_previous_good_state() {
+    let b = Broker::start(
+        &[(
+            "always.json",
+            r#"{"mode": "host", "persistent": true, "subnet": "192.168.105.0", "mask": "255.255.255.0"}"#,
+        )],
+        &["--no-idle-exit"],
+    );
+    assert_eq!(b.holders("always"), Some(0));
+    common::write_config(
+        &b.config,
+        "always.json",
+        r#"{"mode": "host", "persistent": tru"#,
+    );
+    b.signal(1); // SIGHUP
+    b.wait_for("the broken file in the log", |b| {
+        b.log_text().contains("broken, left as they were: always")
+    });
+    let net = b.status()["networks"][0].clone();
+    assert_eq!(net["name"], "always");
+    assert_eq!(net["subnet"], "192.168.105.0");
+    let got: serde_json::Value =
+        serde_json::from_slice(&b.cli(&["acquire", "always"]).stdout).unwrap();
+    assert_eq!(got["subnet"], "192.168.105.0", "{}", b.log_text());
+
+    common::write_config(
+        &b.config,
+        "always.json",
+        r#"{"mode": "host", "persistent": true, "subnet": "192.168.107.0", "mask": "255.255.255.0"}"#,
+    );
+    b.signal(1);
+    b.wait_for("the fixed file applied", |b| {
+        b.status()["networks"][0]["subnet"] == "192.168.107.0"
+    });
+}
