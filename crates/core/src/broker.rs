@@ -885,7 +885,15 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
         if !self.allowed(&config, creds) {
             return Err(AcquireError::NotAllowed);
         }
-        self.create_with(now, name, config)
+        let persistent = config.persistent;
+        let result = self.create_with(now, name, config);
+        if let Err(error) = &result
+            && persistent
+        {
+            // A persistent network must come up eventually, whoever asked.
+            self.schedule_retry(now, name, error);
+        }
+        result
     }
 
     /// Creates `name` from `config` through the backend, leaving no trace

@@ -156,22 +156,33 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
                 true
             }
             Err(error) => {
-                let backoff = self.retries.entry(name.clone()).or_default();
-                if let Some(old) = backoff.next_attempt() {
-                    self.retry_deadlines.remove(&(old, name.clone()));
-                }
-                let at = backoff.failed(now);
-                let attempt = backoff.failures();
-                warn!(
-                    network = %name,
-                    attempt,
-                    retry_in = ?at.saturating_duration_since(now),
-                    "persistent network not created: {error}; trying again later"
-                );
-                self.retry_deadlines.insert((at, name.clone()));
+                self.schedule_retry(now, name, &error);
                 false
             }
         }
+    }
+
+    /// Records a failed attempt to create the persistent network `name`
+    /// and schedules the next one.
+    pub(super) fn schedule_retry(
+        &mut self,
+        now: Instant,
+        name: &NetworkName,
+        error: &AcquireError,
+    ) {
+        let backoff = self.retries.entry(name.clone()).or_default();
+        if let Some(old) = backoff.next_attempt() {
+            self.retry_deadlines.remove(&(old, name.clone()));
+        }
+        let at = backoff.failed(now);
+        let attempt = backoff.failures();
+        warn!(
+            network = %name,
+            attempt,
+            retry_in = ?at.saturating_duration_since(now),
+            "persistent network not created: {error}; trying again later"
+        );
+        self.retry_deadlines.insert((at, name.clone()));
     }
 
     /// Forgets a pending retry of `name`.

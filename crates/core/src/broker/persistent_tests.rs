@@ -330,3 +330,25 @@ fn a_persistent_network_that_changed_while_held_restarts_when_idle() {
         "192.168.107.0"
     );
 }
+
+#[test]
+fn a_persistent_network_that_fails_to_come_back_is_retried() {
+    let mut t =
+        T::new(StaticConfig::new().with("always", with_subnet(persistent(Mode::Host), 105)));
+    t.reload();
+    t.config
+        .edit(|c| c.with("always", with_subnet(persistent(Mode::Host), 106)));
+    // The acquire finds the file changed, removes the idle network, and
+    // the new creation fails (both the try with the remembered IPv6 prefix
+    // and the one without): the network is retried, not forgotten.
+    t.b.backend_mut().fail_next(2);
+    t.connect(1);
+    assert_eq!(t.acquire(1, "always"), Err(Status::CREATE_FAILURE));
+    assert_eq!(t.b.waiting_persistent(), [("always".to_owned(), 1)]);
+    t.disconnect(1);
+    t.advance(Duration::from_secs(1));
+    assert!(t.b.is_persistent("always"));
+    assert!(t.b.waiting_persistent().is_empty());
+    t.advance(IDLE * 2);
+    assert!(!t.exited());
+}
