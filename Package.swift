@@ -12,22 +12,26 @@ let package = Package(
     name: "VmnetBroker",
     platforms: [.macOS(.v26)],
     products: [
-        .library(name: "VmnetBroker", targets: ["VmnetBroker"])
+        .library(name: "VmnetBroker", targets: ["VmnetBroker"]),
+        .library(name: "vmnet_broker", targets: ["vmnet_broker"]),
     ],
     targets: [
-        // The libxpc client, in C. Its include/ directory is the public header.
+        // The libxpc client, in C. Its include/ directory is the public
+        // header. The module is named `vmnet_broker`, as the original's, so
+        // that programs written for it (`import vmnet_broker`) build
+        // unchanged.
         .target(
-            name: "CVmnetBroker",
-            path: "swift/Sources/CVmnetBroker"
+            name: "vmnet_broker",
+            path: "swift/Sources/vmnet_broker"
         ),
         .target(
             name: "VmnetBroker",
-            dependencies: ["CVmnetBroker"],
+            dependencies: ["vmnet_broker"],
             path: "swift/Sources/VmnetBroker"
         ),
         .testTarget(
             name: "VmnetBrokerTests",
-            dependencies: ["VmnetBroker"],
+            dependencies: ["VmnetBroker", "vmnet_broker"],
             path: "swift/Tests/VmnetBrokerTests"
         ),
     ]

@@ -37,7 +37,7 @@ int main(void) {
     vmnet_broker_network *missing = vmnet_broker_acquire("no-such-network", &status);
     printf("no-such-network: %s (%d)\n", vmnet_broker_strerror(status), (int)status);
     if (missing != NULL || status != VMNET_BROKER_NOT_FOUND ||
-        strcmp(vmnet_broker_strerror(status), "network not found") != 0) {
+        strcmp(vmnet_broker_strerror(status), "Network name not found") != 0) {
         fprintf(stderr, "expected VMNET_BROKER_NOT_FOUND\n");
         ok = 0;
     }

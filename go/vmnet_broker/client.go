@@ -27,11 +27,12 @@ type Client struct {
 
 // Connect opens a connection to the broker.
 //
-// On macOS, in a program built with cgo, it uses the broker's XPC service
-// (com.github.nirs.vmnet-broker), unless VMNET_BROKER_SOCKET is set, in which
-// case it uses that development socket. An XPC connection is established
-// lazily, so a missing broker shows up on the first request. Elsewhere it
-// connects to the development socket (see DefaultSocketPath).
+// On macOS it uses the broker's XPC service (com.github.nirs.vmnet-broker),
+// unless VMNET_BROKER_SOCKET is set, in which case it uses that development
+// socket. An XPC connection is established lazily, so a missing broker shows
+// up on the first request. Elsewhere it connects to the development socket
+// (see DefaultSocketPath). ConnectSocket chooses the socket explicitly, on
+// any system.
 func Connect() (*Client, error) {
 	t, err := defaultTransport()
 	if err != nil {
@@ -94,8 +95,13 @@ var (
 // never closed, so the networks stay held until the process exits. Use a
 // Client to control the connection's lifetime or to release a network.
 //
-// If that connection is lost (the broker restarted), the failing call
-// returns ErrXPCFailure and the next call opens a new connection.
+// On macOS it always uses the broker's XPC service, as the original does
+// (VMNET_BROKER_SOCKET is not looked at); elsewhere the development socket
+// (see DefaultSocketPath).
+//
+// If that connection is lost (the broker restarted and dropped every
+// network it held for this process), the call that notices returns an
+// error whose status is ErrXPCFailure, and the next call starts afresh.
 func AcquireNetwork(name string) (*Serialization, error) {
 	c, err := processClient()
 	if err != nil {
@@ -112,11 +118,11 @@ func processClient() (*Client, error) {
 		sharedClient = nil
 	}
 	if sharedClient == nil {
-		c, err := Connect()
+		t, err := processTransport()
 		if err != nil {
 			return nil, err
 		}
-		sharedClient = c
+		sharedClient = &Client{t: t}
 	}
 	return sharedClient, nil
 }

@@ -5,19 +5,23 @@ package vmnet_broker
 import (
 	"errors"
 	"fmt"
+	"math"
 )
 
 // Error is a broker status code (vmnet_broker_return_t in the C API).
 //
-// The codes 1 to 7 are fixed by the original C implementation. A code this
-// package does not know is kept as received (a newer broker may send one);
-// its description says it is unknown.
+// As in the original package, whose Error is C.vmnet_broker_return_t (an
+// unsigned 32-bit C enum), the underlying type is uint32, so conversions in
+// existing code keep their meaning. The codes 1 to 7 are fixed by the
+// original C implementation. A code this package does not know is kept as
+// received (a newer broker may send one); a code that does not fit a uint32
+// cannot be kept and is reported as ErrInvalidReply.
 //
 // Functions of this package return either a bare Error or, on the socket
 // transport, a *TransportError that wraps one together with its cause. Test
 // for a status with errors.Is(err, ErrNotFound) or errors.As(err, &status);
 // both work for either form.
-type Error int64
+type Error uint32
 
 // The status codes. 0 is success and is never returned as an error.
 const (
@@ -29,11 +33,11 @@ const (
 	ErrInvalidReply Error = 2
 	// ErrNotAllowed: the caller may not use this network.
 	ErrNotAllowed Error = 3
-	// ErrInvalidRequest: the request was malformed (bad network name,
+	// ErrInvalidRequest: the request was malformed (no network name, an
 	// unknown command).
 	ErrInvalidRequest Error = 4
-	// ErrNotFound: no such network is configured, or, for Release, this
-	// client does not hold it.
+	// ErrNotFound: no network of that name is configured, whatever the form
+	// of the name, or, for Release, this client does not hold it.
 	ErrNotFound Error = 5
 	// ErrCreateFailure: vmnet could not create the network.
 	ErrCreateFailure Error = 6
@@ -42,8 +46,22 @@ const (
 	ErrInternalError Error = 7
 )
 
-// descriptions are the texts shared by every vmnet-broker client (see
-// testdata/protocol-vectors.json, "statuses").
+// strerrorTexts are the texts of the original C client's
+// vmnet_broker_strerror, which the original Error.Error() returns
+// (testdata/protocol-vectors.json, "statuses", "strerror").
+var strerrorTexts = map[Error]string{
+	0:                 "Broker session started",
+	ErrXPCFailure:     "Failed to send XPC message to broker",
+	ErrInvalidReply:   "Broker returned invalid reply",
+	ErrNotAllowed:     "You are not allowed to create a network",
+	ErrInvalidRequest: "Invalid broker request",
+	ErrNotFound:       "Network name not found",
+	ErrCreateFailure:  "Failed to create network",
+	ErrInternalError:  "Internal or unknown error",
+}
+
+// descriptions are this project's shorter texts, shared by its clients
+// (testdata/protocol-vectors.json, "statuses", "description").
 var descriptions = map[Error]string{
 	0:                 "success",
 	ErrXPCFailure:     "cannot communicate with the broker",
@@ -63,6 +81,7 @@ func (e Error) Known() bool {
 
 // Description is a short text for the code, without the number: "network
 // not found", or "unknown status" for a code this package does not know.
+// (An addition of this package.)
 func (e Error) Description() string {
 	if d, ok := descriptions[e]; ok {
 		return d
@@ -70,13 +89,34 @@ func (e Error) Description() string {
 	return "unknown status"
 }
 
-// Error returns, for example, "vmnet-broker: network not found (status 5)"
-// or "vmnet-broker: unknown status 999".
-func (e Error) Error() string {
+// Detail names the problem and the number: "vmnet-broker: network not found
+// (status 5)" or "vmnet-broker: unknown status 999". (An addition of this
+// package; Error returns the original text.)
+func (e Error) Detail() string {
 	if e.Known() {
-		return fmt.Sprintf("vmnet-broker: %s (status %d)", e.Description(), int64(e))
+		return fmt.Sprintf("vmnet-broker: %s (status %d)", e.Description(), uint32(e))
 	}
-	return fmt.Sprintf("vmnet-broker: unknown status %d", int64(e))
+	return fmt.Sprintf("vmnet-broker: unknown status %d", uint32(e))
+}
+
+// Error returns the original client's text for the code, byte for byte, as
+// the original package does (it calls vmnet_broker_strerror): "Network name
+// not found", or "(unknown status)" for a code this package does not know.
+func (e Error) Error() string {
+	if t, ok := strerrorTexts[e]; ok {
+		return t
+	}
+	return "(unknown status)"
+}
+
+// statusFromCode turns a code received from the broker into an Error. A code
+// that does not fit a uint32 cannot be passed on faithfully: it is an
+// invalid reply, as in the C client.
+func statusFromCode(code int64) Error {
+	if code < 0 || code > math.MaxUint32 {
+		return ErrInvalidReply
+	}
+	return Error(code)
 }
 
 // TransportError is returned by the socket transport when the client could
@@ -95,7 +135,7 @@ type TransportError struct {
 }
 
 func (e *TransportError) Error() string {
-	msg := e.Status.Error()
+	msg := e.Status.Detail()
 	if e.Socket != "" {
 		msg += ": socket " + e.Socket
 	}

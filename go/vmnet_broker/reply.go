@@ -197,7 +197,7 @@ func parseReply(line []byte) (map[string]json.RawMessage, Error, error) {
 	}
 	if raw, ok := obj["error"]; ok {
 		if code, ok := jsonInt(raw); ok && code != 0 {
-			return obj, Error(code), nil
+			return obj, statusFromCode(code), nil
 		}
 	}
 	return obj, 0, nil

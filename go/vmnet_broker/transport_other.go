@@ -1,22 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
 
-//go:build !darwin || !cgo
+//go:build !darwin
 
 package vmnet_broker
 
-import "runtime"
+// platformHint is added to connection errors; nothing to add here.
+const platformHint = ""
 
-// platformHint is added to connection errors.
-var platformHint = func() string {
-	if runtime.GOOS == "darwin" {
-		return "this program was built without cgo, so it cannot use the broker's XPC service; " +
-			"rebuild it with CGO_ENABLED=1"
-	}
-	return ""
-}()
-
-// defaultTransport connects to the development socket: without cgo, or off
-// macOS, there is no XPC.
+// defaultTransport connects to the development socket: off macOS there is
+// no XPC.
 func defaultTransport() (transport, error) {
+	return dialSocket(DefaultSocketPath())
+}
+
+// processTransport is the connection AcquireNetwork uses: the development
+// socket off macOS.
+func processTransport() (transport, error) {
 	return dialSocket(DefaultSocketPath())
 }

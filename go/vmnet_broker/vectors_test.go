@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,6 +38,7 @@ type vectors struct {
 		Code        int64   `json:"code"`
 		CName       *string `json:"c_name"`
 		Description string  `json:"description"`
+		Strerror    string  `json:"strerror"`
 	} `json:"statuses"`
 }
 
@@ -98,21 +100,40 @@ func TestReplyVectors(t *testing.T) {
 	}
 }
 
-// Every status vector: the description, and that unknown codes keep their
-// number and say they are unknown.
+// Every status vector: Error() is the original's strerror text, byte for
+// byte; Description and Detail carry ours; unknown codes keep their number
+// and say they are unknown.
 func TestStatusVectors(t *testing.T) {
 	for _, vec := range loadVectors(t).Statuses {
 		e := Error(vec.Code)
+		if got := e.Error(); got != vec.Strerror {
+			t.Errorf("Error(%d).Error() = %q, want the original's %q", vec.Code, got, vec.Strerror)
+		}
 		if got := e.Description(); got != vec.Description {
 			t.Errorf("Error(%d).Description() = %q, want %q", vec.Code, got, vec.Description)
 		}
 		if e.Known() != (vec.CName != nil) {
 			t.Errorf("Error(%d).Known() = %v, but the vectors say c_name is %v", vec.Code, e.Known(), vec.CName)
 		}
-		msg := e.Error()
+		msg := e.Detail()
 		if !strings.Contains(msg, vec.Description) || !strings.Contains(msg, strconv.FormatInt(vec.Code, 10)) {
-			t.Errorf("Error(%d).Error() = %q: want the description %q and the number", vec.Code, msg, vec.Description)
+			t.Errorf("Error(%d).Detail() = %q: want the description %q and the number", vec.Code, msg, vec.Description)
 		}
+	}
+}
+
+// Error has the original's underlying type: conversions from and to uint32
+// (C.vmnet_broker_return_t in the original) keep their meaning.
+func TestErrorIsUint32(t *testing.T) {
+	var raw uint32 = 5
+	if Error(raw) != ErrNotFound {
+		t.Errorf("Error(uint32(5)) = %v", Error(raw))
+	}
+	if uint32(ErrInternalError) != 7 {
+		t.Errorf("uint32(ErrInternalError) = %d", uint32(ErrInternalError))
+	}
+	if got := reflect.TypeOf(ErrNotFound).Kind(); got != reflect.Uint32 {
+		t.Errorf("Error's kind is %v, want uint32", got)
 	}
 }
 

@@ -12,6 +12,7 @@ import "C"
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -36,12 +37,96 @@ func defaultTransport() (transport, error) {
 	return &xpcTransport{conn: conn}, nil
 }
 
+// processTransport is the connection AcquireNetwork uses: always the XPC
+// service, as in the original package (VMNET_BROKER_SOCKET is ignored).
+//
+// Its errors are bare Error values, as the original's are, so that code
+// comparing err == ErrXPCFailure keeps working.
+func processTransport() (transport, error) {
+	conn := C.vbgo_connect()
+	if conn == nil {
+		return nil, ErrXPCFailure
+	}
+	return &xpcTransport{conn: conn, bare: true}, nil
+}
+
 // xpcTransport is a connection to com.github.nirs.vmnet-broker. libxpc
 // connections may be used from several threads; the lock only keeps close
 // from releasing the connection under a request in flight.
 type xpcTransport struct {
 	mu   sync.RWMutex
 	conn unsafe.Pointer // nil once closed
+	// bare: report connection failures as the bare ErrXPCFailure (the
+	// original API) rather than a *TransportError saying what happened.
+	bare bool
+
+	// What the broker holds for this connection, as far as we know. When
+	// the connection is interrupted (the broker restarted), the broker has
+	// dropped every hold: held moves to dropped, so that a later Release of
+	// one of them reports the loss instead of a puzzling ErrNotFound, as
+	// the Rust client does.
+	holds       sync.Mutex
+	seen        uint64 // interruptions accounted for
+	held        map[string]bool
+	dropped     map[string]bool
+	interrupted bool
+}
+
+// ErrConnectionLost is wrapped in the error of a call that notices that the
+// broker went away (it restarted or crashed) and so dropped every network
+// this client held. The error's status is ErrXPCFailure. Acquire the
+// networks again; libxpc reconnects by itself. (An addition of this package.)
+var ErrConnectionLost = errors.New("the connection to the broker was interrupted (the broker restarted?) and it dropped this client's networks")
+
+func lostError() error {
+	return &TransportError{
+		Status: ErrXPCFailure,
+		Err:    ErrConnectionLost,
+		Hint:   "acquire the networks again",
+	}
+}
+
+// sync accounts for interruptions seen by the connection's event handler.
+// It reports whether there was one since the last call. Call with t.mu held.
+func (t *xpcTransport) sync() bool {
+	n := uint64(C.vbgo_interruptions(t.conn))
+	t.holds.Lock()
+	defer t.holds.Unlock()
+	if n == t.seen {
+		return false
+	}
+	t.seen = n
+	t.interrupted = true
+	if t.dropped == nil {
+		t.dropped = make(map[string]bool)
+	}
+	for name := range t.held {
+		t.dropped[name] = true
+	}
+	t.held = nil
+	return true
+}
+
+// xpcStatus turns a status from the shim into an error.
+func (t *xpcTransport) xpcStatus(status C.int64_t) error {
+	switch status {
+	case C.VBGO_CONNECTION_INTERRUPTED:
+		t.sync()
+		if t.bare {
+			return ErrXPCFailure
+		}
+		return lostError()
+	case C.VBGO_CONNECTION_INVALID:
+		if t.bare {
+			return ErrXPCFailure
+		}
+		return &TransportError{
+			Status: ErrXPCFailure,
+			Err:    errors.New("the broker's XPC service cannot be reached"),
+			Hint:   "is the broker installed (vmnet-broker install)?",
+		}
+	}
+	return statusFromCode(int64(status))
 }
 
 // errClosedXPC is returned by a closed client.
@@ -68,12 +153,27 @@ func (t *xpcTransport) acquire(name string) (*Serialization, error) {
 	if t.conn == nil {
 		return nil, errClosedXPC
 	}
+	t.sync()
 	var network unsafe.Pointer
 	var info C.vbgo_network_info
 	status := C.vbgo_acquire(t.conn, cname, &network, &info)
 	if status != 0 {
-		return nil, Error(status)
+		return nil, t.xpcStatus(status)
 	}
+	if t.sync() && !t.bare {
+		// Interrupted while the reply was on its way: whether this hold
+		// survived cannot be known; report the loss. (The original API
+		// takes the reply as it is, as the original does.)
+		C.vbgo_object_release(network)
+		return nil, lostError()
+	}
+	t.holds.Lock()
+	if t.held == nil {
+		t.held = make(map[string]bool)
+	}
+	t.held[name] = true
+	delete(t.dropped, name)
+	t.holds.Unlock()
 	s := &Serialization{ptr: network}
 	runtime.AddCleanup(s, func(p unsafe.Pointer) { C.vbgo_object_release(p) }, network)
 	if info.valid != 0 {
@@ -100,9 +200,19 @@ func (t *xpcTransport) release(name string) error {
 	if t.conn == nil {
 		return errClosedXPC
 	}
-	if status := C.vbgo_release(t.conn, cname); status != 0 {
-		return Error(status)
+	t.sync()
+	t.holds.Lock()
+	lost := t.dropped[name] && !t.held[name]
+	t.holds.Unlock()
+	if lost {
+		return lostError()
 	}
+	if status := C.vbgo_release(t.conn, cname); status != 0 {
+		return t.xpcStatus(status)
+	}
+	t.holds.Lock()
+	delete(t.held, name)
+	t.holds.Unlock()
 	return nil
 }
 
@@ -112,9 +222,10 @@ func (t *xpcTransport) status() (*StatusReport, error) {
 	if t.conn == nil {
 		return nil, errClosedXPC
 	}
+	t.sync()
 	var report unsafe.Pointer
 	if status := C.vbgo_status(t.conn, &report); status != 0 {
-		return nil, Error(status)
+		return nil, t.xpcStatus(status)
 	}
 	defer C.vbgo_object_release(report)
 
@@ -172,9 +283,20 @@ func xpcToGo(obj unsafe.Pointer, depth int) any {
 	}
 }
 
-// isLost is always false: libxpc re-establishes an interrupted connection
-// by itself on the next request.
-func (t *xpcTransport) isLost() bool { return false }
+// isLost reports whether the connection was ever interrupted: libxpc
+// re-establishes it by itself, but the broker has dropped its holds, so the
+// process-wide client of AcquireNetwork starts afresh.
+func (t *xpcTransport) isLost() bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.conn == nil {
+		return true
+	}
+	t.sync()
+	t.holds.Lock()
+	defer t.holds.Unlock()
+	return t.interrupted
+}
 
 func (t *xpcTransport) close() error {
 	t.mu.Lock()

@@ -18,6 +18,14 @@
 #define VBGO_INVALID_REPLY 2
 #define VBGO_INVALID_REQUEST 4
 
+// Returned instead of a status when the reply is an XPC connection error:
+// the broker went away (XPC_ERROR_CONNECTION_INTERRUPTED; libxpc connects
+// again on the next message, but the broker has dropped this connection's
+// networks), or the service cannot be reached at all
+// (XPC_ERROR_CONNECTION_INVALID). Both are status 1 for the caller.
+#define VBGO_CONNECTION_INTERRUPTED (-1)
+#define VBGO_CONNECTION_INVALID (-2)
+
 // The network_info of an acquire reply, copied out of the reply. valid is 0
 // when the reply has no network_info or one of its fields is missing, of
 // the wrong type, or too long for its buffer.
@@ -49,6 +57,11 @@ void *vbgo_connect(void);
 
 // Cancels and releases a connection from vbgo_connect.
 void vbgo_disconnect(void *connection);
+
+// How many times the connection has been interrupted (the broker went away)
+// since vbgo_connect; counted by the connection's event handler, so it also
+// moves when no request is in flight.
+uint64_t vbgo_interruptions(void *connection);
 
 // Sends {command: "acquire", network_name: name}. On success returns 0,
 // stores the retained serialization in *network (release it with

@@ -10,46 +10,100 @@
 
 #include "xpc_shim.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xpc/xpc.h>
 
+// What the event handler learns about a connection. Both the handle given
+// to Go and the handler hold a reference; the last one to let go frees it.
+// The handler lets go on XPC_ERROR_CONNECTION_INVALID, the last event libxpc
+// delivers to a connection (after a cancel, or when the service cannot be
+// found).
+typedef struct {
+    _Atomic uint64_t interruptions;
+    _Atomic int refs;
+} vbgo_events;
+
+typedef struct {
+    xpc_connection_t connection;
+    vbgo_events *events;
+} vbgo_connection;
+
+static void events_unref(vbgo_events *events) {
+    if (atomic_fetch_sub(&events->refs, 1) == 1) {
+        free(events);
+    }
+}
+
 void *vbgo_connect(void) {
-    xpc_connection_t connection = xpc_connection_create_mach_service(VBGO_MACH_SERVICE_NAME, NULL, 0);
-    if (connection == NULL) {
+    vbgo_connection *c = calloc(1, sizeof *c);
+    vbgo_events *events = calloc(1, sizeof *events);
+    if (c == NULL || events == NULL) {
+        free(c);
+        free(events);
         return NULL;
     }
-    // libxpc requires a handler before resume. Failures also arrive as the
-    // reply to the pending request, which is where we look at them.
-    xpc_connection_set_event_handler(connection, ^(xpc_object_t event) {
-        (void)event;
+    c->connection = xpc_connection_create_mach_service(VBGO_MACH_SERVICE_NAME, NULL, 0);
+    if (c->connection == NULL) {
+        free(c);
+        free(events);
+        return NULL;
+    }
+    atomic_init(&events->interruptions, 0);
+    atomic_init(&events->refs, 2);
+    c->events = events;
+    // libxpc requires a handler before resume. XPC_ERROR_CONNECTION_INTERRUPTED
+    // means the broker went away (it restarted, or crashed): libxpc connects
+    // again on the next message, but the broker has dropped every network
+    // this connection held. Counting interruptions lets the Go side notice
+    // even when no request was in flight, as the Rust client does.
+    xpc_connection_set_event_handler(c->connection, ^(xpc_object_t event) {
+        if (event == XPC_ERROR_CONNECTION_INTERRUPTED) {
+            atomic_fetch_add(&events->interruptions, 1);
+        } else if (event == XPC_ERROR_CONNECTION_INVALID) {
+            events_unref(events);
+        }
     });
-    xpc_connection_resume(connection);
-    return connection;
+    xpc_connection_resume(c->connection);
+    return c;
+}
+
+uint64_t vbgo_interruptions(void *connection) {
+    vbgo_connection *c = connection;
+    if (c == NULL) {
+        return 0;
+    }
+    return atomic_load(&c->events->interruptions);
 }
 
 void vbgo_disconnect(void *connection) {
-    if (connection == NULL) {
+    vbgo_connection *c = connection;
+    if (c == NULL) {
         return;
     }
-    xpc_connection_cancel((xpc_connection_t)connection);
-    xpc_release((xpc_object_t)connection);
+    xpc_connection_cancel(c->connection);
+    xpc_release(c->connection);
+    events_unref(c->events);
+    free(c);
 }
 
 // Sends one request and returns the retained reply dictionary with status 0,
 // or NULL with the failure's status. name may be NULL.
-static xpc_object_t send_request(void *connection, const char *command, const char *name, int64_t *status) {
-    if (connection == NULL) {
+static xpc_object_t send_request(void *handle, const char *command, const char *name, int64_t *status) {
+    vbgo_connection *c = handle;
+    if (c == NULL) {
         *status = VBGO_XPC_FAILURE;
         return NULL;
     }
+    xpc_connection_t connection = c->connection;
     xpc_object_t message = xpc_dictionary_create(NULL, NULL, 0);
     xpc_dictionary_set_string(message, "command", command);
     if (name != NULL) {
         xpc_dictionary_set_string(message, "network_name", name);
     }
-    xpc_object_t reply = xpc_connection_send_message_with_reply_sync((xpc_connection_t)connection, message);
+    xpc_object_t reply = xpc_connection_send_message_with_reply_sync(connection, message);
     xpc_release(message);
 
     if (reply == NULL) {
@@ -58,8 +112,14 @@ static xpc_object_t send_request(void *connection, const char *command, const ch
     }
     xpc_type_t type = xpc_get_type(reply);
     if (type == XPC_TYPE_ERROR) {
+        if (reply == XPC_ERROR_CONNECTION_INTERRUPTED) {
+            *status = VBGO_CONNECTION_INTERRUPTED;
+        } else if (reply == XPC_ERROR_CONNECTION_INVALID) {
+            *status = VBGO_CONNECTION_INVALID;
+        } else {
+            *status = VBGO_XPC_FAILURE;
+        }
         xpc_release(reply);
-        *status = VBGO_XPC_FAILURE;
         return NULL;
     }
     if (type != XPC_TYPE_DICTIONARY) {
@@ -71,7 +131,9 @@ static xpc_object_t send_request(void *connection, const char *command, const ch
     int64_t error = xpc_dictionary_get_int64(reply, "error");
     if (error != 0) {
         xpc_release(reply);
-        *status = error;
+        // Negative codes are not statuses (vmnet_broker_return_t is
+        // unsigned); they would also be mistaken for the markers above.
+        *status = error > 0 ? error : VBGO_INVALID_REPLY;
         return NULL;
     }
     *status = VBGO_SUCCESS;

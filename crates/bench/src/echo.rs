@@ -129,3 +129,42 @@ pub fn serve(path: &Path, reply: &[u8], limit: Duration) -> io::Result<()> {
     let _ = std::fs::remove_file(path);
     Ok(())
 }
+
+/// The floor for this transport: a blocking server with a thread per
+/// connection that answers each read with one write of one canned reply
+/// per complete line it holds. Two system calls per request (read, write);
+/// the kernel wakes the thread directly. Serves until `limit` has passed.
+pub fn serve_blocking(path: &Path, reply: &[u8], limit: Duration) -> io::Result<()> {
+    use std::os::unix::net::UnixListener as StdListener;
+    let _ = std::fs::remove_file(path);
+    let listener = StdListener::bind(path)?;
+    let deadline = Instant::now() + limit;
+    let reply = std::sync::Arc::new(reply.to_vec());
+    for stream in listener.incoming() {
+        if Instant::now() > deadline {
+            break;
+        }
+        let Ok(mut stream) = stream else { continue };
+        let reply = reply.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut out = Vec::new();
+            loop {
+                let n = match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                let lines = buf[..n].iter().filter(|&&b| b == b'\n').count();
+                out.clear();
+                for _ in 0..lines {
+                    out.extend_from_slice(&reply);
+                }
+                if stream.write_all(&out).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    let _ = std::fs::remove_file(path);
+    Ok(())
+}

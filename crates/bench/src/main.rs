@@ -4,9 +4,11 @@
 //! `vmnet-broker-bench run --daemon target/release/vmnet-broker --out F`
 //! measures, against one daemon process started for the purpose:
 //!
-//! - the round trip of an `acquire` of a live network, against a baseline
-//!   echo server (`echo.rs`) answering a line of the same size, with the two
-//!   measured in alternating blocks of the same run;
+//! - the round trip of an `acquire` of a live network, against two
+//!   baselines answering a line of the same size (`echo.rs`): an echo of
+//!   the daemon's own shape (one thread, mio) and a raw blocking echo (a
+//!   thread per connection, one read and one write per request: the floor
+//!   of this transport), with requests to the three interleaved one by one;
 //! - the same round trip while 1, 10, ... up to `--clients` connections are
 //!   open and each holds the network, with the requests spread round-robin
 //!   over them, and the daemon's resident memory at each step;
@@ -32,7 +34,7 @@ const ACQUIRE: &[u8] = b"{\"command\":\"acquire\",\"network_name\":\"bench\"}\n"
 
 fn usage() -> ! {
     eprintln!(
-        "usage:\n  vmnet-broker-bench run --daemon PATH --out FILE [--quick] [--clients N] [--samples N] [--startup-runs N]\n  vmnet-broker-bench echo SOCKET REPLY_FILE SECONDS"
+        "usage:\n  vmnet-broker-bench run --daemon PATH --out FILE [--quick] [--clients N] [--samples N] [--startup-runs N]\n  vmnet-broker-bench echo SOCKET REPLY_FILE SECONDS\n  vmnet-broker-bench echo-blocking SOCKET REPLY_FILE SECONDS\n  vmnet-broker-bench load SOCKET COUNT"
     );
     std::process::exit(2);
 }
@@ -85,16 +87,38 @@ fn main() {
                 std::process::exit(1);
             }
         }
-        Some("echo") if args.len() == 4 => {
+        Some(kind @ ("echo" | "echo-blocking")) if args.len() == 4 => {
             let reply = std::fs::read(&args[2]).expect("read the reply file");
             let secs: u64 = args[3].parse().unwrap_or_else(|_| usage());
-            if let Err(e) = echo::serve(Path::new(&args[1]), &reply, Duration::from_secs(secs)) {
+            let serve = if kind == "echo" {
+                echo::serve
+            } else {
+                echo::serve_blocking
+            };
+            if let Err(e) = serve(Path::new(&args[1]), &reply, Duration::from_secs(secs)) {
                 eprintln!("echo server: {e}");
+                std::process::exit(1);
+            }
+        }
+        Some("load") if args.len() == 3 => {
+            let count: usize = args[2].parse().unwrap_or_else(|_| usage());
+            if let Err(e) = load(Path::new(&args[1]), count) {
+                eprintln!("vmnet-broker-bench: {e}");
                 std::process::exit(1);
             }
         }
         _ => usage(),
     }
+}
+
+/// `count` acquire round trips on one connection (to count the server's
+/// system calls per request, for example under `strace -c`).
+fn load(socket: &Path, count: usize) -> io::Result<()> {
+    let mut c = Client::connect(socket)?;
+    for _ in 0..count {
+        check_acquired(c.round_trip(ACQUIRE)?)?;
+    }
+    Ok(())
 }
 
 /// Raises the soft descriptor limit to the hard one (children inherit it).
@@ -310,69 +334,78 @@ fn measure(
     check_acquired(&reply)?;
     eprintln!("acquire reply is {} bytes", reply.len());
 
-    // The baseline server answers with the daemon's own reply bytes.
+    // The baselines answer with the daemon's own reply bytes.
     let reply_file = dir.join("reply.json");
     std::fs::write(&reply_file, &reply)?;
-    let echo_socket = dir.join("echo.sock");
     let exe = std::env::current_exe()?;
-    let mut echo = Command::new(exe)
-        .arg("echo")
-        .arg(&echo_socket)
-        .arg(&reply_file)
-        .arg("600")
-        .stdin(Stdio::null())
-        .spawn()?;
-    let echo_result = (|| -> io::Result<Value> {
-        let mut echo_client = [wait_connect(
-            &echo_socket,
-            &mut echo,
-            Duration::from_secs(10),
-        )?];
-        let mut daemon_client = [first];
-        // Warm both up, then alternate blocks so drift hits both alike.
-        let mut scratch = Vec::new();
-        time_round_trips(
-            &mut daemon_client,
-            2_000,
-            Duration::from_secs(10),
-            &mut scratch,
-        )?;
-        time_round_trips(
-            &mut echo_client,
-            2_000,
-            Duration::from_secs(10),
-            &mut scratch,
-        )?;
-        let blocks = 20;
-        let per_block = (args.samples / blocks).max(1);
-        let (mut d, mut e) = (Vec::new(), Vec::new());
-        for _ in 0..blocks {
-            time_round_trips(
-                &mut daemon_client,
-                per_block,
-                Duration::from_secs(15),
-                &mut d,
-            )?;
-            time_round_trips(&mut echo_client, per_block, Duration::from_secs(15), &mut e)?;
+    let start_echo = |kind: &str, socket: &Path| -> io::Result<Child> {
+        Command::new(&exe)
+            .arg(kind)
+            .arg(socket)
+            .arg(&reply_file)
+            .arg("600")
+            .stdin(Stdio::null())
+            .spawn()
+    };
+    let echo_socket = dir.join("echo.sock");
+    let raw_socket = dir.join("raw.sock");
+    let mut echo = start_echo("echo", &echo_socket)?;
+    let mut raw = match start_echo("echo-blocking", &raw_socket) {
+        Ok(c) => c,
+        Err(e) => {
+            stop(echo);
+            return Err(e);
         }
-        let (d, e) = (stats(d), stats(e));
+    };
+    let echo_result = (|| -> io::Result<Value> {
+        // Index 0: daemon, 1: mio echo, 2: raw blocking echo.
+        let mut servers = [
+            first,
+            wait_connect(&echo_socket, &mut echo, Duration::from_secs(10))?,
+            wait_connect(&raw_socket, &mut raw, Duration::from_secs(10))?,
+        ];
+        // Warm all up, then interleave single requests so that drift and
+        // noise on the shared machine hit the three alike.
+        let mut samples = [Vec::new(), Vec::new(), Vec::new()];
+        let deadline = Instant::now() + Duration::from_secs(120);
+        for i in 0..(2_000 + args.samples) {
+            for (k, server) in servers.iter_mut().enumerate() {
+                let start = Instant::now();
+                server.round_trip(ACQUIRE)?;
+                let ns = start.elapsed().as_nanos() as u64;
+                if i >= 2_000 {
+                    samples[k].push(ns);
+                }
+            }
+            if i % 256 == 0 && Instant::now() > deadline {
+                break;
+            }
+        }
+        let [d, e, r] = samples.map(stats);
         eprintln!(
-            "round trip p50 {:.1} us (echo {:.1} us), p99 {:.1} us (echo {:.1} us)",
+            "round trip p50 {:.1} us (mio echo {:.1} us, raw echo {:.1} us), p99 {:.1} us (mio echo {:.1} us, raw echo {:.1} us)",
             f(&d, "p50_us"),
             f(&e, "p50_us"),
+            f(&r, "p50_us"),
             f(&d, "p99_us"),
-            f(&e, "p99_us")
+            f(&e, "p99_us"),
+            f(&r, "p99_us")
         );
         Ok(json!({
             "daemon": d,
             "echo": e,
+            "raw_echo": r,
             "reply_bytes": reply.len(),
             "ratio_p50": f(&d, "p50_us") / f(&e, "p50_us"),
             "ratio_p99": f(&d, "p99_us") / f(&e, "p99_us"),
             "ratio_mean": f(&d, "mean_us") / f(&e, "mean_us"),
+            "raw_ratio_p50": f(&d, "p50_us") / f(&r, "p50_us"),
+            "raw_ratio_p99": f(&d, "p99_us") / f(&r, "p99_us"),
+            "raw_ratio_mean": f(&d, "mean_us") / f(&r, "mean_us"),
         }))
     })();
     stop(echo);
+    stop(raw);
     let round_trip = echo_result?;
 
     // Scale: open connections step by step; each acquires the network.

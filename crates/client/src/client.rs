@@ -93,17 +93,7 @@ impl Client {
     /// development socket. Elsewhere it is the development socket found by
     /// [`crate::default_socket_path`].
     pub fn connect() -> Result<Client, Error> {
-        #[cfg(target_os = "macos")]
-        {
-            match std::env::var_os(crate::SOCKET_ENV) {
-                Some(path) if !path.is_empty() => Client::connect_socket(path),
-                _ => Client::connect_xpc(),
-            }
-        }
-        #[cfg(not(target_os = "macos"))]
-        {
-            Client::connect_socket(crate::default_socket_path())
-        }
+        Client::connect_with_timeout(DEFAULT_TIMEOUT)
     }
 
     /// Connects to a broker's development socket at `path`.

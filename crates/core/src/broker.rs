@@ -877,6 +877,14 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
         name: &NetworkName,
         creds: &ClientCredentials,
     ) -> Result<(), AcquireError> {
+        if let Some(problem) = name.problem() {
+            // Like the original broker, any string is looked up and an
+            // unknown one is "not found". A name outside the accepted form
+            // cannot be configured, so it never reaches the configuration
+            // source (which could turn it into a file path).
+            info!(network = %name, "acquire of an unknown network: no network can have this name ({problem})");
+            return Err(AcquireError::NotFound);
+        }
         let config = match self.config.lookup(name) {
             Lookup::Found(config) => config,
             Lookup::NotFound => return Err(AcquireError::NotFound),

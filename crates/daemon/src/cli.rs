@@ -10,11 +10,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// that asks by name, and removes them when the last user is gone. On Linux
 /// (and on macOS with --socket) it speaks over a Unix socket and simulates
 /// vmnet, for development and testing.
+///
+/// Without a subcommand it runs `serve` with every default, like the
+/// original broker's binary, which its launchd job starts with no arguments.
 #[derive(Debug, Parser)]
 #[command(name = "vmnet-broker", version, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -49,10 +52,12 @@ pub enum LogFormat {
 /// Run the broker daemon.
 ///
 /// Serves acquire/release/status requests until stopped. SIGTERM or SIGINT
-/// with clients connected is logged and ignored, so that stopping the
-/// service cannot cut off running VMs; with no clients the broker releases
-/// every network and exits 0. Without clients for the idle delay it exits by
-/// itself (launchd starts it again on demand), unless --no-idle-exit.
+/// while some client holds a network is logged and ignored, so that
+/// stopping the service cannot cut off running VMs; otherwise the broker
+/// releases every network and exits 0. SIGHUP reads the configuration
+/// directory again; SIGUSR1, SIGUSR2 and SIGALRM are logged and ignored.
+/// Without clients for the idle delay it exits by itself (launchd starts it
+/// again on demand), unless --no-idle-exit or a persistent network exists.
 ///
 /// Example (Linux development):
 ///
@@ -107,7 +112,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = vmnet_broker_proto::json::DEFAULT_MAX_LINE)]
     pub max_request_size: usize,
 
-    /// Longest network name accepted (1 to 64).
+    /// Longest network name that can name a network (1 to 64); a longer
+    /// name is answered "not found" (5), like any unknown name.
     #[arg(long, value_name = "CHARS", default_value_t = 64,
           value_parser = clap::value_parser!(u8).range(1..=64))]
     pub max_name_length: u8,
@@ -138,6 +144,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
+    /// Once serving (the socket listens, or the Mach service is checked
+    /// in), write one byte to file descriptor N and close it, so that a
+    /// service manager or test can wait for readiness without polling.
+    #[arg(long, value_name = "N")]
+    pub ready_fd: Option<i32>,
+
     /// Seed of the simulated backend's random choices (IPv6 prefixes).
     #[arg(long, value_name = "N", help_heading = "Simulation")]
     pub sim_seed: Option<u64>,
@@ -146,6 +158,19 @@ pub struct ServeArgs {
     /// (repeatable; for testing failure handling).
     #[arg(long, value_name = "NAME", help_heading = "Simulation")]
     pub sim_fail_create: Vec<String>,
+}
+
+impl ServeArgs {
+    /// `serve` with no option given: what runs when the binary is started
+    /// without a subcommand.
+    pub fn defaults() -> Result<ServeArgs, clap::Error> {
+        #[derive(Parser)]
+        struct OnlyServe {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        OnlyServe::try_parse_from(["vmnet-broker"]).map(|o| o.args)
+    }
 }
 
 /// Acquire networks and print their addresses.
@@ -253,16 +278,50 @@ pub struct CheckArgs {
 /// that has clients, unless --force. Elsewhere than macOS, only --dry-run
 /// works (the plan for a Mac where nothing is installed).
 ///
+/// Upgrades the original vmnet-broker (C) in place: it is stopped as its own
+/// installer does (SIGTERM, up to 5 s; refused while VMs are connected,
+/// unless --force), its _vmnetbroker account is reused and its uninstall.sh
+/// and LICENSE are removed. The daemon options below are kept in the job;
+/// an option not given keeps the installed value.
+///
 /// Examples:
 ///
 ///   sudo vmnet-broker install --dry-run   # print every command
 ///   sudo vmnet-broker install
+///   sudo vmnet-broker install --log-level debug --network-idle-timeout 600
 ///   vmnet-broker install --user
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct InstallArgs {
     #[command(flatten)]
     pub job: JobArgs,
+
+    /// Seconds an unused network is kept, written into the job
+    /// [default: what is installed, else 120].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, help_heading = "Daemon options kept in the job")]
+    pub network_idle_timeout: Option<f64>,
+
+    /// Seconds without clients before the broker exits, written into the job
+    /// [default: what is installed, else 120].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, help_heading = "Daemon options kept in the job")]
+    pub exit_idle_timeout: Option<f64>,
+
+    /// Configuration directory (absolute), written into the job
+    /// [default: what is installed, else /etc/vmnet-broker.d].
+    #[arg(
+        long,
+        value_name = "DIR",
+        help_heading = "Daemon options kept in the job"
+    )]
+    pub config_dir: Option<PathBuf>,
+
+    /// Log level, written into the job [default: what is installed, else info].
+    #[arg(
+        long,
+        value_name = "LEVEL",
+        help_heading = "Daemon options kept in the job"
+    )]
+    pub log_level: Option<String>,
 }
 
 /// Options shared by `install` and `uninstall`.
@@ -332,6 +391,20 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_subcommand_means_serve_with_its_defaults() {
+        let cli = Cli::try_parse_from(["vmnet-broker"]).expect("no arguments parse");
+        assert!(cli.command.is_none());
+        let d = ServeArgs::defaults().expect("defaults");
+        let Some(Command::Serve(s)) = Cli::try_parse_from(["vmnet-broker", "serve"])
+            .expect("serve parses")
+            .command
+        else {
+            panic!("not serve");
+        };
+        assert_eq!(format!("{d:?}"), format!("{s:?}"));
     }
 
     #[test]

@@ -280,6 +280,10 @@ impl ConfigDir {
 
 impl ConfigSource for ConfigDir {
     fn lookup(&self, name: &NetworkName) -> Lookup {
+        if name.problem().is_some() {
+            // Not a possible file stem: never build a path from it.
+            return Lookup::NotFound;
+        }
         let files = match self.candidates(name.as_str()) {
             Ok(files) => files,
             Err(e) => return Lookup::Broken(e),

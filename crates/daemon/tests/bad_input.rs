@@ -2,8 +2,8 @@
 //! Hostile and malformed input against the running broker.
 //!
 //! Every malformed request must be answered with the documented status
-//! (INVALID_REQUEST, or NOT_FOUND for a well-formed name that names no
-//! network), and none of it may disturb another client: its network keeps
+//! (INVALID_REQUEST; NOT_FOUND for any string name that names no network,
+//! whatever its form, as the original broker answers), and none of it may disturb another client: its network keeps
 //! its subnet and holder count, and the broker keeps answering.
 
 mod common;
@@ -122,44 +122,52 @@ fn cases() -> Vec<(&'static str, Vec<u8>, i64)> {
             nested_name.into_bytes(),
             INVALID,
         ),
-        ("empty name", acquire(""), INVALID),
-        ("name of 65 characters", acquire(&"a".repeat(65)), INVALID),
+        ("empty name", acquire(""), NOT_FOUND),
+        ("name of 65 characters", acquire(&"a".repeat(65)), NOT_FOUND),
         (
             "name of 60000 characters",
             acquire(&"b".repeat(60_000)),
-            INVALID,
+            NOT_FOUND,
         ),
         (
             "name of 64 characters, unknown",
             acquire(&"c".repeat(64)),
             NOT_FOUND,
         ),
-        ("absolute path", acquire("/etc/passwd"), INVALID),
-        ("parent directory", acquire("../shared"), INVALID),
-        ("dot dot", acquire(".."), INVALID),
-        ("hidden file", acquire(".shared"), INVALID),
-        ("slash inside", acquire("a/b"), INVALID),
-        ("backslash", acquire("a\\b"), INVALID),
-        ("name with a space", acquire("shared net"), INVALID),
+        ("absolute path", acquire("/etc/passwd"), NOT_FOUND),
+        ("parent directory", acquire("../shared"), NOT_FOUND),
+        ("dot dot", acquire(".."), NOT_FOUND),
+        ("hidden file", acquire(".shared"), NOT_FOUND),
+        ("slash inside", acquire("a/b"), NOT_FOUND),
+        ("backslash", acquire("a\\b"), NOT_FOUND),
+        ("name with a space", acquire("shared net"), NOT_FOUND),
         (
             "name with a newline escape",
             acquire("shared\nhost"),
-            INVALID,
+            NOT_FOUND,
         ),
-        ("name with a tab", acquire("shared\t"), INVALID),
-        ("name with an escaped NUL", acquire("shared\u{0}"), INVALID),
-        ("name with DEL", acquire("shared\u{7f}"), INVALID),
+        ("name with a tab", acquire("shared\t"), NOT_FOUND),
+        (
+            "name with an escaped NUL",
+            acquire("shared\u{0}"),
+            NOT_FOUND,
+        ),
+        ("name with DEL", acquire("shared\u{7f}"), NOT_FOUND),
         (
             "name with an escape sequence",
             acquire("\u{1b}[31mred"),
-            INVALID,
+            NOT_FOUND,
         ),
-        ("unicode name", acquire("réseau"), INVALID),
-        ("unicode lookalike", acquire("ѕhared"), INVALID),
-        ("emoji name", acquire("🦀"), INVALID),
-        ("right-to-left override", acquire("shared\u{202e}"), INVALID),
-        ("glob", acquire("*"), INVALID),
-        ("shell metacharacters", acquire("shared;rm -rf"), INVALID),
+        ("unicode name", acquire("réseau"), NOT_FOUND),
+        ("unicode lookalike", acquire("ѕhared"), NOT_FOUND),
+        ("emoji name", acquire("🦀"), NOT_FOUND),
+        (
+            "right-to-left override",
+            acquire("shared\u{202e}"),
+            NOT_FOUND,
+        ),
+        ("glob", acquire("*"), NOT_FOUND),
+        ("shell metacharacters", acquire("shared;rm -rf"), NOT_FOUND),
         (
             "valid but unknown name",
             acquire("no-such-network"),
@@ -197,7 +205,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>, i64)> {
         (
             "duplicate keys, last one bad",
             line(r#"{"command":"acquire","network_name":"shared","network_name":"../x"}"#),
-            INVALID,
+            NOT_FOUND,
         ),
         (
             "duplicate command keys, last unknown",
@@ -409,4 +417,34 @@ fn partial_lines_vanishing_and_deaf_clients_leave_others_intact() {
     assert!(st.get("status").is_some());
     assert_eq!(holder.acquire("shared")["network_info"]["subnet"], subnet);
     assert_eq!(broker.holders("shared"), Some(1));
+}
+
+/// A name that would lead out of the configuration directory is looked up
+/// like any other string and is "not found", even when the file it would
+/// name exists and is a valid configuration; the log says why.
+#[test]
+fn a_path_like_name_never_reaches_the_file_system() {
+    let b = Broker::prepare(&[]);
+    // A valid configuration just outside the configuration directory.
+    common::write_config(b.dir.path(), "outside.json", r#"{"mode": "host"}"#);
+    let b = b.spawn(&["--no-idle-exit"]);
+    let mut c = b.connect();
+    for name in ["../outside", "../conf/../outside", "/etc/passwd"] {
+        assert_eq!(c.acquire(name), json!({"error": NOT_FOUND}), "{name}");
+    }
+    assert_eq!(b.holders("outside"), None);
+    let log = b.log_text();
+    assert!(
+        log.contains("no network can have this name"),
+        "the log does not say why:\n{log}"
+    );
+    // A missing or non-string name stays an invalid request.
+    assert_eq!(
+        c.request(&json!({"command": "acquire"})),
+        json!({"error": INVALID})
+    );
+    assert_eq!(
+        c.request(&json!({"command": "acquire", "network_name": ["shared"]})),
+        json!({"error": INVALID})
+    );
 }

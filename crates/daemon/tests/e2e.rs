@@ -81,12 +81,11 @@ fn malformed_requests_get_4_and_the_broker_keeps_serving() {
     let mut holder = b.connect();
     let held = holder.acquire("shared");
     let mut c = b.connect();
-    let cases: [&[u8]; 8] = [
+    let cases: [&[u8]; 7] = [
         b"not json\n",
         b"[1,2,3]\n",
         b"{}\n",
         b"{\"command\":\"frobnicate\",\"network_name\":\"shared\"}\n",
-        b"{\"command\":\"acquire\",\"network_name\":\"../../etc/passwd\"}\n",
         b"{\"command\":\"acquire\",\"network_name\":7}\n",
         b"\xff\xfe\n",
         b"\n",
@@ -512,4 +511,121 @@ fn install_dry_run_prints_the_launchd_plan() {
         assert!(out.status.success());
         assert!(String::from_utf8_lossy(&out.stdout).contains("Nothing to do"));
     }
+}
+
+/// `install` keeps the daemon options in the job's ProgramArguments and
+/// refuses bad ones before doing anything.
+#[test]
+fn install_writes_the_daemon_options_into_the_job() {
+    let out = Command::new(bin())
+        .args([
+            "install",
+            "--dry-run",
+            "--network-idle-timeout",
+            "600",
+            "--exit-idle-timeout",
+            "30.5",
+            "--config-dir",
+            "/opt/vmnet/conf.d",
+            "--log-level",
+            "debug",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let script = String::from_utf8_lossy(&out.stdout);
+    let args = [
+        "<string>serve</string>",
+        "<string>--mach-service</string>",
+        "<string>com.github.nirs.vmnet-broker</string>",
+        "<string>--network-idle-timeout</string>",
+        "<string>600</string>",
+        "<string>--exit-idle-timeout</string>",
+        "<string>30.5</string>",
+        "<string>--config-dir</string>",
+        "<string>/opt/vmnet/conf.d</string>",
+        "<string>--log-level</string>",
+        "<string>debug</string>",
+    ];
+    let mut at = 0;
+    for a in args {
+        let found = script[at..]
+            .find(a)
+            .unwrap_or_else(|| panic!("{a} missing or out of order in\n{script}"));
+        at += found + a.len();
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--network-idle-timeout 600, --exit-idle-timeout 30.5"),
+        "{stderr}"
+    );
+
+    for bad in [
+        &["--config-dir", "relative/dir"][..],
+        &["--network-idle-timeout", "-5"][..],
+        &["--log-level", ""][..],
+    ] {
+        let out = Command::new(bin())
+            .args(["install", "--dry-run"])
+            .args(bad)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad:?} accepted");
+        assert!(out.stdout.is_empty(), "{bad:?} printed a plan");
+    }
+}
+
+/// The original broker's launchd job runs the binary with no arguments; ours
+/// must then serve exactly as `serve` does (here: the development socket,
+/// taken from $VMNET_BROKER_SOCKET), and `--help` must still be help.
+#[test]
+fn no_arguments_run_the_daemon_with_its_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("noargs.sock");
+    let log = std::fs::File::create(dir.path().join("log")).unwrap();
+    let mut child = Command::new(bin())
+        .env("VMNET_BROKER_SOCKET", &socket)
+        .stdin(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let stream = loop {
+        if let Ok(s) = UnixStream::connect(&socket) {
+            break s;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let log = std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
+            panic!("exited without serving ({status}):\n{log}");
+        }
+        assert!(std::time::Instant::now() < deadline, "no socket");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut c = common::Conn::new(stream);
+    assert!(c.acquire("shared")["network"].is_object());
+    assert_eq!(c.acquire("no-such-network"), json!({"error": 5}));
+    drop(c);
+    // With no client left, SIGTERM ends it with status 0, as for `serve`.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let _ = Command::new("kill")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "still running");
+    };
+    assert!(status.success(), "{status}");
+
+    let help = Command::new(bin()).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("Usage:") && text.contains("serve"), "{text}");
 }

@@ -42,6 +42,21 @@
 typedef void *xpc_object_t;
 #endif
 
+/*
+ * Marks vmnet_broker_acquire_network()'s result as returned retained, as
+ * libxpc marks its own create functions (XPC_RETURNS_RETAINED in
+ * <xpc/base.h>), so that ARC (Objective-C, Swift) takes ownership instead of
+ * leaking it. Plain C callers release it with xpc_release(). The Swift
+ * package's copy of the header uses the same definition.
+ */
+#if defined(XPC_RETURNS_RETAINED)
+#define VMNET_BROKER_RETURNS_RETAINED XPC_RETURNS_RETAINED
+#elif defined(OS_OBJECT_RETURNS_RETAINED)
+#define VMNET_BROKER_RETURNS_RETAINED OS_OBJECT_RETURNS_RETAINED
+#else
+#define VMNET_BROKER_RETURNS_RETAINED
+#endif
+
 /* Nullability qualifiers are a clang extension; other compilers drop them. */
 #ifndef __clang__
 #ifndef _Nullable
@@ -93,9 +108,11 @@ typedef enum {
     VMNET_BROKER_INVALID_REPLY = 2,
     /* The caller may not use this network. */
     VMNET_BROKER_NOT_ALLOWED = 3,
-    /* The request was malformed: bad or NULL argument, bad network name. */
+    /* The request was malformed: a bad or NULL argument, no network name,
+     * an unknown command. */
     VMNET_BROKER_INVALID_REQUEST = 4,
-    /* No such network (or, for a release, the network is not held). */
+    /* No such network, whatever the form of the name (or, for a release,
+     * the network is not held). */
     VMNET_BROKER_NOT_FOUND = 5,
     /* The network could not be created. */
     VMNET_BROKER_CREATE_FAILURE = 6,
@@ -104,10 +121,14 @@ typedef enum {
 } vmnet_broker_return_t;
 
 /*
- * Describes a status code.
+ * Describes a status code with the original C client's text, byte for byte:
+ * 0 "Broker session started", 1 "Failed to send XPC message to broker",
+ * 2 "Broker returned invalid reply", 3 "You are not allowed to create a
+ * network", 4 "Invalid broker request", 5 "Network name not found",
+ * 6 "Failed to create network", 7 "Internal or unknown error".
  *
  * Returns a static string; never NULL; do not free it. Unknown codes give
- * "unknown status".
+ * "(unknown status)".
  */
 const char *_Nonnull vmnet_broker_strerror(vmnet_broker_return_t status);
 
@@ -122,7 +143,7 @@ const char *_Nonnull vmnet_broker_strerror(vmnet_broker_return_t status);
  * Returns a retained object that the caller releases with xpc_release(), or
  * NULL on failure. `status`, if not NULL, receives the status.
  */
-xpc_object_t _Nullable vmnet_broker_acquire_network(
+VMNET_BROKER_RETURNS_RETAINED xpc_object_t _Nullable vmnet_broker_acquire_network(
     const char *_Nonnull network_name,
     vmnet_broker_return_t *_Nullable status);
 #endif

@@ -1,7 +1,7 @@
 //! The original C client's entry point and XPC access to handles (Apple
 //! systems only).
 
-use std::ffi::{c_char, c_void};
+use std::ffi::{CStr, c_char, c_void};
 use std::ptr;
 use std::sync::{Mutex, PoisonError};
 
@@ -9,7 +9,7 @@ use ::vmnet_broker_client::Client;
 use vmnet_broker_proto::Status;
 
 use crate::network::vmnet_broker_network;
-use crate::panic::{finish_ptr, guard, guard_or, str_arg};
+use crate::panic::{finish_ptr, guard, guard_or};
 use crate::status::vmnet_broker_return_t;
 
 /// `xpc_object_t` of `<xpc/xpc.h>`.
@@ -51,9 +51,16 @@ pub unsafe extern "C" fn vmnet_broker_acquire_network(
     status: *mut vmnet_broker_return_t,
 ) -> xpc_object_t {
     let result = guard(|| {
-        // SAFETY: the caller passes NULL or a valid C string.
-        let name = unsafe { str_arg(network_name) }?;
-        let network = upstream_client()?.acquire(name).map_err(|e| e.status())?;
+        if network_name.is_null() {
+            return Err(Status::INVALID_REQUEST);
+        }
+        // The original sends whatever bytes it is given, and the broker
+        // answers "not found" for a name it does not know. A name that is
+        // not UTF-8 is sent with its bad bytes replaced (so that it can name
+        // no configured network), which gives the same answer.
+        // SAFETY: not NULL, and the caller passes a valid C string.
+        let name = String::from_utf8_lossy(unsafe { CStr::from_ptr(network_name) }.to_bytes());
+        let network = upstream_client()?.acquire(&name).map_err(|e| e.status())?;
         let object = network
             .xpc_serialization()
             .ok_or(Status::INVALID_REPLY)?

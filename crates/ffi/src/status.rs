@@ -32,15 +32,16 @@ pub(crate) unsafe fn write_status(out: *mut vmnet_broker_return_t, status: Statu
     }
 }
 
-/// Describes a status code.
+/// Describes a status code with the original C client's exact text
+/// ("Network name not found", ...).
 ///
 /// Returns a static NUL-terminated string, never NULL; the caller must not
-/// free it. Codes this library does not know are described as
-/// `"unknown status"`.
+/// free it. Codes this library does not know give `"(unknown status)"`, as
+/// the original does.
 #[unsafe(no_mangle)]
 pub extern "C" fn vmnet_broker_strerror(status: vmnet_broker_return_t) -> *const c_char {
-    guard_or(c"unknown status".as_ptr(), || {
-        Status(i64::from(status)).description_cstr().as_ptr()
+    guard_or(c"(unknown status)".as_ptr(), || {
+        Status(i64::from(status)).upstream_text_cstr().as_ptr()
     })
 }
 
@@ -58,12 +59,23 @@ mod tests {
     }
 
     #[test]
-    fn every_known_status_has_its_description() {
-        for s in Status::ALL {
-            assert_eq!(text(to_c(*s)), s.description());
+    fn every_status_has_the_original_text() {
+        let expect = [
+            "Broker session started",
+            "Failed to send XPC message to broker",
+            "Broker returned invalid reply",
+            "You are not allowed to create a network",
+            "Invalid broker request",
+            "Network name not found",
+            "Failed to create network",
+            "Internal or unknown error",
+        ];
+        for (code, want) in (0..).zip(expect) {
+            assert_eq!(text(code), want);
         }
-        assert_eq!(text(999), "unknown status");
-        assert_eq!(text(-1), "unknown status");
+        assert_eq!(text(8), "(unknown status)");
+        assert_eq!(text(999), "(unknown status)");
+        assert_eq!(text(-1), "(unknown status)");
     }
 
     #[test]

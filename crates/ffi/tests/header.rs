@@ -228,7 +228,36 @@ fn the_defines_are_the_protocol_keys() {
     .collect();
     assert_eq!(header.strings, expected);
     let other: Vec<&str> = header.other_defines.iter().map(String::as_str).collect();
-    assert_eq!(other, ["VMNET_BROKER_H", "_Nonnull", "_Nullable"]);
+    assert_eq!(
+        other,
+        [
+            "VMNET_BROKER_H",
+            "VMNET_BROKER_RETURNS_RETAINED",
+            "_Nonnull",
+            "_Nullable"
+        ]
+    );
+}
+
+/// On Apple systems the result of `vmnet_broker_acquire_network` is owned by
+/// the caller: both copies of the header (this crate's and the Swift
+/// package's) must mark it returned retained, or ARC callers leak it.
+#[test]
+fn acquire_network_is_marked_returns_retained_in_both_headers() {
+    let swift = include_str!("../../../swift/Sources/vmnet_broker/include/vmnet-broker.h");
+    for (which, text) in [("ffi", HEADER), ("swift", swift)] {
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains(
+                "VMNET_BROKER_RETURNS_RETAINED xpc_object_t _Nullable vmnet_broker_acquire_network("
+            ),
+            "{which} header"
+        );
+        assert!(
+            flat.contains("#define VMNET_BROKER_RETURNS_RETAINED XPC_RETURNS_RETAINED"),
+            "{which} header"
+        );
+    }
 }
 
 #[test]

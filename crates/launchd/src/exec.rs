@@ -73,6 +73,20 @@ pub enum ExecError {
         /// Its standard error (trimmed).
         stderr: String,
     },
+    /// The original broker is still running after SIGTERM: it ignores
+    /// SIGTERM while clients are connected.
+    #[error(
+        "VMs are still connected to the original vmnet-broker {target}: it is still running \
+         {secs} s after SIGTERM, which it ignores while clients are connected. Nothing was \
+         changed. Stop the VMs that use vmnet-broker networks and run this again, or pass \
+         --force to replace it anyway (their networks will go away)"
+    )]
+    VmsStillConnected {
+        /// The service target.
+        target: String,
+        /// Seconds waited.
+        secs: u64,
+    },
     /// launchd still lists the job after `bootout`.
     #[error(
         "launchd still lists {target} {secs} s after `launchctl bootout`; check it with \
@@ -140,6 +154,11 @@ fn run_action(
     };
     match action {
         Action::Bootout { target } => bootout(action, target, runner, opts),
+        Action::StopOriginal {
+            target,
+            wait_secs,
+            force,
+        } => stop_original(action, target, *wait_secs, *force, runner, opts),
         Action::EnsureDir { path, mode, owner } => {
             fs::create_dir_all(path).map_err(io_err)?;
             set_mode_owner(path, *mode, owner.as_ref()).map_err(io_err)
@@ -284,6 +303,65 @@ fn bootout(
             });
         }
         thread::sleep(opts.poll_interval);
+    }
+}
+
+/// Whether launchd reports a running process for `target` (`launchctl
+/// print` shows `pid = N` only while the job runs).
+fn job_running(
+    runner: &mut dyn CommandRunner,
+    action: &Action,
+    target: &str,
+) -> Result<bool, ExecError> {
+    let out = launchctl(runner, action, "print", target)?;
+    Ok(out.success
+        && out
+            .stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("pid = ")))
+}
+
+/// SIGTERM, then wait up to `wait_secs` for the process to go, as the
+/// original installer does. A failing `kill` (nothing running) is fine.
+fn stop_original(
+    action: &Action,
+    target: &str,
+    wait_secs: u64,
+    force: bool,
+    runner: &mut dyn CommandRunner,
+    opts: &ExecOptions,
+) -> Result<(), ExecError> {
+    let argv = [
+        "launchctl".to_owned(),
+        "kill".to_owned(),
+        "SIGTERM".to_owned(),
+        target.to_owned(),
+    ];
+    runner.run(&argv).map_err(|source| ExecError::Spawn {
+        action: action.describe(),
+        command: join(&argv),
+        source,
+    })?;
+    let wait = Duration::from_secs(wait_secs);
+    let start = Instant::now();
+    loop {
+        if !job_running(runner, action, target)? {
+            return Ok(());
+        }
+        if start.elapsed() >= wait {
+            if force {
+                tracing::warn!(
+                    target,
+                    "the original broker is still running (VMs are connected); going on because of --force"
+                );
+                return Ok(());
+            }
+            return Err(ExecError::VmsStillConnected {
+                target: target.to_owned(),
+                secs: wait_secs,
+            });
+        }
+        thread::sleep(opts.poll_interval.min(wait));
     }
 }
 

@@ -67,6 +67,118 @@ pub fn job_plist(spec: &JobSpec) -> Dictionary {
     job
 }
 
+/// The daemon options `install` persists in the job's `ProgramArguments`
+/// (after `serve --mach-service <label>`), each as the `serve` flag of the
+/// same name. Re-running `install` without an option keeps the installed
+/// value ([`JobOptions::or`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobOptions {
+    /// `--network-idle-timeout SECS`.
+    pub network_idle_timeout: Option<String>,
+    /// `--exit-idle-timeout SECS`.
+    pub exit_idle_timeout: Option<String>,
+    /// `--config-dir DIR`.
+    pub config_dir: Option<String>,
+    /// `--log-level LEVEL`.
+    pub log_level: Option<String>,
+}
+
+impl JobOptions {
+    const FLAGS: [&'static str; 4] = [
+        "--network-idle-timeout",
+        "--exit-idle-timeout",
+        "--config-dir",
+        "--log-level",
+    ];
+
+    fn slot(&mut self, flag: &str) -> Option<&mut Option<String>> {
+        match flag {
+            "--network-idle-timeout" => Some(&mut self.network_idle_timeout),
+            "--exit-idle-timeout" => Some(&mut self.exit_idle_timeout),
+            "--config-dir" => Some(&mut self.config_dir),
+            "--log-level" => Some(&mut self.log_level),
+            _ => None,
+        }
+    }
+
+    /// The options found in a command line (`--flag value` or
+    /// `--flag=value`); anything else is ignored.
+    pub fn from_arguments(args: &[String]) -> JobOptions {
+        let mut opts = JobOptions::default();
+        let mut iter = args.iter();
+        while let Some(arg) = iter.next() {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((f, v)) => (f, Some(v.to_owned())),
+                None => (arg.as_str(), None),
+            };
+            if !Self::FLAGS.contains(&flag) {
+                continue;
+            }
+            let value = match inline {
+                Some(v) => Some(v),
+                None => iter.next().cloned(),
+            };
+            if let (Some(slot), Some(value)) = (opts.slot(flag), value) {
+                *slot = Some(value);
+            }
+        }
+        opts
+    }
+
+    /// The options of an installed job file (its `ProgramArguments`); none
+    /// if it cannot be read or has none (the original broker's job file).
+    pub fn from_job_plist(xml: &[u8]) -> JobOptions {
+        let args: Vec<String> = plist::from_bytes::<Value>(xml)
+            .ok()
+            .and_then(Value::into_dictionary)
+            .and_then(|mut d| d.remove("ProgramArguments"))
+            .and_then(Value::into_array)
+            .map(|a| a.into_iter().filter_map(Value::into_string).collect())
+            .unwrap_or_default();
+        JobOptions::from_arguments(&args)
+    }
+
+    /// These options, with the ones not given taken from `installed`.
+    pub fn or(self, installed: JobOptions) -> JobOptions {
+        JobOptions {
+            network_idle_timeout: self.network_idle_timeout.or(installed.network_idle_timeout),
+            exit_idle_timeout: self.exit_idle_timeout.or(installed.exit_idle_timeout),
+            config_dir: self.config_dir.or(installed.config_dir),
+            log_level: self.log_level.or(installed.log_level),
+        }
+    }
+
+    /// The options as `serve` arguments, in a fixed order.
+    pub fn to_arguments(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (flag, value) in Self::FLAGS.iter().zip([
+            &self.network_idle_timeout,
+            &self.exit_idle_timeout,
+            &self.config_dir,
+            &self.log_level,
+        ]) {
+            if let Some(v) = value {
+                out.push((*flag).to_owned());
+                out.push(v.clone());
+            }
+        }
+        out
+    }
+
+    /// One line for people: `--log-level debug, --config-dir /x`, or
+    /// `defaults` when none is set.
+    pub fn summary(&self) -> String {
+        let args = self.to_arguments();
+        if args.is_empty() {
+            return "defaults".to_owned();
+        }
+        args.chunks(2)
+            .map(|p| p.join(" "))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// The job file as XML bytes, exactly as the installer writes it.
 pub fn job_plist_xml(spec: &JobSpec) -> Vec<u8> {
     to_xml(Value::Dictionary(job_plist(spec)))
@@ -209,6 +321,58 @@ mod tests {
         assert_eq!(
             strings(&job["ProgramArguments"])[3],
             "org.example.test-broker"
+        );
+    }
+
+    #[test]
+    fn job_options_round_trip_through_the_job_file() {
+        let opts = JobOptions {
+            network_idle_timeout: Some("300".into()),
+            exit_idle_timeout: None,
+            config_dir: Some("/etc/my broker.d".into()),
+            log_level: Some("debug".into()),
+        };
+        let spec = JobSpec::system(DEFAULT_LABEL)
+            .unwrap()
+            .with_extra_arguments(opts.to_arguments());
+        let xml = job_plist_xml(&spec);
+        assert_eq!(JobOptions::from_job_plist(&xml), opts);
+        assert_eq!(
+            opts.summary(),
+            "--network-idle-timeout 300, --config-dir /etc/my broker.d, --log-level debug"
+        );
+        assert_eq!(JobOptions::default().summary(), "defaults");
+    }
+
+    #[test]
+    fn given_options_win_and_missing_ones_are_kept() {
+        let installed = JobOptions::from_arguments(&[
+            "x".into(),
+            "serve".into(),
+            "--log-level=debug".into(),
+            "--exit-idle-timeout".into(),
+            "60".into(),
+            "--unrelated".into(),
+            "v".into(),
+        ]);
+        assert_eq!(installed.log_level.as_deref(), Some("debug"));
+        assert_eq!(installed.exit_idle_timeout.as_deref(), Some("60"));
+        let given = JobOptions {
+            log_level: Some("warn".into()),
+            ..JobOptions::default()
+        };
+        let merged = given.or(installed);
+        assert_eq!(merged.log_level.as_deref(), Some("warn"));
+        assert_eq!(merged.exit_idle_timeout.as_deref(), Some("60"));
+        assert_eq!(merged.config_dir, None);
+        // The original's job file has no arguments: nothing to keep.
+        let original = b"<?xml version=\"1.0\"?><plist version=\"1.0\"><dict>\
+            <key>Program</key><string>/Library/Application Support/vmnet-broker/vmnet-broker</string>\
+            </dict></plist>";
+        assert_eq!(JobOptions::from_job_plist(original), JobOptions::default());
+        assert_eq!(
+            JobOptions::from_job_plist(b"not a plist"),
+            JobOptions::default()
         );
     }
 

@@ -40,13 +40,13 @@ use std::path::{Path, PathBuf};
 
 pub use exec::{ExecError, ExecOptions, execute, execute_with};
 pub use job::{
-    VIRTUALIZATION_ENTITLEMENT, entitlements_plist, entitlements_plist_xml, job_plist,
+    JobOptions, VIRTUALIZATION_ENTITLEMENT, entitlements_plist, entitlements_plist_xml, job_plist,
     job_plist_xml,
 };
 pub use plan::{
     Accounts, Action, BrokerClients, FileMeta, InstallOptions, InstallState, JobStatus,
-    ObservedBinary, ObservedFile, Owner, Plan, PlanError, SourceBinary, Stamp, UninstallOptions,
-    UserRecord, plan_install, plan_uninstall,
+    ORIGINAL_LEFTOVERS, ORIGINAL_STOP_WAIT_SECS, ObservedBinary, ObservedFile, Owner, Plan,
+    PlanError, SourceBinary, Stamp, UninstallOptions, UserRecord, plan_install, plan_uninstall,
 };
 pub use probe::{
     CommandOutput, CommandRunner, ProbeError, SystemRunner, clients_in_status, parse_dscl_list,

@@ -95,7 +95,21 @@ pub enum BrokerClients {
     Count(u64),
     /// The broker could not be asked; the text says why.
     Unknown(String),
+    /// The broker answered `status` with `INVALID_REQUEST` (4): it is the
+    /// original C broker, which has no `status` and cannot say how many
+    /// clients it has. It is stopped the way its own installer stops it
+    /// ([`Action::StopOriginal`]).
+    Original,
 }
+
+/// Files the original broker's installer puts next to its binary and we do
+/// not install: removed when upgrading (and on uninstall).
+pub const ORIGINAL_LEFTOVERS: [&str; 2] = ["uninstall.sh", "LICENSE"];
+
+/// Seconds to wait for the original broker to exit after SIGTERM, as its
+/// own installer waits. It ignores SIGTERM while clients are connected, so
+/// still running after this means VMs are using it.
+pub const ORIGINAL_STOP_WAIT_SECS: u64 = 5;
 
 /// What exists already. Produced by [`super::probe`] on macOS, or built by
 /// hand in tests.
@@ -121,6 +135,9 @@ pub struct InstallState {
     pub job: JobStatus,
     /// The running broker's clients.
     pub clients: BrokerClients,
+    /// The original broker's files found in the install directory (see
+    /// [`ORIGINAL_LEFTOVERS`]).
+    pub leftovers: Vec<PathBuf>,
 }
 
 impl InstallState {
@@ -137,7 +154,21 @@ impl InstallState {
             accounts: Accounts::default(),
             job: JobStatus::NotLoaded,
             clients: BrokerClients::NotAsked,
+            leftovers: Vec::new(),
         }
+    }
+
+    /// Whether what is installed is the original C broker: its job file
+    /// runs the binary with `Program` (ours uses `ProgramArguments`), or the
+    /// running broker answered `status` with 4.
+    pub fn is_original(&self) -> bool {
+        self.clients == BrokerClients::Original
+            || self.plist.as_ref().is_some_and(|f| {
+                plist::from_bytes::<plist::Value>(&f.contents)
+                    .ok()
+                    .and_then(plist::Value::into_dictionary)
+                    .is_some_and(|d| d.contains_key("Program"))
+            })
     }
 }
 
@@ -256,6 +287,18 @@ impl Stamp {
 /// commands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
+    /// Stop the original broker as its own installer does: `launchctl kill
+    /// SIGTERM <target>`, then wait up to `wait_secs` for its process to go.
+    /// It ignores SIGTERM while clients are connected, so if it is still
+    /// running then, VMs are using it: stop there, unless `force`.
+    StopOriginal {
+        /// `system/<label>` or `gui/<uid>/<label>`.
+        target: String,
+        /// Seconds to wait.
+        wait_secs: u64,
+        /// Go on even if it keeps running.
+        force: bool,
+    },
     /// `launchctl bootout <target>`, then wait until launchd no longer lists
     /// the job (launchd sends SIGTERM, then SIGKILL after `ExitTimeOut`).
     Bootout {
@@ -399,6 +442,19 @@ impl Action {
     pub fn describe(&self) -> String {
         match self {
             Action::Bootout { target } => format!("stop and unload the launchd job {target}"),
+            Action::StopOriginal {
+                target,
+                wait_secs,
+                force,
+            } => format!(
+                "stop the original vmnet-broker {target}: SIGTERM, then wait up to {wait_secs} s \
+                 for it to exit; it keeps running while VMs are connected, {}",
+                if *force {
+                    "but --force goes on anyway"
+                } else {
+                    "and then nothing is changed (--force goes on anyway)"
+                }
+            ),
             Action::CreateGroup { name, gid } => format!("create group {name} (gid {gid})"),
             Action::CreateUser { name, uid, gid } => {
                 format!("create hidden user {name} (uid {uid}, gid {gid})")
@@ -458,6 +514,12 @@ impl Action {
             Action::Bootout { target } => {
                 vec![vec!["launchctl".into(), "bootout".into(), target.clone()]]
             }
+            Action::StopOriginal { target, .. } => vec![vec![
+                "launchctl".into(),
+                "kill".into(),
+                "SIGTERM".into(),
+                target.clone(),
+            ]],
             Action::CreateGroup { name, gid } => {
                 let record = format!("/Groups/{name}");
                 vec![
@@ -521,6 +583,33 @@ impl Action {
 
     /// Shell commands equivalent to this action, one per line.
     pub fn shell(&self) -> Vec<String> {
+        if let Action::StopOriginal {
+            target,
+            wait_secs,
+            force,
+        } = self
+        {
+            let t = quote(target);
+            let give_up = if *force {
+                "break".to_owned()
+            } else {
+                format!(
+                    "echo {} >&2; exit 1",
+                    quote(&format!(
+                        "VMs are still connected to the original vmnet-broker {target}: stop \
+                         them and run this again, or pass --force"
+                    ))
+                )
+            };
+            return vec![
+                format!("launchctl kill SIGTERM {t} || true"),
+                format!(
+                    "i=0; while launchctl print {t} 2>/dev/null | grep -q 'pid = '; do \
+                     i=$((i + 1)); if [ \"$i\" -gt {} ]; then {give_up}; fi; sleep 0.1; done",
+                    wait_secs * 10
+                ),
+            ];
+        }
         let commands = self.commands();
         if !commands.is_empty() {
             return commands.iter().map(|argv| join(argv)).collect();
@@ -613,6 +702,9 @@ pub struct Plan {
     pub requires_root: bool,
     /// The steps, in order.
     pub actions: Vec<Action>,
+    /// What the plan found worth saying that is not an action (an upgrade
+    /// from the original broker, an account reused), for people.
+    pub notes: Vec<String>,
 }
 
 impl Plan {
@@ -630,6 +722,9 @@ impl Plan {
     /// with its description, followed by its commands.
     pub fn shell_script(&self) -> String {
         let mut out = String::from("#!/bin/sh\nset -e\n");
+        for note in &self.notes {
+            let _ = writeln!(out, "# note: {note}");
+        }
         if self.actions.is_empty() {
             out.push_str("# nothing to do\n");
         }
@@ -693,7 +788,8 @@ fn check_clients(spec: &JobSpec, clients: &BrokerClients, force: bool) -> Result
         return Ok(());
     }
     match clients {
-        BrokerClients::NotAsked | BrokerClients::Count(0) => Ok(()),
+        // The original cannot be asked; StopOriginal finds out when run.
+        BrokerClients::NotAsked | BrokerClients::Count(0) | BrokerClients::Original => Ok(()),
         BrokerClients::Count(n) => Err(PlanError::BrokerInUse {
             label: spec.label().to_owned(),
             clients: *n,
@@ -810,6 +906,21 @@ pub fn plan_install(
     let paths = spec.paths();
     let system = spec.is_system();
     let mut changes = Vec::new();
+    let original = state.is_original();
+    let mut notes = Vec::new();
+    if original {
+        notes.push(
+            "upgrading in place from the original vmnet-broker (C implementation): same label, \
+             Mach service and install directory; its clients keep working with this broker"
+                .to_owned(),
+        );
+        if let (true, Some(user)) = (system, &state.accounts.user) {
+            notes.push(format!(
+                "reusing its {SERVICE_ACCOUNT} account (uid {})",
+                user.uid
+            ));
+        }
+    }
 
     let root = system.then(Owner::root);
     let service = if system {
@@ -878,6 +989,10 @@ pub fn plan_install(
         });
     }
 
+    for path in &state.leftovers {
+        changes.push(Action::RemoveFile { path: path.clone() });
+    }
+
     if !dir_ok(state.log_dir.as_ref(), 0o755, service.as_ref()) {
         changes.push(Action::EnsureDir {
             path: paths.log_dir.clone(),
@@ -899,10 +1014,7 @@ pub fn plan_install(
     let loaded = state.job == JobStatus::Loaded;
     let mut actions = Vec::new();
     if loaded && !changes.is_empty() {
-        check_clients(spec, &state.clients, opts.force)?;
-        actions.push(Action::Bootout {
-            target: spec.service_target(),
-        });
+        stop_running(spec, state, original, opts.force, &mut actions)?;
     }
     let reload = !loaded || !changes.is_empty();
     actions.extend(changes);
@@ -915,7 +1027,33 @@ pub fn plan_install(
     Ok(Plan {
         requires_root: system,
         actions,
+        notes,
     })
+}
+
+/// The actions that stop the loaded job: the original broker is sent
+/// SIGTERM first and must go within [`ORIGINAL_STOP_WAIT_SECS`] (checked when
+/// run); ours is asked for its clients beforehand.
+fn stop_running(
+    spec: &JobSpec,
+    state: &InstallState,
+    original: bool,
+    force: bool,
+    actions: &mut Vec<Action>,
+) -> Result<(), PlanError> {
+    if original {
+        actions.push(Action::StopOriginal {
+            target: spec.service_target(),
+            wait_secs: ORIGINAL_STOP_WAIT_SECS,
+            force,
+        });
+    } else {
+        check_clients(spec, &state.clients, force)?;
+    }
+    actions.push(Action::Bootout {
+        target: spec.service_target(),
+    });
+    Ok(())
 }
 
 /// Plans `uninstall`: unload the job, remove the job file, the binary and
@@ -932,11 +1070,14 @@ pub fn plan_uninstall(
 ) -> Result<Plan, PlanError> {
     let paths = spec.paths();
     let mut actions = Vec::new();
+    let original = state.is_original();
+    let notes = if original {
+        vec!["removing the original vmnet-broker (C implementation)".to_owned()]
+    } else {
+        Vec::new()
+    };
     if state.job == JobStatus::Loaded {
-        check_clients(spec, &state.clients, opts.force)?;
-        actions.push(Action::Bootout {
-            target: spec.service_target(),
-        });
+        stop_running(spec, state, original, opts.force, &mut actions)?;
     }
     if state.plist.is_some() {
         actions.push(Action::RemoveFile { path: paths.plist });
@@ -951,6 +1092,9 @@ pub fn plan_uninstall(
         actions.push(Action::RemoveFile {
             path: paths.entitlements,
         });
+    }
+    for path in &state.leftovers {
+        actions.push(Action::RemoveFile { path: path.clone() });
     }
     if state.install_dir.is_some() {
         actions.push(Action::RemoveDir {
@@ -977,6 +1121,7 @@ pub fn plan_uninstall(
     Ok(Plan {
         requires_root: spec.is_system(),
         actions,
+        notes,
     })
 }
 

@@ -12,8 +12,8 @@ use vmnet_broker_proto::StatusReport;
 
 use super::shell::join;
 use super::{
-    Accounts, BrokerClients, FileMeta, InstallState, JobSpec, JobStatus, ObservedBinary,
-    ObservedFile, SERVICE_ACCOUNT, SourceBinary, UserRecord,
+    Accounts, BrokerClients, FileMeta, InstallState, JobSpec, JobStatus, ORIGINAL_LEFTOVERS,
+    ObservedBinary, ObservedFile, SERVICE_ACCOUNT, SourceBinary, UserRecord,
 };
 
 /// What a finished command reported.
@@ -270,10 +270,13 @@ pub fn clients_in_status(report: &StatusReport, own_pid: u32) -> u64 {
 
 /// Looks at the machine for `spec`.
 ///
-/// Reads the job's files, asks `dscl` about users and groups (system scope
-/// only), asks `launchctl print <target>` whether the job is loaded, and if
-/// it is, calls `ask_broker` for the number of clients other than this
-/// process (see [`clients_in_status`]). `ask_broker` connects to the Mach
+/// Reads the job's files (and the original broker's leftovers next to the
+/// binary), asks `dscl` about users and groups (system scope only), asks
+/// `launchctl print <target>` whether the job is loaded, and if it is, calls
+/// `ask_broker`, which must ask the Mach service of `spec` (its label) for
+/// the number of clients other than this process (see
+/// [`clients_in_status`]) and answer [`BrokerClients::Original`] if the
+/// broker answers `status` with 4. `ask_broker` connects to the Mach
 /// service, so launchd starts the broker if it was not running; that is
 /// harmless: it starts with no clients.
 ///
@@ -283,7 +286,7 @@ pub fn clients_in_status(report: &StatusReport, own_pid: u32) -> u64 {
 pub fn probe(
     spec: &JobSpec,
     runner: &mut dyn CommandRunner,
-    ask_broker: &mut dyn FnMut() -> Result<u64, String>,
+    ask_broker: &mut dyn FnMut() -> BrokerClients,
 ) -> Result<InstallState, ProbeError> {
     let paths = spec.paths();
     let binary = match read_meta(&paths.binary)? {
@@ -305,15 +308,19 @@ pub fn probe(
     let target = spec.service_target();
     let loaded = run(runner, &["launchctl", "print", &target])?.success;
     let (job, clients) = if loaded {
-        let clients = match ask_broker() {
-            Ok(n) => BrokerClients::Count(n),
-            Err(reason) => BrokerClients::Unknown(reason),
-        };
-        (JobStatus::Loaded, clients)
+        (JobStatus::Loaded, ask_broker())
     } else {
         (JobStatus::NotLoaded, BrokerClients::NotAsked)
     };
+    let mut leftovers = Vec::new();
+    for name in ORIGINAL_LEFTOVERS {
+        let path = paths.install_dir.join(name);
+        if read_meta(&path)?.is_some() {
+            leftovers.push(path);
+        }
+    }
     Ok(InstallState {
+        leftovers,
         binary,
         stamp,
         entitlements: read_file(&paths.entitlements)?,

@@ -13,7 +13,9 @@
 //!   - `xpc`: owned XPC objects, JSON conversion, the Mach-service listener
 //!     and the client connection;
 //!   - `vmnet`: network configuration, network and interface wrappers;
-//!   - `dispatch`: signal sources and a re-armable one-shot timer.
+//!   - `dispatch`: signal sources and a re-armable one-shot timer;
+//!   - `membership`: group membership through `<membership.h>`
+//!     (`mbr_check_membership`), for `allowed_groups`.
 //!
 //! The layering (raw `extern` → owning wrappers → the daemon and clients) is
 //! described in `docs/macos.md`. Everything macOS-only is type-checked on
@@ -38,6 +40,9 @@ pub mod vmnet;
 
 #[cfg(any(target_os = "macos", feature = "fake-apple"))]
 pub mod dispatch;
+
+#[cfg(target_os = "macos")]
+pub mod membership;
 
 // The fakes define the C symbols of libxpc, libdispatch and vmnet; naming
 // the crate makes sure it is linked.

@@ -497,10 +497,18 @@ impl VmnetInterface {
                 };
                 Ok((interface, params))
             }
-            Err(_) => Err(VmnetError::new(
-                "vmnet_interface_start_with_network (no completion within 30 s)",
-                VmnetStatus::VMNET_FAILURE,
-            )),
+            Err(_) => {
+                // The start may still complete: stop the interface rather
+                // than leak it (dropping it asks vmnet to stop it).
+                drop(VmnetInterface {
+                    raw: Some(raw),
+                    queue,
+                });
+                Err(VmnetError::new(
+                    "vmnet_interface_start_with_network (no completion within 30 s)",
+                    VmnetStatus::VMNET_FAILURE,
+                ))
+            }
         }
     }
 

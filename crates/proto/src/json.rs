@@ -2,12 +2,17 @@
 //!
 //! [`LineFramer`] splits a byte stream into lines with a size limit and
 //! recovers after an over-long line; [`parse_request`] turns one line into a
-//! [`Request`]; the `*_reply` functions build the reply objects; and
-//! [`AcquireReply::decode`] reads an `acquire` reply on the client side.
+//! [`Request`] and [`to_line`] writes one; the `write_*` functions encode the
+//! broker's replies. Clients read replies with the upstream rules in the
+//! client library (`decode.rs`), which covers XPC dictionaries too.
+
+use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
-use crate::{NetworkInfo, ReplyDecodeError, Request, RequestError, Status, keys};
+use crate::{
+    NetworkInfo, NetworkName, Request, RequestError, Status, StatusReport, commands, keys,
+};
 
 /// Default limit on one line, newline excluded: 64 KiB.
 pub const DEFAULT_MAX_LINE: usize = 64 * 1024;
@@ -43,7 +48,15 @@ impl LineError {
 }
 
 /// Parses one request line (without its newline).
+///
+/// Well-formed requests take a quick path that reads only `command` and
+/// `network_name` without building a JSON map; anything it does not accept
+/// goes through the general decoder, which applies every rule and produces
+/// the exact error.
 pub fn parse_request(line: &[u8], max_name_len: usize) -> Result<Request, LineError> {
+    if let Some(request) = parse_common_request(line, max_name_len) {
+        return Ok(request);
+    }
     let map = parse_object(line)?;
     Ok(Request::decode(&map, max_name_len)?)
 }
@@ -58,90 +71,99 @@ pub fn parse_object(line: &[u8]) -> Result<Map<String, Value>, LineError> {
     }
 }
 
-/// `{"error": code}`.
-pub fn error_reply(status: Status) -> Value {
-    let mut map = Map::new();
-    map.insert(keys::ERROR.into(), status.code().into());
-    Value::Object(map)
+/// The two keys of the common requests, borrowed from the line when they
+/// hold no escapes.
+#[derive(serde::Deserialize)]
+struct CommonRequest<'a> {
+    #[serde(borrow, default)]
+    command: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    network_name: Option<Cow<'a, str>>,
 }
 
-/// `{"network": serialization, "network_info": {...}}`.
-pub fn acquire_reply(network: Value, info: Option<&NetworkInfo>) -> Value {
-    let mut map = Map::new();
-    map.insert(keys::NETWORK.into(), network);
-    if let Some(info) = info.and_then(|i| serde_json::to_value(i).ok()) {
-        map.insert(keys::NETWORK_INFO.into(), info);
+/// Decodes a well-formed request without building a JSON map: an object
+/// whose `command` and `network_name` are strings (other keys are skipped
+/// unparsed) and name a valid request. Anything else (wrong types, repeated
+/// keys, bad names, unknown commands, not an object) returns `None`.
+/// Whatever this returns, the general path would return too.
+fn parse_common_request(line: &[u8], max_name: usize) -> Option<Request> {
+    // A struct also deserializes from a JSON array; only objects qualify.
+    if line.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return None;
     }
-    Value::Object(map)
-}
-
-/// `{}`: the reply to a successful `release`.
-pub fn empty_reply() -> Value {
-    Value::Object(Map::new())
-}
-
-/// `{"status": report}`.
-pub fn status_reply(report: &crate::StatusReport) -> Value {
-    let mut map = Map::new();
-    match serde_json::to_value(report) {
-        Ok(v) => {
-            map.insert(keys::STATUS.into(), v);
-        }
-        Err(_) => {
-            map.insert(keys::ERROR.into(), Status::INTERNAL_ERROR.code().into());
-        }
+    let text = std::str::from_utf8(line).ok()?;
+    let fields: CommonRequest<'_> = serde_json::from_str(text).ok()?;
+    let name = || {
+        fields
+            .network_name
+            .as_deref()
+            .and_then(|n| NetworkName::with_limit(n, max_name).ok())
+    };
+    match fields.command.as_deref()? {
+        commands::ACQUIRE => Some(Request::Acquire { network: name()? }),
+        commands::RELEASE => Some(Request::Release { network: name()? }),
+        commands::STATUS => Some(Request::Status),
+        _ => None,
     }
-    Value::Object(map)
 }
 
-/// Serializes `value` as one line, newline included.
+/// Serializes a request object as one line, newline included.
 pub fn to_line(value: &Value) -> Vec<u8> {
-    let mut out = serde_json::to_vec(value).unwrap_or_else(|_| b"{\"error\":7}".to_vec());
+    let mut out = serde_json::to_vec(value).unwrap_or_else(|_| ERROR_7.to_vec());
     out.push(b'\n');
     out
 }
 
-/// The error status of a reply with the upstream rule: an integer `error`
-/// other than 0, or `None`.
-pub fn reply_error(map: &Map<String, Value>) -> Option<Status> {
-    match map.get(keys::ERROR).and_then(Value::as_i64) {
-        Some(0) | None => None,
-        Some(code) => Some(Status(code)),
+/// The reply sent when a reply cannot be encoded, newline excluded.
+const ERROR_7: &[u8] = b"{\"error\":7}";
+
+/// Appends `{"network": serialization, "network_info": {...}}` and a
+/// newline to `out`.
+pub fn write_acquired(out: &mut Vec<u8>, network: &Value, info: &NetworkInfo) {
+    #[derive(serde::Serialize)]
+    struct Acquired<'a> {
+        network: &'a Value,
+        network_info: &'a NetworkInfo,
     }
+    write_line(
+        out,
+        &Acquired {
+            network,
+            network_info: info,
+        },
+    );
 }
 
-/// A successful `acquire` reply as read by a client.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AcquireReply {
-    /// The network serialization, opaque to the client.
-    pub network: Value,
-    /// Addresses, when the broker sent them (ours does; upstream does not).
-    pub info: Option<NetworkInfo>,
+/// Appends `{}` and a newline: the reply to a successful `release`.
+pub fn write_released(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{}\n");
 }
 
-impl AcquireReply {
-    /// Reads an `acquire` reply with the upstream rule (a non-zero `error`
-    /// wins, then `network` is required). A malformed `network_info` is
-    /// ignored, as an older client would.
-    pub fn decode(reply: &Value) -> Result<AcquireReply, ReplyDecodeError> {
-        let Value::Object(map) = reply else {
-            return Err(ReplyDecodeError::Invalid("reply is not an object".into()));
-        };
-        let error = map.get(keys::ERROR).and_then(Value::as_i64);
-        let network = map.get(keys::NETWORK);
-        match crate::decode_acquire_reply(error, network.is_some()) {
-            s if s.is_success() => Ok(AcquireReply {
-                network: network.cloned().unwrap_or(Value::Null),
-                info: map
-                    .get(keys::NETWORK_INFO)
-                    .and_then(|v| serde_json::from_value(v.clone()).ok()),
-            }),
-            s if s == Status::INVALID_REPLY => Err(ReplyDecodeError::Invalid(
-                "reply has neither 'error' nor 'network'".into(),
-            )),
-            s => Err(ReplyDecodeError::Broker(s)),
-        }
+/// Appends `{"status": report}` and a newline.
+pub fn write_status(out: &mut Vec<u8>, report: &StatusReport) {
+    #[derive(serde::Serialize)]
+    struct StatusReply<'a> {
+        status: &'a StatusReport,
     }
+    write_line(out, &StatusReply { status: report });
+}
+
+/// Appends `{"error": code}` and a newline.
+pub fn write_error(out: &mut Vec<u8>, status: Status) {
+    use std::io::Write as _;
+    // Writing to a Vec cannot fail.
+    let _ = writeln!(out, "{{\"{}\":{}}}", keys::ERROR, status.code());
+}
+
+/// Appends `value` as one line; `{"error":7}` if it cannot be encoded
+/// (a map with non-string keys, a float that is not finite...).
+fn write_line<T: serde::Serialize>(out: &mut Vec<u8>, value: &T) {
+    let start = out.len();
+    if serde_json::to_writer(&mut *out, value).is_err() {
+        out.truncate(start);
+        out.extend_from_slice(ERROR_7);
+    }
+    out.push(b'\n');
 }
 
 /// What [`LineFramer::next_line`] yields.
@@ -312,38 +334,69 @@ mod tests {
     }
 
     #[test]
-    fn acquire_reply_decoding() {
-        let ok = AcquireReply::decode(&json!({"network": {"id": 1}})).unwrap();
-        assert_eq!(ok.network, json!({"id": 1}));
-        assert_eq!(ok.info, None);
-        assert_eq!(
-            AcquireReply::decode(&json!({"error": 5}))
-                .unwrap_err()
-                .status(),
-            Status::NOT_FOUND
-        );
-        assert_eq!(
-            AcquireReply::decode(&json!({"error": 999}))
-                .unwrap_err()
-                .status(),
-            Status(999)
-        );
-        assert_eq!(
-            AcquireReply::decode(&json!({})).unwrap_err().status(),
-            Status::INVALID_REPLY
-        );
-        assert_eq!(
-            AcquireReply::decode(&json!([1])).unwrap_err().status(),
-            Status::INVALID_REPLY
-        );
-        // A string error counts as absent, as with xpc_dictionary_get_int64.
-        assert!(AcquireReply::decode(&json!({"error": "5", "network": 1})).is_ok());
+    fn reply_encoders() {
+        let mut out = Vec::new();
+        write_error(&mut out, Status::NOT_FOUND);
+        write_released(&mut out);
+        assert_eq!(out, b"{\"error\":5}\n{}\n");
+        assert_eq!(to_line(&json!({})), b"{}\n");
+        let info = NetworkInfo {
+            mode: crate::Mode::Host,
+            subnet: "192.168.64.0".parse().unwrap(),
+            mask: "255.255.255.0".parse().unwrap(),
+            ipv6_prefix: "fd00::".parse().unwrap(),
+            ipv6_prefix_length: 64,
+        };
+        let mut out = Vec::new();
+        write_acquired(&mut out, &json!({"id": 1}), &info);
+        assert_eq!(out.last(), Some(&b'\n'));
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["network"], json!({"id": 1}));
+        assert_eq!(v["network_info"], serde_json::to_value(&info).unwrap());
     }
 
     #[test]
-    fn reply_builders() {
-        assert_eq!(error_reply(Status::NOT_FOUND), json!({"error": 5}));
-        assert_eq!(to_line(&json!({})), b"{}\n");
-        assert_eq!(acquire_reply(json!(1), None), json!({"network": 1}));
+    fn an_unencodable_reply_becomes_error_7() {
+        // A map with a non-string key cannot be JSON.
+        let mut out = b"x".to_vec();
+        let mut bad = std::collections::BTreeMap::new();
+        bad.insert(vec![1u8], 1);
+        write_line(&mut out, &bad);
+        assert_eq!(out, b"x{\"error\":7}\n");
+    }
+
+    /// The quick decoder agrees with the general one whenever it answers.
+    #[test]
+    fn common_request_parser_agrees_with_the_general_path() {
+        let lines: &[&[u8]] = &[
+            br#"{"command":"acquire","network_name":"shared"}"#,
+            br#"  {"network_name":"host","command":"release","x":[1,{"a":2}]}"#,
+            br#"{"command":"status"}"#,
+            br#"{"command":"status","network_name":7}"#,
+            br#"{"command":"acquire","network_name":7}"#,
+            br#"{"command":"acquire"}"#,
+            br#"{"command":"acquire","network_name":"a/b"}"#,
+            br#"{"command":"acquire","network_name":"sh\u0061red"}"#,
+            br#"{"command":"acquire","command":"release","network_name":"x"}"#,
+            br#"{"command":null,"network_name":"x"}"#,
+            br#"{"command":"launch","network_name":"x"}"#,
+            br#"["acquire","shared"]"#,
+            br#"{"command":"acquire","network_name":"shared"} trailing"#,
+            b"",
+            b"\xff",
+        ];
+        for line in lines {
+            let general = parse_object(line)
+                .ok()
+                .and_then(|map| Request::decode(&map, 64).ok());
+            if let Some(quick) = parse_common_request(line, 64) {
+                assert_eq!(Some(quick), general, "{}", String::from_utf8_lossy(line));
+            }
+            assert_eq!(parse_request(line, 64).ok(), general);
+        }
+        assert!(parse_common_request(br#"["acquire","shared"]"#, 64).is_none());
+        assert!(
+            parse_common_request(br#"{"command":"acquire","network_name":"shared"}"#, 64).is_some()
+        );
     }
 }

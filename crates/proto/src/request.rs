@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use crate::name::{NameError, NetworkName};
+use crate::name::NetworkName;
 use crate::{Status, commands, keys};
 
 /// Read access to a request dictionary, whatever the transport.
@@ -63,14 +63,6 @@ pub enum RequestError {
         /// The command that needs a name.
         command: &'static str,
     },
-    /// `network_name` is not of the accepted form.
-    #[error("invalid network name {name:?}: {error}")]
-    BadNetworkName {
-        /// The rejected name, as received.
-        name: String,
-        /// What is wrong with it.
-        error: NameError,
-    },
 }
 
 impl RequestError {
@@ -81,9 +73,12 @@ impl RequestError {
 }
 
 impl Request {
-    /// Decodes a request dictionary. Unknown keys are ignored; network names
-    /// are checked with a length limit of `max_name_len` bytes (capped at
-    /// [`crate::MAX_NETWORK_NAME_LEN`]).
+    /// Decodes a request dictionary. Unknown keys are ignored. A network name
+    /// may be any string, as with the original broker: one outside the
+    /// accepted form (checked with a length limit of `max_name_len` bytes,
+    /// capped at [`crate::MAX_NETWORK_NAME_LEN`]) decodes with its
+    /// [`NetworkName::problem`] set, and the broker answers "not found" for
+    /// it. Only a missing or non-string `network_name` is an invalid request.
     pub fn decode(dict: &impl Dict, max_name_len: usize) -> Result<Request, RequestError> {
         let command = dict
             .string(keys::COMMAND)
@@ -92,12 +87,7 @@ impl Request {
             let raw = dict
                 .string(keys::NETWORK_NAME)
                 .ok_or(RequestError::MissingNetworkName { command })?;
-            NetworkName::with_limit(&raw, max_name_len).map_err(|error| {
-                RequestError::BadNetworkName {
-                    name: truncate_for_log(&raw),
-                    error,
-                }
-            })
+            Ok(NetworkName::requested(&raw, max_name_len))
         };
         match &*command {
             commands::ACQUIRE => Ok(Request::Acquire {
@@ -198,13 +188,25 @@ mod tests {
     }
 
     #[test]
-    fn unknown_commands_and_bad_names_are_invalid() {
+    fn unknown_commands_are_invalid() {
         let e = decode(json!({"command": "frobnicate"})).unwrap_err();
         assert_eq!(e, RequestError::UnknownCommand("frobnicate".into()));
         assert_eq!(e.status(), Status::INVALID_REQUEST);
-        let e = decode(json!({"command": "acquire", "network_name": "../x"})).unwrap_err();
-        assert!(matches!(e, RequestError::BadNetworkName { .. }));
-        assert!(e.to_string().contains("'/'"), "{e}");
+    }
+
+    #[test]
+    fn any_string_is_a_name_and_its_problem_travels_with_it() {
+        for raw in ["../x", "a b", "", ".hidden", &"x".repeat(65), "a\0b"] {
+            for command in ["acquire", "release"] {
+                let r = decode(json!({"command": command, "network_name": raw}))
+                    .expect("any string decodes");
+                let name = r.network().expect("a name");
+                assert_eq!(name.as_str(), raw);
+                assert!(name.problem().is_some(), "{raw:?}");
+            }
+        }
+        let r = decode(json!({"command": "acquire", "network_name": "lima-0"})).unwrap();
+        assert_eq!(r.network().and_then(|n| n.problem()), None);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::fmt;
 pub struct Status(pub i64);
 
 macro_rules! statuses {
-    ($( $(#[$doc:meta])* $konst:ident = $code:literal, $cname:literal, $text:literal; )*) => {
+    ($( $(#[$doc:meta])* $konst:ident = $code:literal, $cname:literal, $text:literal, $upstream:literal; )*) => {
         impl Status {
             $( $(#[$doc])* pub const $konst: Status = Status($code); )*
 
@@ -35,6 +35,26 @@ macro_rules! statuses {
                 match self.0 {
                     $( $code => $text, )*
                     _ => "unknown status",
+                }
+            }
+
+            /// The text the original C client's `vmnet_broker_strerror`
+            /// gives, byte for byte; `"(unknown status)"` for any other
+            /// code. Our `vmnet_broker_strerror`, the Go `Error.Error()` and
+            /// the Swift `errorDescription` return exactly this.
+            pub fn upstream_text(self) -> &'static str {
+                match self.0 {
+                    $( $code => $upstream, )*
+                    _ => "(unknown status)",
+                }
+            }
+
+            /// [`Status::upstream_text`] as a C string with static lifetime,
+            /// for `vmnet_broker_strerror`.
+            pub fn upstream_text_cstr(self) -> &'static CStr {
+                match self.0 {
+                    $( $code => const_cstr(concat!($upstream, "\0")), )*
+                    _ => c"(unknown status)",
                 }
             }
 
@@ -60,22 +80,30 @@ const fn const_cstr(s: &'static str) -> &'static CStr {
 
 statuses! {
     /// The operation succeeded.
-    SUCCESS = 0, "VMNET_BROKER_SUCCESS", "success";
+    SUCCESS = 0, "VMNET_BROKER_SUCCESS", "success",
+        "Broker session started";
     /// The client could not talk to the broker (not running, connection
     /// lost). Produced by clients, never sent by the broker.
-    XPC_FAILURE = 1, "VMNET_BROKER_XPC_FAILURE", "cannot communicate with the broker";
+    XPC_FAILURE = 1, "VMNET_BROKER_XPC_FAILURE", "cannot communicate with the broker",
+        "Failed to send XPC message to broker";
     /// The broker's reply was not understood. Produced by clients.
-    INVALID_REPLY = 2, "VMNET_BROKER_INVALID_REPLY", "invalid reply from the broker";
+    INVALID_REPLY = 2, "VMNET_BROKER_INVALID_REPLY", "invalid reply from the broker",
+        "Broker returned invalid reply";
     /// The caller may not use this network.
-    NOT_ALLOWED = 3, "VMNET_BROKER_NOT_ALLOWED", "not allowed to use this network";
+    NOT_ALLOWED = 3, "VMNET_BROKER_NOT_ALLOWED", "not allowed to use this network",
+        "You are not allowed to create a network";
     /// The request was malformed (missing key, bad name, unknown command).
-    INVALID_REQUEST = 4, "VMNET_BROKER_INVALID_REQUEST", "invalid request";
+    INVALID_REQUEST = 4, "VMNET_BROKER_INVALID_REQUEST", "invalid request",
+        "Invalid broker request";
     /// No such network is configured (or its configuration is broken).
-    NOT_FOUND = 5, "VMNET_BROKER_NOT_FOUND", "network not found";
+    NOT_FOUND = 5, "VMNET_BROKER_NOT_FOUND", "network not found",
+        "Network name not found";
     /// vmnet could not create the network.
-    CREATE_FAILURE = 6, "VMNET_BROKER_CREATE_FAILURE", "failed to create the network";
+    CREATE_FAILURE = 6, "VMNET_BROKER_CREATE_FAILURE", "failed to create the network",
+        "Failed to create network";
     /// Any other failure, including holding too many networks.
-    INTERNAL_ERROR = 7, "VMNET_BROKER_INTERNAL_ERROR", "internal error in the broker";
+    INTERNAL_ERROR = 7, "VMNET_BROKER_INTERNAL_ERROR", "internal error in the broker",
+        "Internal or unknown error";
 }
 
 impl Status {
@@ -146,6 +174,20 @@ mod tests {
         assert_eq!(codes, (0..=7).collect::<Vec<_>>());
         assert_eq!(Status::NOT_FOUND.c_name(), Some("VMNET_BROKER_NOT_FOUND"));
         assert_eq!(Status::CREATE_FAILURE.code(), 6);
+    }
+
+    #[test]
+    fn upstream_texts_are_the_originals() {
+        assert_eq!(Status::SUCCESS.upstream_text(), "Broker session started");
+        assert_eq!(Status::NOT_FOUND.upstream_text(), "Network name not found");
+        assert_eq!(Status(8).upstream_text(), "(unknown status)");
+        assert_eq!(Status(-1).upstream_text(), "(unknown status)");
+        for s in Status::ALL.iter().chain(&[Status(99)]) {
+            assert_eq!(
+                s.upstream_text_cstr().to_str().ok(),
+                Some(s.upstream_text())
+            );
+        }
     }
 
     #[test]

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 
-import CVmnetBroker
 import Foundation
 import XPC
+import vmnet_broker
 
 /// Client of vmnet-broker, the daemon that shares vmnet networks between
 /// virtual machine programs.
@@ -21,9 +21,9 @@ public enum VmnetBroker {
     /// - Throws: ``VmnetBroker/Error``, for example ``VmnetBroker/Error/notFound``
     ///   for a name the broker does not know.
     public static func acquireNetwork(named name: String) throws -> xpc_object_t {
-        var status = vmnet_broker_return_t(rawValue: 0)
+        var status = VMNET_BROKER_SUCCESS
         guard let serialization = vmnet_broker_acquire_network(name, &status) else {
-            throw Error(status: Int32(truncatingIfNeeded: status.rawValue))
+            throw Error(status)
         }
         return serialization
     }
@@ -32,8 +32,11 @@ public enum VmnetBroker {
 extension VmnetBroker {
     /// A failure status from the broker or from talking to it.
     ///
-    /// The codes 1 to 7 have names below. A code this version does not know
-    /// (sent by a newer broker) is kept as it is in ``status``.
+    /// The shape is the original Swift client's: `status` is the C
+    /// `vmnet_broker_return_t`, `init(_:)` takes one, the seven codes have
+    /// static members, and `errorDescription` is `vmnet_broker_strerror`'s
+    /// text. A code this version does not know (sent by a newer broker) is
+    /// kept as it is in ``status``.
     ///
     /// Match a status in a `catch` clause:
     ///
@@ -45,41 +48,44 @@ extension VmnetBroker {
     /// }
     /// ```
     public struct Error: Swift.Error, LocalizedError, Equatable, Hashable, Sendable {
-        /// The numeric status (`vmnet_broker_return_t`).
-        public let status: Int32
+        /// The status code.
+        public let status: vmnet_broker_return_t
 
-        public init(status: Int32) {
+        public init(_ status: vmnet_broker_return_t) {
             self.status = status
         }
 
         /// The broker cannot be reached.
-        public static let xpcFailure = Error(status: 1)
+        public static let xpcFailure = Error(VMNET_BROKER_XPC_FAILURE)
         /// The broker's reply was not understood.
-        public static let invalidReply = Error(status: 2)
+        public static let invalidReply = Error(VMNET_BROKER_INVALID_REPLY)
         /// The caller may not use this network.
-        public static let notAllowed = Error(status: 3)
-        /// The request was malformed, for example a bad network name.
-        public static let invalidRequest = Error(status: 4)
+        public static let notAllowed = Error(VMNET_BROKER_NOT_ALLOWED)
+        /// The request was malformed: no network name, an unknown command.
+        public static let invalidRequest = Error(VMNET_BROKER_INVALID_REQUEST)
         /// No such network.
-        public static let notFound = Error(status: 5)
+        public static let notFound = Error(VMNET_BROKER_NOT_FOUND)
         /// vmnet could not create the network.
-        public static let createFailure = Error(status: 6)
+        public static let createFailure = Error(VMNET_BROKER_CREATE_FAILURE)
         /// Anything else, including holding too many networks.
-        public static let internalError = Error(status: 7)
+        public static let internalError = Error(VMNET_BROKER_INTERNAL_ERROR)
+
+        /// The original client's text, from `vmnet_broker_strerror`:
+        /// "Network name not found", or "(unknown status)".
+        public var errorDescription: String? {
+            String(cString: vmnet_broker_strerror(status))
+        }
+
+        // Additions of this client (not in the original):
+
+        /// The numeric code.
+        public var code: UInt32 {
+            status.rawValue
+        }
 
         /// Whether the status is one of the codes 0 to 7.
         public var isKnown: Bool {
-            (0...7).contains(status)
-        }
-
-        /// For example "network not found (status 5)", or
-        /// "unknown status 999".
-        public var errorDescription: String? {
-            guard isKnown else {
-                return "unknown status \(status)"
-            }
-            let code = vmnet_broker_return_t(rawValue: .init(truncatingIfNeeded: status))
-            return "\(String(cString: vmnet_broker_strerror(code))) (status \(status))"
+            (0...7).contains(status.rawValue)
         }
 
         /// Lets `catch VmnetBroker.Error.notFound` match a thrown error.

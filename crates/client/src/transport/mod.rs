@@ -49,7 +49,7 @@ impl Transport {
     pub(crate) fn set_timeout(&mut self, timeout: Duration) {
         match self {
             Transport::Socket(t) => t.set_timeout(timeout),
-            #[cfg(target_os = "macos")]
+            #[cfg(any(target_os = "macos", feature = "fake-apple"))]
             Transport::Xpc(_) => {}
         }
     }
@@ -59,7 +59,7 @@ impl Transport {
     pub(crate) fn watch(&self) -> Option<socket2::Socket> {
         match self {
             Transport::Socket(t) => t.watch(),
-            #[cfg(target_os = "macos")]
+            #[cfg(any(target_os = "macos", feature = "fake-apple"))]
             Transport::Xpc(_) => None,
         }
     }
@@ -68,7 +68,7 @@ impl Transport {
     pub(crate) fn mark_lost(&mut self) {
         match self {
             Transport::Socket(t) => t.mark_lost(),
-            #[cfg(target_os = "macos")]
+            #[cfg(any(target_os = "macos", feature = "fake-apple"))]
             Transport::Xpc(_) => {}
         }
     }

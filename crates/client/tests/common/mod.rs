@@ -2,7 +2,8 @@
 //!
 //! The binary is `$VMNET_BROKER_BIN` if set, else `vmnet-broker` in the
 //! cargo target directory next to this test (`target/debug/vmnet-broker`).
-//! Build it first with `cargo build -p vmnet-broker`.
+//! Build it first with `cargo build -p vmnet-broker`. Starting and waiting
+//! is the shared harness of `vmnet-broker-testkit`.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,29 +13,13 @@ use std::time::{Duration, Instant};
 
 use vmnet_broker_client::{Client, StatusReport};
 
-/// How long to wait for the broker to accept connections, or for a
-/// condition to become true. A guard against hanging, not a measurement.
-const PATIENCE: Duration = Duration::from_secs(20);
+/// How long to wait for a condition to become true. A guard against
+/// hanging, not a measurement.
+const PATIENCE: Duration = vmnet_broker_testkit::PATIENCE;
 
 /// The broker binary to test.
 pub fn broker_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("VMNET_BROKER_BIN") {
-        return PathBuf::from(bin);
-    }
-    // target/debug/deps/<test> -> target/debug/vmnet-broker
-    let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test binary lives in target/<profile>/deps");
-    let bin = dir.join(format!("vmnet-broker{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.is_file(),
-        "broker binary {} not found: run `cargo build -p vmnet-broker` first \
-         (or set VMNET_BROKER_BIN)",
-        bin.display()
-    );
-    bin
+    vmnet_broker_testkit::broker_bin()
 }
 
 /// A broker process serving a socket in a temporary directory, killed on
@@ -66,31 +51,11 @@ impl Broker {
 
     fn spawn(dir: tempfile::TempDir, socket: PathBuf, config_dir: PathBuf) -> Broker {
         let child = spawn_child(&socket, &config_dir);
-        let mut broker = Broker {
+        Broker {
             child,
             socket,
             config_dir,
             dir,
-        };
-        broker.wait_ready();
-        broker
-    }
-
-    fn wait_ready(&mut self) {
-        let start = Instant::now();
-        loop {
-            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("the broker exited before accepting connections: {status}");
-            }
-            assert!(
-                start.elapsed() < PATIENCE,
-                "the broker did not accept connections on {}",
-                self.socket.display()
-            );
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -103,7 +68,6 @@ impl Broker {
     pub fn restart(&mut self) {
         self.kill();
         self.child = spawn_child(&self.socket, &self.config_dir);
-        self.wait_ready();
     }
 
     fn kill(&mut self) {
@@ -112,9 +76,10 @@ impl Broker {
     }
 }
 
+/// Starts `serve` and returns once it serves (`--ready-fd`).
 fn spawn_child(socket: &Path, config_dir: &Path) -> Child {
-    Command::new(broker_bin())
-        .arg("serve")
+    let mut cmd = Command::new(broker_bin());
+    cmd.arg("serve")
         .arg("--socket")
         .arg(socket)
         .arg("--config-dir")
@@ -124,9 +89,8 @@ fn spawn_child(socket: &Path, config_dir: &Path) -> Child {
         .arg("simulated")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the broker")
+        .stderr(Stdio::inherit());
+    vmnet_broker_testkit::spawn_serving(&mut cmd).unwrap_or_else(|e| panic!("{e}"))
 }
 
 impl Drop for Broker {

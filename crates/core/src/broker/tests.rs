@@ -602,3 +602,54 @@ fn every_refused_acquire_keeps_its_reason() {
     assert_eq!(counters.failures.get("not_allowed"), Some(&1));
     assert_eq!(counters.failures.get("internal_error"), Some(&1));
 }
+
+/// A config source that records every name it is asked about.
+#[derive(Default)]
+struct Recording(RefCell<Vec<String>>);
+
+impl ConfigSource for Recording {
+    fn lookup(&self, name: &NetworkName) -> Lookup {
+        self.0.borrow_mut().push(name.as_str().to_owned());
+        StaticConfig::new().lookup(name)
+    }
+}
+
+#[test]
+fn any_unconfigured_name_is_not_found_and_ill_formed_ones_are_never_looked_up() {
+    let config = Recording::default();
+    let mut h = Harness::with(&config, NoAccounts, BrokerOptions::default());
+    h.connect(1, 501);
+    let long = "x".repeat(65);
+    for raw in [
+        "../x",
+        "a b",
+        "",
+        ".shared",
+        long.as_str(),
+        "sha\nred",
+        "no-such",
+    ] {
+        let now = h.now;
+        let r = h.broker.handle_request(
+            now,
+            ClientId(1),
+            Request::Acquire {
+                network: NetworkName::requested(raw, 64),
+            },
+        );
+        assert_eq!(r.status(), Status::NOT_FOUND, "{raw:?}: {r:?}");
+        let now = h.now;
+        let r = h.broker.handle_request(
+            now,
+            ClientId(1),
+            Request::Release {
+                network: NetworkName::requested(raw, 64),
+            },
+        );
+        assert_eq!(r.status(), Status::NOT_FOUND, "{raw:?}: {r:?}");
+    }
+    // Only the well-formed unknown name reached the configuration.
+    assert_eq!(*config.0.borrow(), vec!["no-such".to_owned()]);
+    // The client still works.
+    assert!(matches!(h.acquire(1, "shared"), Reply::Acquired { .. }));
+}

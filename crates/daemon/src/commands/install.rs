@@ -9,9 +9,11 @@
 
 use std::process::ExitCode;
 
+#[cfg(target_os = "macos")]
+use vmnet_broker_launchd::BrokerClients;
 use vmnet_broker_launchd::{
-    InstallOptions, InstallState, JobSpec, SourceBinary, UninstallOptions, execute, plan_install,
-    plan_uninstall,
+    InstallOptions, InstallState, JobOptions, JobSpec, SourceBinary, UninstallOptions, execute,
+    plan_install, plan_uninstall,
 };
 
 use crate::EXIT_FAILURE;
@@ -32,7 +34,7 @@ fn observe(spec: &JobSpec, dry_run: bool) -> Result<InstallState, String> {
     #[cfg(target_os = "macos")]
     {
         let _ = dry_run;
-        let mut ask = || ask_broker_clients();
+        let mut ask = || ask_broker_clients(spec.label());
         vmnet_broker_launchd::probe(spec, &mut vmnet_broker_launchd::SystemRunner, &mut ask)
             .map_err(|e| format!("cannot inspect the current installation: {e}"))
     }
@@ -50,18 +52,61 @@ fn observe(spec: &JobSpec, dry_run: bool) -> Result<InstallState, String> {
     }
 }
 
-/// Clients of the running broker, not counting this process. The
-/// connection is closed before returning, so the installer itself never
-/// keeps the broker from stopping.
+/// Clients of the broker serving `service` (the job being installed or
+/// removed, not necessarily the default one), not counting this process.
+/// The original broker has no `status` and answers 4: that is how it is
+/// recognised. The connection is closed before returning, so the installer
+/// itself never keeps the broker from stopping.
 #[cfg(target_os = "macos")]
-fn ask_broker_clients() -> Result<u64, String> {
-    let client = vmnet_broker_client::Client::connect_xpc().map_err(|e| e.to_string())?;
-    let report = client.status().map_err(|e| e.to_string())?;
+fn ask_broker_clients(service: &str) -> BrokerClients {
+    let client = match vmnet_broker_client::Client::connect_xpc_service(service) {
+        Ok(c) => c,
+        Err(e) => return BrokerClients::Unknown(e.to_string()),
+    };
+    let answer = client.status();
     drop(client);
-    Ok(vmnet_broker_launchd::clients_in_status(
-        &report,
-        std::process::id(),
-    ))
+    match answer {
+        Ok(report) => BrokerClients::Count(vmnet_broker_launchd::clients_in_status(
+            &report,
+            std::process::id(),
+        )),
+        Err(e) if e.status() == vmnet_broker_client::Status::INVALID_REQUEST => {
+            BrokerClients::Original
+        }
+        Err(e) => BrokerClients::Unknown(e.to_string()),
+    }
+}
+
+/// The daemon options given to `install`, checked, as job arguments.
+fn given_options(args: &InstallArgs) -> Result<JobOptions, String> {
+    let config_dir = match &args.config_dir {
+        Some(dir) if !dir.is_absolute() => {
+            return Err(format!(
+                "--config-dir {} is not an absolute path; launchd starts the job in /, so give \
+                 the full path",
+                dir.display()
+            ));
+        }
+        Some(dir) => Some(
+            dir.to_str()
+                .ok_or_else(|| format!("--config-dir {} is not valid UTF-8", dir.display()))?
+                .to_owned(),
+        ),
+        None => None,
+    };
+    if let Some(level) = &args.log_level
+        && (level.is_empty() || level.starts_with('-') || level.chars().any(char::is_control))
+    {
+        return Err(format!(
+            "--log-level {level:?} is not a log level (error, warn, info, debug, trace)"
+        ));
+    }
+    Ok(JobOptions {
+        network_idle_timeout: args.network_idle_timeout.map(|v| v.to_string()),
+        exit_idle_timeout: args.exit_idle_timeout.map(|v| v.to_string()),
+        config_dir,
+        log_level: args.log_level.clone(),
+    })
 }
 
 fn run_plan(plan: &vmnet_broker_launchd::Plan, dry_run: bool, what: &str) -> ExitCode {
@@ -100,19 +145,37 @@ fn run_plan(plan: &vmnet_broker_launchd::Plan, dry_run: bool, what: &str) -> Exi
 /// `vmnet-broker install`.
 pub fn install(args: InstallArgs) -> ExitCode {
     let result = (|| {
-        let persistent = persistent_networks(args.job.user);
-        if !persistent.is_empty() {
-            println!(
-                "persistent networks are configured ({}): the job starts at load (RunAtLoad)",
-                persistent.join(", ")
-            );
-        }
-        let spec =
-            spec(args.job.user, &args.job.mach_service)?.with_run_at_load(!persistent.is_empty());
+        let given = given_options(&args)?;
+        let spec = spec(args.job.user, &args.job.mach_service)?;
         let exe =
             std::env::current_exe().map_err(|e| format!("cannot find this program's path: {e}"))?;
         let source = SourceBinary::read(&exe).map_err(|e| format!("cannot read {e}"))?;
         let state = observe(&spec, args.job.dry_run)?;
+        // An option not given keeps what the installed job has.
+        let installed = state
+            .plist
+            .as_ref()
+            .map(|f| JobOptions::from_job_plist(&f.contents))
+            .unwrap_or_default();
+        let options = given.or(installed);
+        eprintln!(
+            "vmnet-broker: daemon options in the job: {}",
+            options.summary()
+        );
+        let config_dir = options
+            .config_dir
+            .clone()
+            .unwrap_or_else(|| crate::config_dir::DEFAULT_CONFIG_DIR.to_owned());
+        let persistent = persistent_networks(args.job.user, &config_dir);
+        if !persistent.is_empty() {
+            eprintln!(
+                "vmnet-broker: persistent networks are configured ({}): the job starts at load (RunAtLoad)",
+                persistent.join(", ")
+            );
+        }
+        let spec = spec
+            .with_extra_arguments(options.to_arguments())
+            .with_run_at_load(!persistent.is_empty());
         plan_install(
             &spec,
             &state,
@@ -153,16 +216,16 @@ pub fn uninstall(args: UninstallArgs) -> ExitCode {
     }
 }
 
-/// The persistent networks the installed broker will read: the default
+/// The persistent networks the installed broker will read in its
 /// configuration directory, with the ownership rule of the account the job
 /// runs as (root only for the system job).
-fn persistent_networks(user: bool) -> Vec<String> {
+fn persistent_networks(user: bool, config_dir: &str) -> Vec<String> {
     let owners = if user {
         crate::config_owner::OwnerRule::for_uid(crate::sys::effective_uid()).trusted_owners()
     } else {
         vec![0]
     };
-    crate::config_dir::ConfigDir::new(crate::config_dir::DEFAULT_CONFIG_DIR)
+    crate::config_dir::ConfigDir::new(config_dir)
         .trust_owners(owners)
         .persistent_names()
 }

@@ -52,6 +52,11 @@ pub fn render(s: &StatusReport) -> String {
         duration(s.uptime_seconds),
         s.client_count
     );
+    let _ = writeln!(out, "{}", delays(s));
+    #[cfg(target_os = "macos")]
+    if let Some(line) = installed_job_options() {
+        let _ = writeln!(out, "{line}");
+    }
     let _ = writeln!(out);
     if s.networks.is_empty() {
         let _ = writeln!(out, "No live networks.");
@@ -169,6 +174,36 @@ fn table<const N: usize>(out: &mut String, header: [&str; N], rows: &[[String; N
     }
 }
 
+/// The broker's effective idle delays, as it reports them.
+fn delays(s: &StatusReport) -> String {
+    format!(
+        "network idle delay {}; exit idle delay {}",
+        duration(s.network_idle_timeout_seconds),
+        s.exit_idle_timeout_seconds
+            .map_or_else(|| "none (never exits when idle)".to_owned(), duration)
+    )
+}
+
+/// The daemon options kept in the installed job file (system, else user),
+/// if there is one.
+#[cfg(target_os = "macos")]
+fn installed_job_options() -> Option<String> {
+    use vmnet_broker_launchd::{DEFAULT_LABEL, JobOptions, JobSpec};
+    let specs = [
+        JobSpec::system(DEFAULT_LABEL).ok(),
+        JobSpec::current_user(DEFAULT_LABEL).ok(),
+    ];
+    specs.into_iter().flatten().find_map(|spec| {
+        let path = spec.paths().plist;
+        let xml = std::fs::read(&path).ok()?;
+        Some(format!(
+            "installed job {}: daemon options {}",
+            path.display(),
+            JobOptions::from_job_plist(&xml).summary()
+        ))
+    })
+}
+
 fn duration(secs: f64) -> String {
     let s = secs.max(0.0).round() as u64;
     match s {
@@ -181,6 +216,23 @@ fn duration(secs: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_effective_delays_are_shown() {
+        let report: StatusReport = serde_json::from_value(serde_json::json!({
+            "version": "0.1.0", "pid": 10, "backend": "simulated", "uptime_seconds": 1.0,
+            "network_idle_timeout_seconds": 300.0, "exit_idle_timeout_seconds": null,
+            "networks": [], "peers": [], "peer_count": 0, "hidden_peers": 0,
+            "counters": {"connects": 0, "disconnects": 0, "requests": 0, "acquires": 0,
+                         "releases": 0, "creations": 0, "removals": 0, "failures": {}}
+        }))
+        .expect("report");
+        let text = render(&report);
+        assert!(
+            text.contains("network idle delay 5m00s; exit idle delay none (never exits when idle)"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn durations() {

@@ -1,7 +1,13 @@
 //! `vmnet-broker serve`: builds the broker from the options and runs a
 //! transport around it.
+//!
+//! [`driver`] holds what both transports share (decoding, the broker,
+//! encoding, signal and exit policy); `socket` (the development transport)
+//! and `xpc` (the Mach service, macOS only) move bytes or XPC objects.
 
+pub mod driver;
 mod listener;
+mod ready;
 mod socket;
 #[cfg(any(target_os = "macos", feature = "fake-apple"))]
 mod vmnet_backend;
@@ -24,13 +30,22 @@ use crate::state_store::{StateStore, default_state_dir};
 use crate::sys::{self, SystemAccounts};
 use crate::{EXIT_FAILURE, EXIT_USAGE, logging};
 
-pub use socket::WireValue;
+pub use driver::{Driver, WireValue};
+use ready::ReadyFd;
 
 /// The broker type every driver runs.
 pub type DaemonBroker<B> = Broker<B, ConfigDir, SystemAccounts>;
 
 /// Runs the daemon until it exits; returns the process exit code.
 pub fn run(args: ServeArgs) -> ExitCode {
+    // Taken over first, before the broker opens anything of its own.
+    let ready = match args.ready_fd.map(ReadyFd::inherit).transpose() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vmnet-broker: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     if let Err(e) = logging::init(&args.log_level, args.log_format, &args.mach_service) {
         eprintln!("vmnet-broker: {e}");
         return ExitCode::from(EXIT_USAGE);
@@ -54,9 +69,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
                     ..FailurePlan::default()
                 });
             }
-            serve_with(&args, sim)
+            serve_with(&args, sim, ready)
         }
-        BackendKind::Vmnet => serve_vmnet(&args),
+        BackendKind::Vmnet => serve_vmnet(&args, ready),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -70,26 +85,22 @@ pub fn run(args: ServeArgs) -> ExitCode {
 /// The vmnet backend: over XPC on the Mach service, or over the
 /// development socket with `--socket`.
 #[cfg(any(target_os = "macos", feature = "fake-apple"))]
-fn serve_vmnet(args: &ServeArgs) -> Result<(), String> {
+fn serve_vmnet(args: &ServeArgs, ready: Option<ReadyFd>) -> Result<(), String> {
     let backend = vmnet_backend::VmnetBackend;
     if args.socket.is_some() {
-        return serve_with(args, backend);
+        return serve_with(args, backend, ready);
     }
-    let broker = build_broker(args, backend);
-    xpc::serve(
-        &args.mach_service,
-        broker,
-        usize::from(args.max_name_length),
-    )
+    let driver = build_driver(args, backend);
+    xpc::serve(&args.mach_service, driver, ready)
 }
 
 #[cfg(not(any(target_os = "macos", feature = "fake-apple")))]
-fn serve_vmnet(_args: &ServeArgs) -> Result<(), String> {
+fn serve_vmnet(_args: &ServeArgs, _ready: Option<ReadyFd>) -> Result<(), String> {
     Err("the vmnet backend exists only on macOS 26 or later; use --backend simulated".into())
 }
 
 /// Runs the socket transport with `backend`.
-fn serve_with<B>(args: &ServeArgs, backend: B) -> Result<(), String>
+fn serve_with<B>(args: &ServeArgs, backend: B, ready: Option<ReadyFd>) -> Result<(), String>
 where
     B: Backend,
     B::Serialization: WireValue,
@@ -101,16 +112,24 @@ where
     let listener = listener::bind(&path).map_err(|e| e.to_string())?;
     // After the bind: a broker that cannot listen (another one runs, the
     // path is bad) creates no state directory and no persistent network.
-    let broker = build_broker(args, backend);
-    socket::Server::new(
-        broker,
-        listener,
+    let driver = build_driver(args, backend);
+    let server = socket::Server::new(driver, listener, args.max_request_size, args.max_clients)
+        .map_err(|e| format!("cannot start the event loop: {e}"))?;
+    // The socket listens and the signal handlers are in place: connections
+    // made from now on wait in the backlog until the loop takes them.
+    if let Some(ready) = ready {
+        ready.notify();
+    }
+    server.run().map_err(|e| format!("event loop failed: {e}"))
+}
+
+/// The driver around a broker configured from the command line.
+pub fn build_driver<B: Backend>(args: &ServeArgs, backend: B) -> Driver<B> {
+    Driver::new(
+        build_broker(args, backend),
         args.max_request_size,
-        args.max_name_length,
+        usize::from(args.max_name_length),
     )
-    .map_err(|e| format!("cannot start the event loop: {e}"))?
-    .run()
-    .map_err(|e| format!("event loop failed: {e}"))
 }
 
 /// The broker, configured from the command line.

@@ -1,30 +1,40 @@
 //! The development transport: JSON lines over a Unix stream socket.
 //!
-//! One thread runs a readiness loop (mio) and owns the broker, like the
+//! One thread runs a readiness loop (mio) and owns the [`Driver`], like the
 //! single serial queue of the XPC service: no locks, no thread hops. The
-//! poll timeout is the broker's next deadline. A request is answered as soon
-//! as its line is complete; replies are queued per connection and written as
-//! the socket accepts them. A client that stops reading has its reading
-//! paused once too much output is queued, so it cannot grow the broker's
-//! memory without bound.
+//! poll timeout is the driver's next deadline. This file only moves bytes:
+//! it accepts connections, frames lines, hands them to the driver and
+//! writes what the driver answers.
+//!
+//! Bounds, so that one client cannot grow the broker or starve others:
+//!
+//! - a client whose queued replies pass [`MAX_QUEUED_OUTPUT`] is not
+//!   answered further (even in the middle of what it already sent) and not
+//!   read until it has taken its replies;
+//! - a connection counts against `--max-clients` until its descriptor is
+//!   closed; after the client's end of file (seen as the end of input, or
+//!   reported by the poll while its input is not read) its pending replies
+//!   are written for at most [`EOF_LINGER`], then the connection is closed.
+//!
+//! Each request costs three system calls when the client waits for its
+//! reply: the poll, one read (a read shorter than the buffer means the
+//! socket is drained; with edge-triggered readiness new data brings a new
+//! wake-up) and one write.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::net::UnixStream;
 use mio::{Events, Interest, Poll, Token};
-use serde_json::Value;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 use vmnet_broker_core::backend::Backend;
-use vmnet_broker_core::broker::{ClientId, Event, Reply};
-use vmnet_broker_proto::json::{self, Frame, LineFramer};
-use vmnet_broker_proto::{NetworkInfo, NetworkName, Request};
+use vmnet_broker_core::broker::ClientId;
+use vmnet_broker_proto::json::LineFramer;
 
-use super::DaemonBroker;
+use super::driver::{Driver, Stop, WireValue, ignored_signals};
 use super::listener::Listener;
 use crate::sys::peer_credentials;
 
@@ -32,47 +42,15 @@ const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
 const FIRST_CONN: usize = 2;
 
-/// Queued output above which a connection's reading is paused.
-const MAX_QUEUED_OUTPUT: usize = 1 << 20;
+/// Queued output above which a connection is neither answered nor read.
+pub const MAX_QUEUED_OUTPUT: usize = 1 << 20;
 
-/// Encoded `acquire` replies kept at most (one per live network is enough;
-/// the map is cleared when it grows past this).
-const MAX_CACHED_REPLIES: usize = 1024;
+/// How long a client that closed its sending side has to take its pending
+/// replies before its connection is closed.
+pub const EOF_LINGER: Duration = Duration::from_secs(5);
 
-/// How a backend's serialization is written on the development transport.
-pub trait WireValue {
-    /// The JSON form of the serialization.
-    fn to_wire(&self) -> Value;
-
-    /// Whether `self` and `other` describe the same live network, so that an
-    /// encoded reply made for one can be sent for the other. The default,
-    /// `false`, turns the reply cache off.
-    fn same_network(&self, _other: &Self) -> bool {
-        false
-    }
-}
-
-impl WireValue for Value {
-    fn to_wire(&self) -> Value {
-        self.clone()
-    }
-
-    fn same_network(&self, other: &Self) -> bool {
-        self == other
-    }
-}
-
-/// The encoded reply line last sent for an `acquire` of one network, with
-/// what it was built from. It is reused only when the broker answers with
-/// an equal serialization and info, so a network removed and created again
-/// under the same name never gets the old bytes.
-struct CachedReply<S> {
-    network: S,
-    info: NetworkInfo,
-    line: Vec<u8>,
-}
-
-type ReplyCache<S> = HashMap<NetworkName, CachedReply<S>>;
+/// Size of the read buffer (one read per wake-up at most this much).
+const READ_BUF: usize = 64 * 1024;
 
 struct Conn {
     stream: UnixStream,
@@ -81,8 +59,19 @@ struct Conn {
     out: Vec<u8>,
     /// Bytes of `out` already written.
     written: usize,
-    /// The peer closed its side: finish writing, then close.
+    /// The client closed its sending side: write what is queued, then
+    /// close.
     eof: bool,
+    /// The driver was told that this client is gone.
+    gone: bool,
+    /// A closing deadline is set (see [`EOF_LINGER`]).
+    lingering: bool,
+    /// Input may be waiting: a readiness edge came and no read since then
+    /// found the socket drained.
+    readable: bool,
+    /// The last readiness event also reported the end of input: a short
+    /// read does not mean drained, the end of file is still to be read.
+    closing: bool,
     interest: Interest,
 }
 
@@ -92,26 +81,26 @@ impl Conn {
     }
 }
 
-/// The server: listener, connections and the broker.
+/// The server: listener, connections and the driver.
 pub struct Server<B: Backend> {
     poll: Poll,
     listener: Listener,
     signals: Signals,
     conns: HashMap<Token, Conn>,
     next_token: usize,
-    broker: DaemonBroker<B>,
+    driver: Driver<B>,
     max_line: usize,
-    max_name: usize,
+    max_clients: usize,
     read_buf: Vec<u8>,
     /// Accepting is paused because the process ran out of descriptors.
     accept_paused: bool,
-    /// Encoded `acquire` replies by network name.
-    replies: ReplyCache<B::Serialization>,
-}
-
-enum Stop {
-    Idle,
-    Signal(&'static str),
+    /// Half-closed connections by closing deadline (deadlines only grow,
+    /// so the queue is in order; closed connections are skipped).
+    lingering: VecDeque<(Instant, Token)>,
+    /// Whether the refusal of connections over the limit was logged since
+    /// the count was last below it.
+    refusal_logged: bool,
+    ignored: Vec<(i32, &'static str)>,
 }
 
 impl<B> Server<B>
@@ -121,15 +110,18 @@ where
 {
     /// Registers the listener and the signal handlers.
     pub fn new(
-        broker: DaemonBroker<B>,
+        driver: Driver<B>,
         mut listener: Listener,
         max_line: usize,
-        max_name: u8,
+        max_clients: usize,
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut listener.listener, LISTENER, Interest::READABLE)?;
-        let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+        let ignored = ignored_signals();
+        let mut wanted = vec![SIGTERM, SIGINT];
+        wanted.extend(ignored.iter().map(|(s, _)| *s));
+        let mut signals = Signals::new(wanted)?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
         Ok(Server {
@@ -138,24 +130,27 @@ where
             signals,
             conns: HashMap::new(),
             next_token: FIRST_CONN,
-            broker,
+            driver,
             max_line,
-            max_name: usize::from(max_name),
-            read_buf: vec![0; 64 * 1024],
+            max_clients,
+            read_buf: vec![0; READ_BUF],
             accept_paused: false,
-            replies: HashMap::new(),
+            lingering: VecDeque::new(),
+            refusal_logged: false,
+            ignored,
         })
     }
 
     /// Serves until the broker is idle or a stop signal arrives with no
-    /// client connected; then releases every network.
+    /// client holding a network; then releases every network.
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let stop = loop {
-            let timeout = self
-                .broker
-                .poll_timeout()
-                .map(|t| t.saturating_duration_since(Instant::now()));
+            let deadline = match (self.driver.next_deadline(), self.lingering.front()) {
+                (Some(a), Some((b, _))) => Some(a.min(*b)),
+                (a, b) => a.or(b.map(|(t, _)| *t)),
+            };
+            let timeout = deadline.map(|t| t.saturating_duration_since(Instant::now()));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -167,62 +162,66 @@ where
                 match event.token() {
                     LISTENER => self.accept(),
                     SIGNALS => signalled = true,
-                    token => self.conn_event(token, event.is_readable(), event.is_writable()),
+                    token => {
+                        let closing = event.is_read_closed() || event.is_error();
+                        self.conn_event(token, event.is_readable() || closing, closing);
+                    }
                 }
             }
-            // Signals are judged after this batch's disconnections, so a
-            // client that left just before the signal does not count.
+            // Signals are judged after this batch, and after taking in what
+            // is pending, so that clients which left before the signal do
+            // not count.
             let stop = if signalled { self.signals() } else { None };
-            self.broker.handle_timeout(Instant::now());
-            if self.drain_events() {
-                break Stop::Idle;
+            let now = Instant::now();
+            self.expire_lingering(now);
+            self.driver.handle_timeout(now);
+            if let Some(s) = self.driver.poll_stop() {
+                break s;
             }
             if let Some(s) = stop {
                 break s;
             }
         };
-        match stop {
-            Stop::Idle => info!("no clients for the idle delay; exiting"),
-            Stop::Signal(name) => info!("{name} with no clients connected; exiting"),
-        }
-        let released = self.broker.shutdown(Instant::now());
-        self.drain_events();
-        info!(networks = released, "all networks released; goodbye");
+        self.driver.shutdown(stop);
         Ok(())
     }
 
-    /// Logs broker events; returns whether the broker asked to exit.
-    fn drain_events(&mut self) -> bool {
-        let mut exit = false;
-        while let Some(event) = self.broker.poll_event() {
-            match event {
-                Event::IdleExit => exit = true,
-                Event::NetworkCreated { .. } | Event::NetworkRemoved { .. } => {}
+    fn signals(&mut self) -> Option<Stop> {
+        let pending: Vec<i32> = self.signals.pending().collect();
+        let mut stops = Vec::new();
+        for sig in pending {
+            match sig {
+                SIGTERM => stops.push("SIGTERM"),
+                SIGINT => stops.push("SIGINT"),
+                other => {
+                    let name = self
+                        .ignored
+                        .iter()
+                        .find(|(s, _)| *s == other)
+                        .map_or("signal", |(_, n)| *n);
+                    self.driver.handle_ignored_signal(name);
+                }
             }
         }
-        exit
-    }
-
-    fn signals(&mut self) -> Option<Stop> {
+        if stops.is_empty() {
+            return None;
+        }
+        self.take_in_pending();
         let mut stop = None;
-        let pending: Vec<i32> = self.signals.pending().collect();
-        for sig in pending {
-            if sig == SIGHUP {
-                super::reload(&mut self.broker);
-                continue;
-            }
-            let name = if sig == SIGTERM { "SIGTERM" } else { "SIGINT" };
-            let clients = self.broker.client_count();
-            if clients > 0 {
-                warn!(
-                    clients,
-                    "{name} received while clients are connected; ignoring it so running VMs keep their networks"
-                );
-            } else {
-                stop = Some(Stop::Signal(name));
-            }
+        for name in stops {
+            stop = stop.or(self.driver.handle_stop_signal(name));
         }
         stop
+    }
+
+    /// Accepts the connections waiting in the backlog and reads every
+    /// connection once, so that clients that already left are known.
+    fn take_in_pending(&mut self) {
+        self.accept();
+        let tokens: Vec<Token> = self.conns.keys().copied().collect();
+        for token in tokens {
+            self.conn_event(token, true, false);
+        }
     }
 
     fn accept(&mut self) {
@@ -232,8 +231,7 @@ where
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    if matches!(e.raw_os_error(), Some(libc_emfile) if is_fd_exhaustion(libc_emfile))
-                    {
+                    if e.raw_os_error().is_some_and(is_fd_exhaustion) {
                         warn!("out of file descriptors; pausing new connections until one closes");
                         self.pause_accept(true);
                     } else {
@@ -242,6 +240,18 @@ where
                     return;
                 }
             };
+            if self.conns.len() >= self.max_clients {
+                // Open connections count, also those that only wait for
+                // their replies to be taken.
+                if !self.refusal_logged {
+                    warn!(
+                        limit = self.max_clients,
+                        "too many connections open; refusing new ones until some close"
+                    );
+                    self.refusal_logged = true;
+                }
+                continue;
+            }
             let creds = match peer_credentials(&stream) {
                 Ok(c) => c,
                 Err(e) => {
@@ -252,7 +262,7 @@ where
             let token = Token(self.next_token);
             self.next_token += 1;
             let peer = ClientId(token.0 as u64);
-            if let Err(e) = self.broker.handle_connect(Instant::now(), peer, creds) {
+            if let Err(e) = self.driver.handle_connect(Instant::now(), peer, creds) {
                 warn!(pid = creds.pid, uid = creds.uid, "{e}");
                 continue;
             }
@@ -262,7 +272,7 @@ where
                 .register(&mut stream, token, Interest::READABLE)
             {
                 warn!("cannot watch a new connection: {e}");
-                self.broker.handle_disconnect(Instant::now(), peer);
+                self.driver.handle_disconnect(Instant::now(), peer);
                 continue;
             }
             self.conns.insert(
@@ -274,6 +284,11 @@ where
                     out: Vec::new(),
                     written: 0,
                     eof: false,
+                    gone: false,
+                    lingering: false,
+                    // Registration reports input that is already there.
+                    readable: false,
+                    closing: false,
                     interest: Interest::READABLE,
                 },
             );
@@ -297,110 +312,103 @@ where
         self.accept_paused = pause;
     }
 
-    fn conn_event(&mut self, token: Token, readable: bool, writable: bool) {
-        let mut alive = true;
-        if readable {
-            alive = self.read(token);
-        }
-        if alive && (writable || readable) {
-            alive = self.flush(token);
-        }
+    fn conn_event(&mut self, token: Token, input: bool, closing: bool) {
+        let alive = match self.conns.get_mut(&token) {
+            Some(conn) => {
+                conn.readable |= input;
+                conn.closing |= closing;
+                self.service(token)
+            }
+            None => return,
+        };
         if !alive {
             self.close(token);
         }
     }
 
-    /// Reads what is available and answers every complete line. Returns
-    /// false when the connection must be closed at once.
-    fn read(&mut self, token: Token) -> bool {
+    /// Answers, writes and reads as far as the bounds allow. Returns false
+    /// when the connection must be closed.
+    fn service(&mut self, token: Token) -> bool {
         let Some(conn) = self.conns.get_mut(&token) else {
             return false;
         };
-        if conn.eof {
-            return true;
-        }
+        let driver = &mut self.driver;
+        let now = Instant::now();
         loop {
+            // Answer what is buffered, up to the output bound.
+            let mut more = false;
+            while conn.queued() <= MAX_QUEUED_OUTPUT {
+                match conn.framer.next_line() {
+                    Some(frame) => driver.handle_line(now, conn.peer, frame, &mut conn.out),
+                    None => break,
+                }
+                more = conn.queued() > MAX_QUEUED_OUTPUT;
+            }
+            if conn.queued() > 0 && !write_out(conn) {
+                return false;
+            }
             if conn.queued() > MAX_QUEUED_OUTPUT {
-                // Stop reading until the client drains its replies.
+                // Wait until the client takes its replies.
+                break;
+            }
+            if more {
+                // Stopped at the bound, then the socket took enough.
+                continue;
+            }
+            if conn.eof || !conn.readable {
                 break;
             }
             match conn.stream.read(&mut self.read_buf) {
                 Ok(0) => {
                     conn.eof = true;
+                    conn.readable = false;
                     if conn.framer.pending() > 0 {
                         // A last line without newline still counts.
                         conn.framer.push(b"\n");
                     }
-                    break;
                 }
                 Ok(n) => {
+                    if n < self.read_buf.len() && !conn.closing {
+                        conn.readable = false;
+                    }
                     conn.framer.push(&self.read_buf[..n]);
-                    answer_lines(
-                        &mut self.broker,
-                        &mut self.replies,
-                        conn,
-                        self.max_line,
-                        self.max_name,
-                    );
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    conn.readable = false;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    debug!(peer = conn.peer.0, "read failed: {e}");
+                    debug!(client = conn.peer.0, "read failed: {e}");
                     return false;
                 }
             }
         }
-        if conn.eof {
-            answer_lines(
-                &mut self.broker,
-                &mut self.replies,
-                conn,
-                self.max_line,
-                self.max_name,
-            );
+        if conn.eof && !conn.gone {
             // The client closed its side: its holds end now, as with an
-            // invalid XPC connection. Queued replies are still written.
-            self.broker.handle_disconnect(Instant::now(), conn.peer);
+            // invalid XPC connection. Queued replies are still written, for
+            // a while.
+            conn.gone = true;
+            driver.handle_disconnect(now, conn.peer);
         }
-        true
-    }
-
-    /// Writes queued output. Returns false when the connection must close.
-    fn flush(&mut self, token: Token) -> bool {
-        let Some(conn) = self.conns.get_mut(&token) else {
+        if conn.eof && conn.queued() == 0 {
             return false;
-        };
-        while conn.queued() > 0 {
-            match conn.stream.write(&conn.out[conn.written..]) {
-                Ok(0) => return false,
-                Ok(n) => conn.written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    debug!(peer = conn.peer.0, "write failed: {e}");
-                    return false;
-                }
-            }
         }
-        if conn.queued() == 0 {
-            conn.out.clear();
-            conn.written = 0;
-            if conn.eof {
-                return false;
-            }
-        } else if conn.written > MAX_QUEUED_OUTPUT {
-            conn.out.drain(..conn.written);
-            conn.written = 0;
+        if (conn.eof || conn.closing) && !conn.lingering {
+            // The client sent its end of file (read or not, if it stopped
+            // being read at the output bound): it has a bounded time to
+            // take its replies.
+            conn.lingering = true;
+            self.lingering.push_back((now + EOF_LINGER, token));
         }
-        let want = match (
-            conn.eof,
-            conn.queued() > 0,
-            conn.queued() > MAX_QUEUED_OUTPUT,
-        ) {
-            (true, _, _) | (_, true, true) => Interest::WRITABLE,
-            (false, true, false) => Interest::READABLE | Interest::WRITABLE,
-            (false, false, _) => Interest::READABLE,
+        // While over the output bound, input stays registered (but is not
+        // read) so that the client's end of file is still noticed.
+        let want = if conn.eof {
+            Interest::WRITABLE
+        } else if conn.queued() > 0 {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
         };
         if want != conn.interest {
             if let Err(e) = self
@@ -408,7 +416,7 @@ where
                 .registry()
                 .reregister(&mut conn.stream, token, want)
             {
-                debug!(peer = conn.peer.0, "reregister failed: {e}");
+                debug!(client = conn.peer.0, "reregister failed: {e}");
                 return false;
             }
             // Re-registering re-arms readiness: input that arrived while
@@ -418,242 +426,63 @@ where
         true
     }
 
+    /// Closes half-closed connections whose replies were not taken in time.
+    fn expire_lingering(&mut self, now: Instant) {
+        while let Some(&(deadline, token)) = self.lingering.front() {
+            if deadline > now {
+                break;
+            }
+            self.lingering.pop_front();
+            if let Some(conn) = self.conns.get(&token) {
+                debug!(
+                    client = conn.peer.0,
+                    unsent = conn.queued(),
+                    "closing a half-closed connection that did not take its replies"
+                );
+                self.close(token);
+            }
+        }
+    }
+
     fn close(&mut self, token: Token) {
         if let Some(mut conn) = self.conns.remove(&token) {
             let _ = self.poll.registry().deregister(&mut conn.stream);
-            if !conn.eof {
-                self.broker.handle_disconnect(Instant::now(), conn.peer);
+            if !conn.gone {
+                self.driver.handle_disconnect(Instant::now(), conn.peer);
             }
+        }
+        if self.conns.len() < self.max_clients {
+            self.refusal_logged = false;
         }
         self.pause_accept(false);
     }
 }
 
-/// Answers every complete line buffered on `conn`.
-fn answer_lines<B>(
-    broker: &mut DaemonBroker<B>,
-    replies: &mut ReplyCache<B::Serialization>,
-    conn: &mut Conn,
-    max_line: usize,
-    max_name: usize,
-) where
-    B: Backend,
-    B::Serialization: WireValue,
-{
-    while let Some(frame) = conn.framer.next_line() {
-        let now = Instant::now();
-        let (reply, acquired) = match frame {
-            Frame::TooLong => (
-                broker.handle_bad_request(
-                    now,
-                    conn.peer,
-                    &format_args!("request line longer than {max_line} bytes"),
-                ),
-                None,
-            ),
-            Frame::Line(line) => {
-                let parsed = match parse_common_request(line, max_name) {
-                    Some(request) => Ok(request),
-                    None => json::parse_request(line, max_name),
-                };
-                match parsed {
-                    Ok(request) => {
-                        let acquired = match &request {
-                            Request::Acquire { network } => Some(network.clone()),
-                            _ => None,
-                        };
-                        (broker.handle_request(now, conn.peer, request), acquired)
-                    }
-                    Err(e) => (broker.handle_bad_request(now, conn.peer, &e), None),
-                }
+/// Writes queued output until the socket is full. Returns false when the
+/// connection must close.
+fn write_out(conn: &mut Conn) -> bool {
+    while conn.queued() > 0 {
+        match conn.stream.write(&conn.out[conn.written..]) {
+            Ok(0) => return false,
+            Ok(n) => conn.written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                debug!(client = conn.peer.0, "write failed: {e}");
+                return false;
             }
-        };
-        match (reply, acquired) {
-            (Reply::Acquired { network, info }, Some(name)) => {
-                write_acquired(&mut conn.out, replies, name, network, info);
-            }
-            (reply, _) => write_reply(&mut conn.out, reply),
         }
     }
-}
-
-/// The two keys of the common requests, borrowed from the line when they
-/// hold no escapes.
-#[derive(serde::Deserialize)]
-struct CommonRequest<'a> {
-    #[serde(borrow, default)]
-    command: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    network_name: Option<Cow<'a, str>>,
-}
-
-/// Decodes a well-formed request without building a JSON map: an object
-/// whose `command` and `network_name` are strings (other keys are skipped
-/// unparsed) and name a valid request. Anything else (wrong types, repeated
-/// keys, bad names, unknown commands, not an object) returns `None`, and the
-/// caller takes the general path, which applies every decoding rule and
-/// produces the exact error. Whatever this returns, the general path would
-/// return too.
-fn parse_common_request(line: &[u8], max_name: usize) -> Option<Request> {
-    // A struct also deserializes from a JSON array; only objects qualify.
-    if line.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return None;
+    if conn.queued() == 0 {
+        conn.out.clear();
+        conn.written = 0;
+    } else if conn.written > MAX_QUEUED_OUTPUT {
+        conn.out.drain(..conn.written);
+        conn.written = 0;
     }
-    let text = std::str::from_utf8(line).ok()?;
-    let fields: CommonRequest<'_> = serde_json::from_str(text).ok()?;
-    let name = || {
-        fields
-            .network_name
-            .as_deref()
-            .and_then(|n| NetworkName::with_limit(n, max_name).ok())
-    };
-    match fields.command.as_deref()? {
-        "acquire" => Some(Request::Acquire { network: name()? }),
-        "release" => Some(Request::Release { network: name()? }),
-        "status" => Some(Request::Status),
-        _ => None,
-    }
-}
-
-/// Writes a successful `acquire` reply, reusing the encoded line of the
-/// previous reply for the same live network.
-fn write_acquired<S: WireValue>(
-    out: &mut Vec<u8>,
-    replies: &mut ReplyCache<S>,
-    name: NetworkName,
-    network: S,
-    info: NetworkInfo,
-) {
-    if let Some(cached) = replies.get(&name)
-        && cached.info == info
-        && cached.network.same_network(&network)
-    {
-        out.extend_from_slice(&cached.line);
-        return;
-    }
-    let start = out.len();
-    let value = json::acquire_reply(network.to_wire(), Some(&info));
-    if serde_json::to_writer(&mut *out, &value).is_err() {
-        out.truncate(start);
-        out.extend_from_slice(b"{\"error\":7}\n");
-        return;
-    }
-    out.push(b'\n');
-    if network.same_network(&network) {
-        if replies.len() >= MAX_CACHED_REPLIES {
-            replies.clear();
-        }
-        let line = out[start..].to_vec();
-        replies.insert(
-            name,
-            CachedReply {
-                network,
-                info,
-                line,
-            },
-        );
-    }
-}
-
-fn write_reply<S: WireValue>(out: &mut Vec<u8>, reply: Reply<S>) {
-    let value = match reply {
-        Reply::Acquired { network, info } => json::acquire_reply(network.to_wire(), Some(&info)),
-        Reply::Released => {
-            out.extend_from_slice(b"{}\n");
-            return;
-        }
-        Reply::Status(report) => json::status_reply(&report),
-        failed @ (Reply::Error(_) | Reply::AcquireFailed(_)) => {
-            // `{"error":N}`, as `json::error_reply` encodes it.
-            let _ = writeln!(out, "{{\"error\":{}}}", failed.status().code());
-            return;
-        }
-    };
-    let start = out.len();
-    if serde_json::to_writer(&mut *out, &value).is_err() {
-        out.truncate(start);
-        out.extend_from_slice(b"{\"error\":7}");
-    }
-    out.push(b'\n');
+    true
 }
 
 fn is_fd_exhaustion(errno: i32) -> bool {
     errno == nix::errno::Errno::EMFILE as i32 || errno == nix::errno::Errno::ENFILE as i32
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The quick decoder agrees with the general one whenever it answers.
-    #[test]
-    fn common_request_parser_agrees_with_the_general_path() {
-        let lines: &[&[u8]] = &[
-            br#"{"command":"acquire","network_name":"shared"}"#,
-            br#"  {"network_name":"host","command":"release","x":[1,{"a":2}]}"#,
-            br#"{"command":"status"}"#,
-            br#"{"command":"status","network_name":7}"#,
-            br#"{"command":"acquire","network_name":7}"#,
-            br#"{"command":"acquire"}"#,
-            br#"{"command":"acquire","network_name":"a/b"}"#,
-            br#"{"command":"acquire","network_name":"sh\u0061red"}"#,
-            br#"{"command":"acquire","command":"release","network_name":"x"}"#,
-            br#"{"command":null,"network_name":"x"}"#,
-            br#"{"command":"launch","network_name":"x"}"#,
-            br#"["acquire","shared"]"#,
-            br#"{"command":"acquire","network_name":"shared"} trailing"#,
-            b"",
-            b"\xff",
-        ];
-        for line in lines {
-            let general = json::parse_request(line, 64).ok();
-            if let Some(quick) = parse_common_request(line, 64) {
-                assert_eq!(Some(quick), general, "{}", String::from_utf8_lossy(line));
-            }
-        }
-        assert!(parse_common_request(br#"["acquire","shared"]"#, 64).is_none());
-        assert!(
-            parse_common_request(br#"{"command":"acquire","network_name":"shared"}"#, 64).is_some()
-        );
-    }
-
-    #[test]
-    fn cached_acquire_reply_is_reused_only_for_the_same_network() {
-        let info = NetworkInfo {
-            mode: vmnet_broker_proto::Mode::Host,
-            subnet: "192.168.64.0".parse().expect("address"),
-            mask: "255.255.255.0".parse().expect("address"),
-            ipv6_prefix: "fd00::".parse().expect("address"),
-            ipv6_prefix_length: 64,
-        };
-        let name = NetworkName::new("host").expect("name");
-        let mut cache = ReplyCache::new();
-        let mut first = Vec::new();
-        write_acquired(
-            &mut first,
-            &mut cache,
-            name.clone(),
-            serde_json::json!({"id": 1}),
-            info.clone(),
-        );
-        let mut again = Vec::new();
-        write_acquired(
-            &mut again,
-            &mut cache,
-            name.clone(),
-            serde_json::json!({"id": 1}),
-            info.clone(),
-        );
-        assert_eq!(first, again);
-        let mut fresh = Vec::new();
-        write_acquired(
-            &mut fresh,
-            &mut cache,
-            name,
-            serde_json::json!({"id": 2}),
-            info,
-        );
-        let v: Value = serde_json::from_slice(&fresh).expect("json");
-        assert_eq!(v["network"]["id"], 2);
-    }
 }

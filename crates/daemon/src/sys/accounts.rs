@@ -13,7 +13,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
-use nix::unistd::{Gid, Group, Uid, User};
+use nix::unistd::Group;
+#[cfg(target_os = "macos")]
+use nix::unistd::User;
+#[cfg(not(target_os = "macos"))]
+use nix::unistd::{Gid, Uid, User};
 use tracing::warn;
 use vmnet_broker_core::broker::AccountLookup;
 
@@ -58,24 +62,52 @@ impl AccountLookup for SystemAccounts {
         }
         lookups()
             .ask(Key::Member(uid, group), move || {
-                member(uid, group).then_some(1)
+                member_of(uid, group).then_some(1)
             })
             .is_some()
     }
 }
 
-/// Whether `uid`'s primary group is `group` or it is listed in `group`.
-fn member(uid: u32, group: u32) -> bool {
+/// macOS decides membership with its membership API, so that nested groups
+/// and directory-service groups count (see `vmnet_broker_macos::membership`).
+#[cfg(target_os = "macos")]
+fn member_of(uid: u32, group: u32) -> bool {
+    match vmnet_broker_macos::membership::is_member(uid, group) {
+        Ok(member) => member,
+        Err(errno) => {
+            tracing::warn!(
+                uid,
+                gid = group,
+                errno,
+                "cannot check group membership; counting the user as not a member"
+            );
+            false
+        }
+    }
+}
+
+/// Elsewhere, the user's whole group list as the system builds it at login
+/// (getgrouplist(3): the primary group plus every group from NSS, not only
+/// the member lists of /etc/group).
+#[cfg(not(target_os = "macos"))]
+fn member_of(uid: u32, group: u32) -> bool {
     let Some(user) = User::from_uid(Uid::from_raw(uid)).ok().flatten() else {
         return false;
     };
-    if user.gid.as_raw() == group {
-        return true;
+    let Ok(name) = std::ffi::CString::new(user.name.as_bytes()) else {
+        return false;
+    };
+    match nix::unistd::getgrouplist(&name, user.gid) {
+        Ok(groups) => groups.contains(&Gid::from_raw(group)),
+        Err(e) => {
+            tracing::warn!(
+                uid,
+                gid = group,
+                "cannot list the user's groups ({e}); counting the user as not a member"
+            );
+            false
+        }
     }
-    Group::from_gid(Gid::from_raw(group))
-        .ok()
-        .flatten()
-        .is_some_and(|g| g.mem.contains(&user.name))
 }
 
 /// One question to the account database.
@@ -184,6 +216,36 @@ impl Lookups {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every supplementary membership the group database lists is seen,
+    /// and a group the user is not in is not.
+    #[test]
+    #[cfg(not(target_os = "macos"))]
+    fn supplementary_groups_count() {
+        let a = SystemAccounts;
+        let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
+        for line in groups.lines() {
+            let fields: Vec<&str> = line.split(':').collect();
+            let [_, _, gid, members] = fields[..] else {
+                continue;
+            };
+            let Ok(gid) = gid.parse::<u32>() else {
+                continue;
+            };
+            for member in members.split(',').filter(|m| !m.is_empty()) {
+                let Some(user) = User::from_name(member).ok().flatten() else {
+                    continue;
+                };
+                assert!(
+                    a.is_member(user.uid.as_raw(), user.gid.as_raw(), gid),
+                    "{member} is listed in group {gid}"
+                );
+            }
+        }
+        // root is in group 0 and not in a group id nobody has.
+        assert!(a.is_member(0, 12345, 0));
+        assert!(!a.is_member(0, 0, 4_000_000_000));
+    }
 
     #[test]
     fn root_resolves() {

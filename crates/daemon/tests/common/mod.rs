@@ -59,7 +59,7 @@ impl Broker {
         self
     }
 
-    /// Starts `serve` and waits until the socket answers.
+    /// Starts `serve` and waits until it serves (`--ready-fd`).
     pub fn spawn(mut self, extra: &[&str]) -> Broker {
         let log = std::fs::File::create(&self.log).unwrap();
         let mut cmd = Command::new(bin());
@@ -73,18 +73,9 @@ impl Broker {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
-        self.child = Some(cmd.spawn().unwrap());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while UnixStream::connect(&self.socket).is_err() {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("broker exited early ({status}):\n{}", self.log_text());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "broker did not start:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        match vmnet_broker_testkit::spawn_serving(&mut cmd) {
+            Ok(child) => self.child = Some(child),
+            Err(e) => panic!("{e}:\n{}", self.log_text()),
         }
         self
     }

@@ -93,8 +93,17 @@ int main(int argc, char **argv) {
           "no-such-network is NOT_FOUND");
     status = VMNET_BROKER_SUCCESS;
     check(vmnet_broker_client_acquire(a, "../etc/passwd", &status) == NULL &&
-              status == VMNET_BROKER_INVALID_REQUEST,
-          "a path is INVALID_REQUEST");
+              status == VMNET_BROKER_NOT_FOUND,
+          "a path is NOT_FOUND, as with the original broker");
+    status = VMNET_BROKER_SUCCESS;
+    check(vmnet_broker_client_acquire(a, "a b", &status) == NULL &&
+              status == VMNET_BROKER_NOT_FOUND,
+          "a name with a space is NOT_FOUND");
+    status = VMNET_BROKER_SUCCESS;
+    check(vmnet_broker_client_acquire(a, "", &status) == NULL && status == VMNET_BROKER_NOT_FOUND,
+          "the empty name is NOT_FOUND");
+    check(strcmp(vmnet_broker_strerror(status), "Network name not found") == 0,
+          "strerror(NOT_FOUND) is the original's text");
     /* Invalid UTF-8 never reaches the broker. */
     status = VMNET_BROKER_SUCCESS;
     check(vmnet_broker_client_acquire(a, "\xff", &status) == NULL &&

@@ -4,7 +4,8 @@
  * Runs the shared protocol vectors (testdata/protocol-vectors.json) through
  * the C API:
  *
- *  - "statuses": vmnet_broker_strerror() gives each description;
+ *  - "statuses": vmnet_broker_strerror() gives each "strerror" text (the
+ *    original C client's, byte for byte);
  *  - "replies": a fake broker in a thread answers one acquire with the
  *    vector's reply, and the status the C API reports must be the expected
  *    one (unknown codes kept as they are).
@@ -91,7 +92,7 @@ static void check_statuses(void) {
         const char *text = vmnet_broker_strerror((vmnet_broker_return_t)status_vectors[i].code);
         char what[64];
         snprintf(what, sizeof(what), "strerror(%d)", status_vectors[i].code);
-        check(text != NULL && strcmp(text, status_vectors[i].description) == 0, what,
+        check(text != NULL && strcmp(text, status_vectors[i].strerror_text) == 0, what,
               text ? text : "NULL");
     }
 }

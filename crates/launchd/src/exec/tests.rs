@@ -18,6 +18,10 @@ struct FakeSystem {
     loaded: bool,
     bootout_polls_before_gone: u32,
     log: Vec<String>,
+    /// A broker process is running (`launchctl print` shows its pid).
+    running: bool,
+    /// It ignores SIGTERM (the original does while VMs are connected).
+    ignores_sigterm: bool,
 }
 
 #[derive(Clone, Default)]
@@ -47,7 +51,17 @@ impl CommandRunner for Fake {
                     }
                     return Ok(ok(true));
                 }
-                Ok(ok(sys.loaded))
+                let mut out = ok(sys.loaded);
+                if sys.loaded && sys.running {
+                    out.stdout = "\tstate = running\n\tpid = 4242\n".into();
+                }
+                Ok(out)
+            }
+            ["launchctl", "kill", "SIGTERM", _] => {
+                if !sys.ignores_sigterm {
+                    sys.running = false;
+                }
+                Ok(ok(sys.running || sys.loaded))
             }
             ["launchctl", "bootstrap", _, _] => {
                 sys.loaded = true;
@@ -57,6 +71,7 @@ impl CommandRunner for Fake {
                 if sys.bootout_polls_before_gone == 0 {
                     sys.loaded = false;
                 }
+                sys.running = false;
                 Ok(ok(true))
             }
             ["codesign", .., path] => {
@@ -93,8 +108,8 @@ fn setup() -> Setup {
     }
 }
 
-fn no_broker() -> Result<u64, String> {
-    Ok(0)
+fn no_broker() -> BrokerClients {
+    BrokerClients::Count(0)
 }
 
 fn install(s: &mut Setup) -> Plan {
@@ -197,7 +212,7 @@ fn broker_with_clients_is_left_alone() {
     install(&mut s);
     fs::write(&s.source.path, b"newer").unwrap();
     s.source = SourceBinary::read(&s.source.path).unwrap();
-    let state = probe(&s.spec, &mut s.fake, &mut || Ok(2)).unwrap();
+    let state = probe(&s.spec, &mut s.fake, &mut || BrokerClients::Count(2)).unwrap();
     let err = plan_install(&s.spec, &state, &s.source, &InstallOptions::default()).unwrap_err();
     assert!(err.to_string().contains("2 connected clients"), "{err}");
 }
@@ -253,4 +268,125 @@ fn a_failing_command_stops_the_plan_and_names_the_command() {
         !s.spec.paths().plist.exists(),
         "stopped before the job file"
     );
+}
+
+/// What the original broker's installer leaves: its binary, its job file
+/// (with `Program`), uninstall.sh and LICENSE; the job loaded and running.
+fn original_install(s: &Setup) {
+    let paths = s.spec.paths();
+    fs::create_dir_all(&paths.install_dir).unwrap();
+    fs::create_dir_all(&paths.plist_dir).unwrap();
+    fs::write(&paths.binary, b"original broker").unwrap();
+    fs::write(paths.install_dir.join("uninstall.sh"), b"#!/bin/sh\n").unwrap();
+    fs::write(paths.install_dir.join("LICENSE"), b"license\n").unwrap();
+    let plist = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<plist version=\"1.0\"><dict>\
+         <key>Label</key><string>{DEFAULT_LABEL}</string>\
+         <key>Program</key><string>{}</string>\
+         <key>MachServices</key><dict><key>{DEFAULT_LABEL}</key><true/></dict>\
+         </dict></plist>\n",
+        paths.binary.display()
+    );
+    fs::write(&paths.plist, plist).unwrap();
+    let mut sys = s.fake.0.borrow_mut();
+    sys.loaded = true;
+    sys.running = true;
+}
+
+fn fast() -> ExecOptions {
+    ExecOptions {
+        poll_interval: Duration::ZERO,
+        ..ExecOptions::default()
+    }
+}
+
+/// The plan with the original's stop wait cut to `secs` (the real one is
+/// 5 s; the fake answers at once).
+fn with_stop_wait(mut plan: Plan, secs: u64) -> Plan {
+    for a in &mut plan.actions {
+        if let Action::StopOriginal { wait_secs, .. } = a {
+            *wait_secs = secs;
+        }
+    }
+    plan
+}
+
+#[test]
+fn upgrading_from_the_original_stops_it_with_sigterm_and_removes_its_leftovers() {
+    let mut s = setup();
+    original_install(&s);
+    // The original answers `status` with 4.
+    let state = probe(&s.spec, &mut s.fake, &mut || BrokerClients::Original).unwrap();
+    assert!(state.is_original());
+    assert_eq!(state.leftovers.len(), 2);
+    let plan = plan_install(&s.spec, &state, &s.source, &InstallOptions::default()).unwrap();
+    assert!(matches!(
+        plan.actions[0],
+        Action::StopOriginal {
+            wait_secs: 5,
+            force: false,
+            ..
+        }
+    ));
+    assert!(matches!(plan.actions[1], Action::Bootout { .. }));
+    let plan = with_stop_wait(plan, 0);
+    execute_with(&plan, &mut s.fake, &mut |_| {}, &fast()).unwrap();
+
+    let paths = s.spec.paths();
+    assert_eq!(fs::read(&paths.plist).unwrap(), job_plist_xml(&s.spec));
+    assert!(!paths.install_dir.join("uninstall.sh").exists());
+    assert!(!paths.install_dir.join("LICENSE").exists());
+    assert!(
+        fs::read(&paths.binary)
+            .unwrap()
+            .ends_with(b"\0fake-signature")
+    );
+    let log = s.fake.0.borrow().log.join("\n");
+    let kill = log.find("launchctl kill SIGTERM").expect("SIGTERM sent");
+    let bootout = log.find("launchctl bootout").expect("booted out");
+    assert!(kill < bootout, "{log}");
+    assert!(s.fake.0.borrow().loaded, "our job is loaded");
+
+    // Installed now: the next install has nothing to do.
+    let state = probe(&s.spec, &mut s.fake, &mut no_broker).unwrap();
+    assert!(!state.is_original());
+    let again = plan_install(&s.spec, &state, &s.source, &InstallOptions::default()).unwrap();
+    assert!(again.is_empty(), "{:?}", again.describe());
+}
+
+#[test]
+fn the_original_with_vms_connected_is_left_alone_unless_forced() {
+    let mut s = setup();
+    original_install(&s);
+    s.fake.0.borrow_mut().ignores_sigterm = true;
+    let state = probe(&s.spec, &mut s.fake, &mut || BrokerClients::Original).unwrap();
+    let plan = plan_install(&s.spec, &state, &s.source, &InstallOptions::default()).unwrap();
+    let err =
+        execute_with(&with_stop_wait(plan, 0), &mut s.fake, &mut |_| {}, &fast()).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("VMs are still connected"), "{message}");
+    assert!(message.contains("--force"), "{message}");
+    // Nothing changed.
+    let paths = s.spec.paths();
+    assert_eq!(fs::read(&paths.binary).unwrap(), b"original broker");
+    assert!(paths.install_dir.join("LICENSE").exists());
+    assert!(!s.fake.0.borrow().log.iter().any(|l| l.contains("bootout")));
+
+    let forced = InstallOptions { force: true };
+    let plan = plan_install(&s.spec, &state, &s.source, &forced).unwrap();
+    execute_with(&with_stop_wait(plan, 0), &mut s.fake, &mut |_| {}, &fast()).unwrap();
+    assert_eq!(fs::read(&paths.plist).unwrap(), job_plist_xml(&s.spec));
+}
+
+#[test]
+fn uninstalling_the_original_removes_its_leftovers_too() {
+    let mut s = setup();
+    original_install(&s);
+    let state = probe(&s.spec, &mut s.fake, &mut || BrokerClients::Original).unwrap();
+    let plan = plan_uninstall(&s.spec, &state, &UninstallOptions::default()).unwrap();
+    assert!(matches!(plan.actions[0], Action::StopOriginal { .. }));
+    execute_with(&with_stop_wait(plan, 0), &mut s.fake, &mut |_| {}, &fast()).unwrap();
+    let paths = s.spec.paths();
+    assert!(!paths.install_dir.exists(), "install directory left behind");
+    assert!(!paths.plist.exists());
 }

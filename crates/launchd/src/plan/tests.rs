@@ -67,6 +67,7 @@ fn installed(spec: &JobSpec, source: &SourceBinary) -> InstallState {
         accounts,
         job: JobStatus::Loaded,
         clients: BrokerClients::Count(0),
+        leftovers: Vec::new(),
     }
 }
 
@@ -75,6 +76,7 @@ fn kinds(plan: &Plan) -> Vec<&'static str> {
         .iter()
         .map(|a| match a {
             Action::Bootout { .. } => "bootout",
+            Action::StopOriginal { .. } => "stop-original",
             Action::CreateGroup { .. } => "create-group",
             Action::CreateUser { .. } => "create-user",
             Action::SetPrimaryGroup { .. } => "set-primary-group",
@@ -614,4 +616,141 @@ fn stamp_round_trips_and_rejects_incomplete_records() {
     assert_eq!(Stamp::parse(&stamp.render()), Some(stamp));
     assert_eq!(Stamp::parse("source-sha256 a\nidentifier c\n"), None);
     assert_eq!(Stamp::parse(""), None);
+}
+
+/// A Mac running the original broker (v0.3): its account (uid 250), its
+/// binary without our stamp, its job file with `Program`, its uninstall.sh
+/// and LICENSE, job loaded.
+fn original_system_state() -> InstallState {
+    let mut state = installed(&system(), &source());
+    let paths = system().paths();
+    state.stamp = None;
+    state.entitlements = None;
+    state.binary = Some(ObservedBinary {
+        meta: meta(Some(&Owner::root()), 0o755),
+        sha256: "cccc".into(),
+    });
+    let plist = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<plist version=\"1.0\"><dict>\
+         <key>Label</key><string>{DEFAULT_LABEL}</string>\
+         <key>Program</key><string>{}</string>\
+         <key>UserName</key><string>_vmnetbroker</string>\
+         <key>ExitTimeout</key><integer>60</integer>\
+         </dict></plist>\n",
+        paths.binary.display()
+    );
+    state.plist = Some(ObservedFile {
+        meta: meta(Some(&Owner::root()), 0o644),
+        contents: plist.into_bytes(),
+    });
+    state.leftovers = vec![
+        paths.install_dir.join("uninstall.sh"),
+        paths.install_dir.join("LICENSE"),
+    ];
+    // Asking `status` of the original gives 4; the probe reports it.
+    state.clients = BrokerClients::Original;
+    state
+}
+
+#[test]
+fn the_original_is_recognised_by_its_job_file_or_its_status_answer() {
+    let state = original_system_state();
+    assert!(state.is_original());
+    let mut by_plist = state.clone();
+    by_plist.clients = BrokerClients::Unknown("no answer".into());
+    assert!(by_plist.is_original());
+    let mut by_answer = installed(&system(), &source());
+    assert!(!by_answer.is_original());
+    by_answer.clients = BrokerClients::Original;
+    assert!(by_answer.is_original());
+}
+
+#[test]
+fn upgrading_from_the_original_stops_it_reuses_its_account_and_removes_its_leftovers() {
+    let spec = system();
+    let plan = plan_install(
+        &spec,
+        &original_system_state(),
+        &source(),
+        &InstallOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        kinds(&plan),
+        [
+            "stop-original",
+            "bootout",
+            "write",
+            "copy",
+            "codesign",
+            "stamp",
+            "rm",
+            "rm",
+            "write",
+            "bootstrap"
+        ]
+    );
+    // The account is reused: no dscl at all.
+    assert!(!plan.shell_script().contains("dscl"));
+    assert!(
+        plan.notes
+            .iter()
+            .any(|n| n.contains("reusing its _vmnetbroker account (uid 250)")),
+        "{:?}",
+        plan.notes
+    );
+    let script = plan.shell_script();
+    for expected in [
+        "# note: upgrading in place from the original vmnet-broker",
+        "# stop the original vmnet-broker system/com.github.nirs.vmnet-broker: SIGTERM, then \
+         wait up to 5 s",
+        "launchctl kill SIGTERM system/com.github.nirs.vmnet-broker || true\n",
+        "i=0; while launchctl print system/com.github.nirs.vmnet-broker 2>/dev/null | grep -q \
+         'pid = '; do i=$((i + 1)); if [ \"$i\" -gt 50 ]; then echo 'VMs are still connected",
+        "launchctl bootout system/com.github.nirs.vmnet-broker\n",
+        "rm -f '/Library/Application Support/vmnet-broker/uninstall.sh'\n",
+        "rm -f '/Library/Application Support/vmnet-broker/LICENSE'\n",
+    ] {
+        assert!(
+            script.contains(expected),
+            "missing {expected:?} in\n{script}"
+        );
+    }
+    // The client check of our own broker does not apply: the original
+    // cannot count its clients, the stop action finds out.
+    let forced = plan_install(
+        &spec,
+        &original_system_state(),
+        &source(),
+        &InstallOptions { force: true },
+    )
+    .unwrap();
+    assert!(matches!(
+        forced.actions[0],
+        Action::StopOriginal { force: true, .. }
+    ));
+    assert!(forced.shell_script().contains("then break; fi"));
+}
+
+#[test]
+fn an_original_that_is_not_loaded_is_replaced_without_stopping_anything() {
+    let mut state = original_system_state();
+    state.job = JobStatus::NotLoaded;
+    state.clients = BrokerClients::NotAsked;
+    let plan = plan_install(&system(), &state, &source(), &InstallOptions::default()).unwrap();
+    assert!(!kinds(&plan).contains(&"stop-original"));
+    assert!(!kinds(&plan).contains(&"bootout"));
+    assert_eq!(kinds(&plan).last(), Some(&"bootstrap"));
+}
+
+#[test]
+fn our_broker_is_still_asked_for_its_clients() {
+    let mut state = installed(&system(), &source());
+    state.clients = BrokerClients::Count(3);
+    let newer = SourceBinary {
+        sha256: "dddd".into(),
+        ..source()
+    };
+    let err = plan_install(&system(), &state, &newer, &InstallOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("3 connected clients"), "{err}");
 }

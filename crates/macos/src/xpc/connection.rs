@@ -1,6 +1,6 @@
 //! XPC connections: the broker's Mach-service listener and the client.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use block2::RcBlock;
@@ -155,8 +155,10 @@ impl XpcRequest {
 #[derive(Debug)]
 pub enum ServiceEvent {
     /// A client connected. Its events follow with the same `peer`. The
-    /// connection is accepted and active already; keep `connection` to
-    /// cancel it later (dropping it is fine too).
+    /// connection is activated when the handler returns, unless the
+    /// handler calls [`Admission::refuse`]: then it is cancelled and never
+    /// activated, as a listener rejects a peer (SDK `xpc/connection.h`).
+    /// Keep `connection` to cancel it later (dropping it is fine too).
     Connected {
         /// The new client's id.
         peer: PeerId,
@@ -164,6 +166,8 @@ pub enum ServiceEvent {
         connection: XpcConnection,
         /// Who the client is.
         credentials: PeerCredentials,
+        /// Turns the client away.
+        admission: Admission,
     },
     /// A request from a client. Answer with [`XpcRequest::create_reply`]
     /// and [`XpcRequest::send_reply`]. If the handler panics while handling
@@ -215,6 +219,22 @@ pub enum ServiceEvent {
         /// libxpc's description.
         description: String,
     },
+}
+
+/// The handler's answer to [`ServiceEvent::Connected`]: accepted unless
+/// refused.
+#[derive(Debug, Clone, Default)]
+pub struct Admission(Arc<AtomicBool>);
+
+impl Admission {
+    /// Refuses the new client: its connection is cancelled, not activated.
+    pub fn refuse(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn refused(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 type Handler = Box<dyn FnMut(ServiceEvent) + Send>;
@@ -378,7 +398,8 @@ unsafe fn on_listener_event(shared: &Arc<Shared>, event: xpc_object_t) {
     }
 }
 
-/// Accepts a new peer: target queue, event handler, `Connected`, activate.
+/// Offers a new peer to the handler (`Connected`); if accepted, sets its
+/// target queue and event handler and activates it, else cancels it.
 ///
 /// # Safety
 ///
@@ -390,6 +411,21 @@ unsafe fn accept_peer(shared: &Arc<Shared>, peer: xpc_object_t) {
     };
     let id = PeerId(shared.next_peer.fetch_add(1, Ordering::Relaxed));
     let credentials = connection.credentials();
+
+    let admission = Admission::default();
+    let delivered = shared.deliver(ServiceEvent::Connected {
+        peer: id,
+        connection: connection.clone(),
+        credentials,
+        admission: admission.clone(),
+    });
+    if !delivered || admission.refused() {
+        // Turned away: cancel only. The connection was never activated and
+        // has no handler; libxpc disposes of it (SDK xpc/connection.h: a
+        // listener rejects a peer by cancelling it).
+        connection.cancel();
+        return;
+    }
 
     let peer_shared = Arc::clone(shared);
     // The block captures the id and the shared handler, not the
@@ -409,17 +445,8 @@ unsafe fn accept_peer(shared: &Arc<Shared>, peer: xpc_object_t) {
         sys::xpc_connection_set_target_queue(peer, Some(&*shared.queue));
         sys::xpc_connection_set_event_handler(peer, &block);
     }
-    let delivered = shared.deliver(ServiceEvent::Connected {
-        peer: id,
-        connection: connection.clone(),
-        credentials,
-    });
-    if !delivered {
-        // The broker did not take note of this client; turn it away.
-        connection.cancel();
-    }
-    // SAFETY: a live peer connection; it must be activated (even when
-    // cancelled) before libxpc disposes of it (SDK xpc/connection.h).
+    // SAFETY: a live peer connection with its handler set (SDK
+    // xpc/connection.h).
     unsafe { sys::xpc_connection_activate(peer) };
 }
 

@@ -24,8 +24,8 @@ mod json;
 mod object;
 
 pub use connection::{
-    PeerCredentials, PeerId, ServiceEvent, XpcClient, XpcConnection, XpcListener, XpcRequest,
-    XpcTransaction,
+    Admission, PeerCredentials, PeerId, ServiceEvent, XpcClient, XpcConnection, XpcListener,
+    XpcRequest, XpcTransaction,
 };
 pub use json::{from_json, to_json};
 pub use object::{XpcDictionary, XpcObject, XpcType};

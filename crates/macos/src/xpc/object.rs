@@ -269,6 +269,27 @@ impl XpcObject {
         }
     }
 
+    /// The string, if this is a string object, with bytes that are not
+    /// UTF-8 replaced by U+FFFD. Requests are read this way: the original
+    /// broker looks up whatever C string it gets, so a name that is not
+    /// UTF-8 must still be a (not found) name, not a missing one.
+    pub fn as_string_lossy(&self) -> Option<String> {
+        if self.kind() != XpcType::String {
+            return None;
+        }
+        // SAFETY: as in `as_string`: a string object whose storage is valid
+        // while `self` holds it; copied before returning.
+        unsafe {
+            let ptr = sys::xpc_string_get_string_ptr(self.as_ptr());
+            if ptr.is_null() {
+                return None;
+            }
+            let len = sys::xpc_string_get_length(self.as_ptr());
+            let bytes = std::slice::from_raw_parts(ptr.cast::<u8>(), len);
+            Some(String::from_utf8_lossy(bytes).into_owned())
+        }
+    }
+
     /// The value, if this is an int64 object.
     pub fn as_i64(&self) -> Option<i64> {
         // SAFETY: type checked; the getter only reads (SDK xpc/xpc.h).
@@ -422,7 +443,7 @@ impl fmt::Debug for XpcObject {
 /// `xpc_dictionary_get_string` returns NULL for it).
 impl Dict for XpcObject {
     fn string(&self, key: &str) -> Option<Cow<'_, str>> {
-        self.get_string(key).map(Cow::Owned)
+        self.get(key)?.as_string_lossy().map(Cow::Owned)
     }
 }
 
@@ -590,6 +611,6 @@ impl fmt::Debug for XpcDictionary {
 
 impl Dict for XpcDictionary {
     fn string(&self, key: &str) -> Option<Cow<'_, str>> {
-        self.get_string(key).map(Cow::Owned)
+        self.obj.string(key)
     }
 }

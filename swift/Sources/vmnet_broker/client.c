@@ -82,25 +82,26 @@ out:
 }
 
 const char *vmnet_broker_strerror(vmnet_broker_return_t status) {
-    // The texts every vmnet-broker client shares (testdata/protocol-vectors.json).
+    // The original C client's texts, byte for byte (the "strerror" texts of
+    // testdata/protocol-vectors.json).
     switch (status) {
     case VMNET_BROKER_SUCCESS:
-        return "success";
+        return "Broker session started";
     case VMNET_BROKER_XPC_FAILURE:
-        return "cannot communicate with the broker";
+        return "Failed to send XPC message to broker";
     case VMNET_BROKER_INVALID_REPLY:
-        return "invalid reply from the broker";
+        return "Broker returned invalid reply";
     case VMNET_BROKER_NOT_ALLOWED:
-        return "not allowed to use this network";
+        return "You are not allowed to create a network";
     case VMNET_BROKER_INVALID_REQUEST:
-        return "invalid request";
+        return "Invalid broker request";
     case VMNET_BROKER_NOT_FOUND:
-        return "network not found";
+        return "Network name not found";
     case VMNET_BROKER_CREATE_FAILURE:
-        return "failed to create the network";
+        return "Failed to create network";
     case VMNET_BROKER_INTERNAL_ERROR:
-        return "internal error in the broker";
+        return "Internal or unknown error";
     default:
-        return "unknown status";
+        return "(unknown status)";
     }
 }

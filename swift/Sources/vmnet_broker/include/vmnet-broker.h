@@ -46,9 +46,9 @@ typedef enum {
     VMNET_BROKER_INVALID_REPLY = 2,
     // The caller may not use this network.
     VMNET_BROKER_NOT_ALLOWED = 3,
-    // The request was malformed, for example a bad network name.
+    // The request was malformed: no network name, an unknown command.
     VMNET_BROKER_INVALID_REQUEST = 4,
-    // No such network.
+    // No such network, whatever the form of the name.
     VMNET_BROKER_NOT_FOUND = 5,
     // vmnet could not create the network.
     VMNET_BROKER_CREATE_FAILURE = 6,
@@ -68,8 +68,9 @@ typedef enum {
 VMNET_BROKER_RETURNS_RETAINED xpc_object_t _Nullable
 vmnet_broker_acquire_network(const char *_Nonnull network_name, vmnet_broker_return_t *_Nullable status);
 
-// A static description of a status, never NULL: "network not found", or
-// "unknown status" for a number not listed above.
+// A static description of a status, never NULL, with the original client's
+// texts: "Network name not found", or "(unknown status)" for a number not
+// listed above.
 const char *_Nonnull vmnet_broker_strerror(vmnet_broker_return_t status);
 
 #ifdef __cplusplus

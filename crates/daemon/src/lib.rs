@@ -1,0 +1,60 @@
+//! `vmnet-broker`: the daemon (`serve`) and its command-line clients, as a
+//! library so that the driver can be tested without the binary. The binary
+//! (`src/main.rs`) only calls [`main`].
+//!
+//! Exit codes of the client commands map to protocol statuses: 1 cannot
+//! reach the broker, 2 invalid reply, 3 not allowed, 4 invalid request,
+//! 5 not found, 6 create failure, 7 internal error, 8 a status this version
+//! does not know. Usage errors exit with 64, other failures with 70.
+
+pub mod cli;
+mod commands;
+mod config_dir;
+mod config_owner;
+mod hostnet;
+mod logging;
+pub mod serve;
+mod state_store;
+mod sys;
+mod text;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+/// Exit code for command-line usage errors (sysexits' EX_USAGE).
+pub const EXIT_USAGE: u8 = 64;
+/// Exit code for failures that are not protocol statuses (EX_SOFTWARE).
+pub const EXIT_FAILURE: u8 = 70;
+
+/// Parses the command line and runs the command; returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let Some(command) = cli.command else {
+        // No subcommand: the daemon, as the original broker's binary is.
+        return match cli::ServeArgs::defaults() {
+            Ok(args) => serve::run(args),
+            Err(e) => {
+                let _ = e.print();
+                ExitCode::from(EXIT_USAGE)
+            }
+        };
+    };
+    match command {
+        Command::Serve(args) => serve::run(args),
+        Command::Acquire(args) => commands::acquire::run(args),
+        Command::Status(args) => commands::status::run(args),
+        Command::Check(args) => commands::check::run(args),
+        Command::Install(args) => commands::install::install(args),
+        Command::Uninstall(args) => commands::install::uninstall(args),
+    }
+}

@@ -1,0 +1,525 @@
+//! The transport-independent half of serving: everything between "a client
+//! connected / sent this / left / a signal came / time passed" and "send
+//! this / stop now".
+//!
+//! Both transports (the development socket in `socket.rs`, the Mach service
+//! in `xpc.rs`) only move bytes or XPC objects and report what happened to
+//! the [`Driver`], which owns the broker and applies the policies that must
+//! not differ between them:
+//!
+//! - requests are decoded with the protocol's rules and answered by the
+//!   broker; a `status` reply lists at most [`MAX_STATUS_CLIENTS`] clients;
+//! - invalid requests are logged one by one only for the first few of each
+//!   client, then counted and summarised;
+//! - SIGTERM and SIGINT stop the broker only when no client holds a network
+//!   (connections that hold nothing, such as a `status` query or an
+//!   installer's probe, do not keep it running); SIGHUP reads the
+//!   configuration again; other signals whose default action would end the
+//!   process are logged and ignored;
+//! - broker events keep the cache of encoded `acquire` replies exact and
+//!   report the idle exit;
+//! - every way out releases every network first.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tracing::{info, warn};
+use vmnet_broker_core::backend::Backend;
+use vmnet_broker_core::broker::{ClientCredentials, ClientId, ConnectError, Event, Reply};
+use vmnet_broker_proto::json::{self, Frame};
+use vmnet_broker_proto::{NetworkName, Request};
+
+use super::DaemonBroker;
+
+/// Clients listed in one `status` reply at most. A report lists the
+/// caller's own clients (all of them for root), so without a cap its size
+/// grows with the number of connections one user opens (about 150 bytes
+/// each, so a capped report stays near 160 KiB). Clients left out
+/// are counted in `hidden_peers`, like the clients of other users.
+pub const MAX_STATUS_CLIENTS: usize = 1024;
+
+/// Invalid requests of one client logged one by one; later ones are
+/// counted and summarised.
+const LOGGED_INVALID_REQUESTS: u32 = 3;
+
+/// How often a client that keeps sending invalid requests gets a summary
+/// line (at its next invalid request, or when it leaves).
+const INVALID_SUMMARY_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How a backend's serialization is written on the development transport.
+pub trait WireValue {
+    /// The JSON form of the serialization.
+    fn to_wire(&self) -> Value;
+}
+
+impl WireValue for Value {
+    fn to_wire(&self) -> Value {
+        self.clone()
+    }
+}
+
+/// Why the broker stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// No client for the exit delay.
+    Idle,
+    /// SIGTERM or SIGINT with no client holding a network.
+    Signal(&'static str),
+}
+
+/// Signals whose default action ends the process and which the broker
+/// logs and ignores (SIGTERM and SIGINT are judged by
+/// [`Driver::handle_stop_signal`]). SIGHUP, the usual "reload" signal, is
+/// among them but makes the broker read its configuration again (see
+/// [`Driver::handle_ignored_signal`]). SIGPIPE is ignored
+/// by the Rust runtime already (a write to a closed socket fails with
+/// EPIPE instead).
+pub fn ignored_signals() -> Vec<(i32, &'static str)> {
+    use nix::sys::signal::Signal;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    const PLATFORM: &[(Signal, &str)] = &[(Signal::SIGPWR, "SIGPWR")];
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    const PLATFORM: &[(Signal, &str)] = &[];
+    [
+        (Signal::SIGHUP, "SIGHUP"),
+        (Signal::SIGUSR1, "SIGUSR1"),
+        (Signal::SIGUSR2, "SIGUSR2"),
+        (Signal::SIGALRM, "SIGALRM"),
+        (Signal::SIGVTALRM, "SIGVTALRM"),
+        (Signal::SIGPROF, "SIGPROF"),
+        (Signal::SIGIO, "SIGIO"),
+    ]
+    .iter()
+    .chain(PLATFORM)
+    .map(|(s, n)| (*s as i32, *n))
+    .collect()
+}
+
+/// Per-client bookkeeping of the driver.
+#[derive(Debug, Default)]
+struct ClientState {
+    /// Invalid requests logged one by one so far.
+    invalid_logged: u32,
+    /// Invalid requests counted but not logged since `suppressed_since`.
+    invalid_suppressed: u64,
+    suppressed_since: Option<Instant>,
+}
+
+/// The driver: the broker plus the policies both transports share.
+pub struct Driver<B: Backend> {
+    broker: DaemonBroker<B>,
+    max_line: usize,
+    max_name: usize,
+    clients: HashMap<ClientId, ClientState>,
+    /// Encoded `acquire` reply lines by network, valid from the first
+    /// reply for a live network until the broker reports it removed.
+    replies: HashMap<NetworkName, Vec<u8>>,
+    idle_exit: bool,
+}
+
+impl<B: Backend> fmt::Debug for Driver<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Driver")
+            .field("broker", &self.broker)
+            .field("clients", &self.clients.len())
+            .field("cached_replies", &self.replies.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend> Driver<B> {
+    /// A driver around `broker`. `max_line` is the longest request line of
+    /// the development transport, `max_name` the longest network name.
+    pub fn new(broker: DaemonBroker<B>, max_line: usize, max_name: usize) -> Self {
+        Driver {
+            broker,
+            max_line,
+            max_name,
+            clients: HashMap::new(),
+            replies: HashMap::new(),
+            idle_exit: false,
+        }
+    }
+
+    /// The longest network name accepted.
+    pub fn max_name(&self) -> usize {
+        self.max_name
+    }
+
+    /// The broker (read only).
+    pub fn broker(&self) -> &DaemonBroker<B> {
+        &self.broker
+    }
+
+    /// A new client connection.
+    ///
+    /// # Errors
+    ///
+    /// The broker's refusal (too many clients); the transport closes the
+    /// connection.
+    pub fn handle_connect(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        creds: ClientCredentials,
+    ) -> Result<(), ConnectError> {
+        self.broker.handle_connect(now, client, creds)?;
+        self.clients.insert(client, ClientState::default());
+        Ok(())
+    }
+
+    /// The client's connection is gone (or its sending side closed): its
+    /// holds end.
+    pub fn handle_disconnect(&mut self, now: Instant, client: ClientId) {
+        if let Some(state) = self.clients.remove(&client)
+            && state.invalid_suppressed > 0
+        {
+            warn!(
+                client = client.0,
+                count = state.invalid_suppressed,
+                "more invalid requests from this client before it left (not logged one by one)"
+            );
+        }
+        self.broker.handle_disconnect(now, client);
+        self.pump();
+    }
+
+    /// A decoded request, or why it could not be decoded. Returns the reply
+    /// to send.
+    pub fn handle_request<E: fmt::Display>(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        request: Result<Request, E>,
+    ) -> Reply<B::Serialization> {
+        let reply = match request {
+            Ok(request) => self.broker.handle_request(now, client, request),
+            Err(e) => self.bad_request(now, client, &e),
+        };
+        self.pump();
+        cap_status(reply)
+    }
+
+    /// Answers one framed line of the development transport, appending the
+    /// reply line to `out`.
+    pub fn handle_line(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        frame: Frame<'_>,
+        out: &mut Vec<u8>,
+    ) where
+        B::Serialization: WireValue,
+    {
+        let request = match frame {
+            Frame::TooLong => Err(LineTooLong(self.max_line).to_string()),
+            Frame::Line(line) => {
+                json::parse_request(line, self.max_name).map_err(|e| e.to_string())
+            }
+        };
+        let acquired = match &request {
+            Ok(Request::Acquire { network }) => Some(network.clone()),
+            _ => None,
+        };
+        match (self.handle_request(now, client, request), acquired) {
+            (Reply::Acquired { network, info }, Some(name)) => match self.replies.get(&name) {
+                Some(line) => out.extend_from_slice(line),
+                None => {
+                    let start = out.len();
+                    json::write_acquired(out, &network.to_wire(), &info);
+                    self.replies.insert(name, out[start..].to_vec());
+                }
+            },
+            (Reply::Acquired { network, info }, None) => {
+                json::write_acquired(out, &network.to_wire(), &info);
+            }
+            (Reply::Released, _) => json::write_released(out),
+            (Reply::Status(report), _) => json::write_status(out, &report),
+            (reply @ (Reply::Error(_) | Reply::AcquireFailed(_)), _) => {
+                json::write_error(out, reply.status());
+            }
+        }
+    }
+
+    /// SIGTERM or SIGINT: stop unless some client holds a network. The
+    /// transport reports it after it has taken in the connections and
+    /// disconnections already pending, so that clients which left before
+    /// the signal do not count.
+    pub fn handle_stop_signal(&mut self, name: &'static str) -> Option<Stop> {
+        let holding = self.clients_holding_networks();
+        if holding > 0 {
+            warn!(
+                clients = holding,
+                connected = self.broker.client_count(),
+                networks = self.broker.network_count(),
+                "{name} received while clients are connected and hold networks; ignoring it so running VMs keep their networks"
+            );
+            None
+        } else {
+            Some(Stop::Signal(name))
+        }
+    }
+
+    /// A signal from [`ignored_signals`]: logged and ignored, except SIGHUP,
+    /// which reads the configuration again.
+    pub fn handle_ignored_signal(&mut self, name: &'static str) {
+        if name == "SIGHUP" {
+            info!("SIGHUP received; reading the configuration again");
+            self.reload(Instant::now());
+        } else {
+            info!("{name} received; ignoring it");
+        }
+    }
+
+    /// Reads the whole configuration again: persistent networks start or
+    /// stop, changed networks are replaced when idle; logs a summary.
+    pub fn reload(&mut self, now: Instant) {
+        let summary = self.broker.reload(now);
+        info!("configuration read: {summary}");
+        self.pump();
+    }
+
+    /// Time has passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.broker.handle_timeout(now);
+        self.pump();
+    }
+
+    /// When [`Self::handle_timeout`] has work next.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.broker.poll_timeout()
+    }
+
+    /// Whether the broker asked to exit (no client for the exit delay).
+    pub fn poll_stop(&mut self) -> Option<Stop> {
+        self.pump();
+        std::mem::take(&mut self.idle_exit).then_some(Stop::Idle)
+    }
+
+    /// Connected clients (holding networks or not).
+    pub fn client_count(&self) -> usize {
+        self.broker.client_count()
+    }
+
+    /// Connected clients that hold at least one network.
+    pub fn clients_holding_networks(&self) -> usize {
+        self.clients
+            .keys()
+            .filter(|c| self.broker.held_by(**c).is_some_and(|h| !h.is_empty()))
+            .count()
+    }
+
+    /// Logs why the broker stops and releases every network.
+    pub fn shutdown(&mut self, why: Stop) {
+        match why {
+            Stop::Idle => info!("no clients for the idle delay; exiting"),
+            Stop::Signal(name) => info!("{name} with no clients holding networks; exiting"),
+        }
+        self.release_all();
+    }
+
+    /// Releases every network (also on an error exit).
+    pub fn release_all(&mut self) {
+        let released = self.broker.shutdown(Instant::now());
+        self.pump();
+        info!(networks = released, "all networks released; goodbye");
+    }
+
+    /// Takes the broker's events: keeps the reply cache exact and notes the
+    /// idle exit.
+    fn pump(&mut self) {
+        while let Some(event) = self.broker.poll_event() {
+            match event {
+                Event::NetworkCreated { name, .. } | Event::NetworkRemoved { name, .. } => {
+                    self.replies.remove(&name);
+                }
+                Event::IdleExit => self.idle_exit = true,
+            }
+        }
+    }
+
+    /// Counts and answers an invalid request, logging it one by one only
+    /// for the first few of each client.
+    fn bad_request(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        reason: &dyn fmt::Display,
+    ) -> Reply<B::Serialization> {
+        let Some(state) = self.clients.get_mut(&client) else {
+            // Not a connected client: the broker counts and answers it;
+            // nothing to keep for it here.
+            return self.broker.handle_bad_request(now, client, reason);
+        };
+        if state.invalid_logged < LOGGED_INVALID_REQUESTS {
+            state.invalid_logged += 1;
+            if state.invalid_logged == LOGGED_INVALID_REQUESTS {
+                info!(
+                    client = client.0,
+                    "further invalid requests from this client are only counted (summary every {}s)",
+                    INVALID_SUMMARY_INTERVAL.as_secs()
+                );
+            }
+            return self.broker.handle_bad_request(now, client, reason);
+        }
+        state.invalid_suppressed += 1;
+        let since = *state.suppressed_since.get_or_insert(now);
+        if now.saturating_duration_since(since) >= INVALID_SUMMARY_INTERVAL {
+            warn!(
+                client = client.0,
+                count = state.invalid_suppressed,
+                seconds = now.saturating_duration_since(since).as_secs(),
+                last = %reason,
+                "invalid requests from this client (not logged one by one)"
+            );
+            state.invalid_suppressed = 0;
+            state.suppressed_since = None;
+        }
+        // The broker logs every invalid request; past the first few of a
+        // client its line is silenced, the count above stands for it.
+        let broker = &mut self.broker;
+        tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
+            broker.handle_bad_request(now, client, reason)
+        })
+    }
+}
+
+/// Limits the clients listed in a `status` reply.
+fn cap_status<S>(reply: Reply<S>) -> Reply<S> {
+    match reply {
+        Reply::Status(mut report) if report.clients.len() > MAX_STATUS_CLIENTS => {
+            let left_out = report.clients.len() - MAX_STATUS_CLIENTS;
+            report.clients.truncate(MAX_STATUS_CLIENTS);
+            report.hidden_clients += left_out;
+            Reply::Status(report)
+        }
+        reply => reply,
+    }
+}
+
+/// The reason logged for an over-long line.
+struct LineTooLong(usize);
+
+impl fmt::Display for LineTooLong {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "request line longer than {} bytes", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::{Duration, Instant};
+
+    use clap::Parser;
+    use vmnet_broker_core::backend::sim::SimBackend;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn driver(dir: &std::path::Path, extra: &[&str]) -> Driver<SimBackend> {
+        let mut argv = vec![
+            "vmnet-broker",
+            "serve",
+            "--backend",
+            "simulated",
+            "--config-dir",
+            dir.to_str().unwrap(),
+        ];
+        argv.extend_from_slice(extra);
+        let Some(Command::Serve(args)) = Cli::try_parse_from(argv).unwrap().command else {
+            panic!("not serve");
+        };
+        crate::serve::build_driver(&args, SimBackend::new(7))
+    }
+
+    fn creds() -> ClientCredentials {
+        ClientCredentials {
+            pid: 1,
+            uid: 1000,
+            gid: 1000,
+        }
+    }
+
+    fn line(d: &mut Driver<SimBackend>, now: Instant, client: u64, text: &str) -> Value {
+        let mut out = Vec::new();
+        d.handle_line(
+            now,
+            ClientId(client),
+            Frame::Line(text.as_bytes()),
+            &mut out,
+        );
+        assert_eq!(out.last(), Some(&b'\n'));
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    const ACQUIRE: &str = r#"{"command":"acquire","network_name":"shared"}"#;
+
+    #[test]
+    fn a_removed_network_is_never_answered_from_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = driver(dir.path(), &["--network-idle-timeout", "1"]);
+        let t0 = Instant::now();
+        d.handle_connect(t0, ClientId(1), creds()).unwrap();
+        d.handle_connect(t0, ClientId(2), creds()).unwrap();
+        let first = line(&mut d, t0, 1, ACQUIRE);
+        assert_eq!(line(&mut d, t0, 2, ACQUIRE), first);
+        // Both leave; the network is removed after its idle delay.
+        d.handle_disconnect(t0, ClientId(1));
+        d.handle_disconnect(t0, ClientId(2));
+        d.handle_timeout(t0 + Duration::from_secs(2));
+        assert_eq!(d.broker().network_count(), 0);
+        // A new acquire creates a new network and gets its own reply.
+        let t1 = t0 + Duration::from_secs(3);
+        d.handle_connect(t1, ClientId(3), creds()).unwrap();
+        let again = line(&mut d, t1, 3, ACQUIRE);
+        let Reply::Acquired { network, .. } = d.handle_request(
+            t1,
+            ClientId(3),
+            Ok::<_, String>(Request::Acquire {
+                network: NetworkName::new("shared").unwrap(),
+            }),
+        ) else {
+            panic!("acquire failed");
+        };
+        assert_eq!(again["network"], network);
+        assert_ne!(again["network"], first["network"]);
+    }
+
+    #[test]
+    fn sigterm_stops_unless_a_client_holds_a_network() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = driver(dir.path(), &[]);
+        let t = Instant::now();
+        d.handle_connect(t, ClientId(1), creds()).unwrap();
+        assert!(line(&mut d, t, 1, r#"{"command":"status"}"#)["status"].is_object());
+        // Connected, holding nothing: stop.
+        assert_eq!(
+            d.handle_stop_signal("SIGTERM"),
+            Some(Stop::Signal("SIGTERM"))
+        );
+        d.handle_connect(t, ClientId(2), creds()).unwrap();
+        assert!(line(&mut d, t, 2, ACQUIRE)["network"].is_object());
+        assert_eq!(d.clients_holding_networks(), 1);
+        assert_eq!(d.handle_stop_signal("SIGTERM"), None);
+        d.handle_disconnect(t, ClientId(2));
+        assert_eq!(d.handle_stop_signal("SIGINT"), Some(Stop::Signal("SIGINT")));
+    }
+
+    #[test]
+    fn every_invalid_request_is_answered_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = driver(dir.path(), &[]);
+        let t = Instant::now();
+        d.handle_connect(t, ClientId(1), creds()).unwrap();
+        for i in 0..100u64 {
+            let now = t + Duration::from_secs(i);
+            assert_eq!(line(&mut d, now, 1, "{}"), serde_json::json!({"error": 4}));
+        }
+        let report = d.broker().status(t, None);
+        assert_eq!(report.counters.failures.get("invalid_request"), Some(&100));
+    }
+}

@@ -1,0 +1,238 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The socket loop against hostile clients and odd signals, with the real
+//! binary: a status flood from one client, half-closed clients that never
+//! read, signals whose default action would end the process, SIGTERM with
+//! only dead or status-only connections, and log volume under a stream of
+//! invalid requests.
+//!
+//! Memory and descriptor counts are read from `/proc`, so these tests run
+//! on Linux only.
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::Shutdown;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use common::Broker;
+use serde_json::json;
+
+const SIGHUP: i32 = 1;
+const SIGUSR1: i32 = 10;
+const SIGUSR2: i32 = 12;
+const SIGALRM: i32 = 14;
+const SIGTERM: i32 = 15;
+const SIGCONT: i32 = 18;
+const SIGSTOP: i32 = 19;
+
+/// Resident memory of `pid` in KiB.
+fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Open sockets of `pid` (listener and signal pipe included).
+fn sockets(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().starts_with("socket:"))
+        .count()
+}
+
+/// Writes `data` until done or until the broker stops reading for two
+/// seconds; returns the bytes written.
+fn write_until_stalled(stream: &UnixStream, data: &[u8]) -> usize {
+    stream
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut w = stream;
+    let mut sent = 0;
+    while sent < data.len() {
+        match w.write(&data[sent..]) {
+            Ok(n) => sent += n,
+            Err(_) => break,
+        }
+    }
+    sent
+}
+
+#[test]
+fn a_status_flood_from_one_client_keeps_memory_bounded_and_others_served() {
+    let broker = Broker::start(&[], &["--no-idle-exit"]);
+    // Many connections of the same user make each status reply large (it
+    // lists the caller's own clients).
+    let idle: Vec<UnixStream> = (0..300)
+        .map(|_| UnixStream::connect(&broker.socket).unwrap())
+        .collect();
+    broker.wait_for("the idle connections to be accepted", |b| {
+        b.status()["peer_count"].as_u64() >= Some(300)
+    });
+    let before = rss_kib(broker.pid());
+
+    // Thousands of status requests in one write, never reading a reply.
+    let flooder = UnixStream::connect(&broker.socket).unwrap();
+    let flood = b"{\"command\":\"status\"}\n".repeat(200_000);
+    let sent = write_until_stalled(&flooder, &flood);
+    assert!(sent > 0);
+
+    // Another client is answered at once, and the broker did not grow by
+    // the size of the replies it was asked for (each is tens of KiB).
+    let status = broker.status();
+    assert!(status["peer_count"].as_u64() >= Some(301), "{status}");
+    let after = rss_kib(broker.pid());
+    assert!(
+        after < before + 64 * 1024,
+        "broker grew from {before} KiB to {after} KiB under a status flood"
+    );
+    drop(flooder);
+    drop(idle);
+}
+
+#[test]
+fn half_closed_clients_count_against_the_limit_until_closed() {
+    let broker = Broker::start(&[], &["--no-idle-exit", "--max-clients", "10"]);
+    let baseline = sockets(broker.pid());
+    // Each client asks for more than the socket buffers hold, closes its
+    // sending side and never reads.
+    let requests = b"{\"command\":\"status\"}\n".repeat(4000);
+    let mut clients = Vec::new();
+    for _ in 0..60 {
+        let s = UnixStream::connect(&broker.socket).unwrap();
+        s.set_nonblocking(true).unwrap();
+        let _ = (&s).write(&requests);
+        let _ = s.shutdown(Shutdown::Write);
+        clients.push(s);
+        assert!(
+            sockets(broker.pid()) <= baseline + 10,
+            "more connections open than --max-clients"
+        );
+    }
+    // The broker takes them in (the refusal is logged when the eleventh
+    // arrives, while it drains the backlog)...
+    broker.wait_for("connections over the limit to be refused", |b| {
+        b.log_text().contains("refusing new ones")
+    });
+    assert!(sockets(broker.pid()) <= baseline + 10);
+    // ...and within the flush delay (5 s), every one of them is closed and
+    // the broker serves again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sockets(broker.pid()) > baseline {
+        assert!(
+            Instant::now() < deadline,
+            "half-closed clients were not closed:\n{}",
+            broker.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(broker.status()["peer_count"].as_u64() >= Some(1));
+    // Every connection was closed by the broker: reading it ends.
+    let mut ended = 0;
+    for mut c in clients {
+        c.set_nonblocking(false).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut sink = Vec::new();
+        match c.read_to_end(&mut sink) {
+            Ok(_) => ended += 1,
+            // Closed with requests it never read.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => ended += 1,
+            Err(e) => panic!("a connection was not closed: {e}"),
+        }
+    }
+    assert_eq!(ended, 60, "every connection was closed");
+}
+
+#[test]
+fn signals_that_would_end_the_process_are_ignored_while_a_network_is_held() {
+    let mut broker = Broker::start(&[], &["--no-idle-exit"]);
+    let holder = broker.hold(&["shared"]);
+    for (sig, name) in [
+        (SIGHUP, "SIGHUP"),
+        (SIGUSR1, "SIGUSR1"),
+        (SIGUSR2, "SIGUSR2"),
+        (SIGALRM, "SIGALRM"),
+    ] {
+        broker.signal(sig);
+        broker.wait_for(name, |b| b.log_text().contains(&format!("{name} received")));
+    }
+    assert!(broker.wait_exit(Duration::from_millis(200)).is_none());
+    assert_eq!(broker.holders("shared"), Some(1));
+    assert!(holder.finish().success());
+    let status = broker.stop();
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn sigterm_with_only_dead_or_status_only_connections_exits_0() {
+    let mut broker = Broker::start(&[], &["--no-idle-exit"]);
+    // A connection that asked for the status and stays open.
+    let mut watcher = broker.connect();
+    assert!(
+        watcher
+            .request(&json!({"command": "status"}))
+            .get("status")
+            .is_some()
+    );
+    // A client that held a network and left.
+    {
+        let mut c = broker.connect();
+        assert!(c.acquire("shared")["network"].is_object());
+    }
+    // Connections made and closed while the broker cannot run, so that
+    // they wait in the backlog when SIGTERM arrives.
+    broker.signal(SIGSTOP);
+    for _ in 0..20 {
+        let mut s = UnixStream::connect(&broker.socket).unwrap();
+        let _ = s.write_all(b"{\"command\":\"status\"}\n");
+    }
+    broker.signal(SIGTERM);
+    broker.signal(SIGCONT);
+    // One SIGTERM is enough.
+    let exited = broker
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("still running:\n{}", broker.log_text()));
+    assert!(exited.success(), "{exited}");
+    let log = broker.log_text();
+    assert!(log.contains("all networks released"), "{log}");
+    drop(watcher);
+}
+
+#[test]
+fn a_megabyte_of_invalid_requests_logs_a_few_lines() {
+    let broker = Broker::start(&[], &["--no-idle-exit"]);
+    let before = std::fs::metadata(&broker.log).unwrap().len();
+    let stream = UnixStream::connect(&broker.socket).unwrap();
+    let lines = 1 << 20 >> 3;
+    let reader = {
+        let mut r = stream.try_clone().unwrap();
+        r.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        std::thread::spawn(move || {
+            let mut got = 0usize;
+            let mut buf = vec![0u8; 64 * 1024];
+            let want = lines * b"{\"error\":4}\n".len();
+            while got < want {
+                match r.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got += n,
+                }
+            }
+            got == want
+        })
+    };
+    // Eight bytes per line: `{}` and padding.
+    let data = b"{}     \n".repeat(lines);
+    (&stream).write_all(&data[..lines * 8]).unwrap();
+    assert!(reader.join().unwrap(), "every invalid request is answered");
+    let grown = std::fs::metadata(&broker.log).unwrap().len() - before;
+    assert!(
+        grown < 16 * 1024,
+        "{grown} bytes of log for {lines} invalid requests:\n{}",
+        broker.log_text()
+    );
+}

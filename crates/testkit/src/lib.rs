@@ -1,0 +1,156 @@
+//! Starting the real `vmnet-broker` binary for end-to-end tests, shared by
+//! the daemon's and the client's tests.
+//!
+//! [`spawn_serving`] passes `--ready-fd N` to `serve` and waits for the
+//! byte the broker writes once it listens: no polling of the socket, and a
+//! broker that exits early is reported at once with its status.
+
+#![forbid(unsafe_code)]
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+use nix::poll::{PollFd, PollFlags, poll};
+
+/// How long to wait for a broker to serve. A guard against hanging, not a
+/// measurement.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Serialises the short window in which the readiness pipe's write end is
+/// inheritable, so that brokers started by parallel tests do not inherit
+/// each other's pipes.
+static SPAWN: Mutex<()> = Mutex::new(());
+
+/// The broker binary: `$VMNET_BROKER_BIN` if set, else `vmnet-broker` in
+/// the cargo target directory of the running test
+/// (`target/<profile>/deps/<test>` -> `target/<profile>/vmnet-broker`).
+///
+/// # Panics
+///
+/// When the binary is not there (build it first).
+pub fn broker_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("VMNET_BROKER_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."));
+    let bin = dir.join(format!("vmnet-broker{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "broker binary {} not found: run `cargo build -p vmnet-broker` first \
+         (or set VMNET_BROKER_BIN)",
+        bin.display()
+    );
+    bin
+}
+
+/// Why a broker did not start serving.
+#[derive(Debug)]
+pub enum StartError {
+    /// It exited before it was ready.
+    Exited(std::process::ExitStatus),
+    /// It was not ready within [`PATIENCE`] (it was killed).
+    TimedOut,
+    /// Starting it failed.
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Exited(status) => write!(f, "the broker exited before serving ({status})"),
+            StartError::TimedOut => write!(f, "the broker did not serve within {PATIENCE:?}"),
+            StartError::Io(e) => write!(f, "cannot start the broker: {e}"),
+        }
+    }
+}
+
+impl From<nix::Error> for StartError {
+    fn from(e: nix::Error) -> Self {
+        StartError::Io(e.into())
+    }
+}
+
+impl From<std::io::Error> for StartError {
+    fn from(e: std::io::Error) -> Self {
+        StartError::Io(e)
+    }
+}
+
+/// Starts `serve` (`command` is `vmnet-broker serve ...` with its options)
+/// with `--ready-fd N` added, and returns once the broker serves.
+///
+/// # Errors
+///
+/// [`StartError`] when the broker exits first or does not serve in time.
+pub fn spawn_serving(command: &mut Command) -> Result<Child, StartError> {
+    let (read_end, mut child) = {
+        let _guard = SPAWN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (read_end, write_end) = nix::unistd::pipe()?;
+        cloexec(&read_end, true)?;
+        // Only the broker gets the write end: it is inheritable only while
+        // the lock is held, and this process closes its copy right after.
+        cloexec(&write_end, false)?;
+        command
+            .arg("--ready-fd")
+            .arg(write_end.as_raw_fd().to_string());
+        let child = command.spawn();
+        drop(write_end);
+        (read_end, child?)
+    };
+    let deadline = Instant::now() + PATIENCE;
+    let mut pipe = File::from(read_end);
+    loop {
+        let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)];
+        let ready = match poll(&mut fds, 100u16) {
+            Ok(n) => n > 0,
+            Err(nix::errno::Errno::EINTR) => false,
+            Err(e) => return Err(kill(child, e.into())),
+        };
+        if ready {
+            let mut byte = [0u8; 1];
+            return match pipe.read(&mut byte) {
+                Ok(1) => Ok(child),
+                // End of file without the byte: it exited (or closed the
+                // descriptor without being ready).
+                Ok(_) => match child.wait() {
+                    Ok(status) => Err(StartError::Exited(status)),
+                    Err(e) => Err(StartError::Io(e)),
+                },
+                Err(e) => Err(kill(child, e.into())),
+            };
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(StartError::Exited(status));
+        }
+        if Instant::now() > deadline {
+            return Err(kill(child, StartError::TimedOut));
+        }
+    }
+}
+
+fn kill(mut child: Child, error: StartError) -> StartError {
+    let _ = child.kill();
+    let _ = child.wait();
+    error
+}
+
+fn cloexec(fd: &OwnedFd, on: bool) -> nix::Result<()> {
+    let flags = if on {
+        FdFlag::FD_CLOEXEC
+    } else {
+        FdFlag::empty()
+    };
+    fcntl(fd, FcntlArg::F_SETFD(flags)).map(drop)
+}
