@@ -25,7 +25,8 @@
 //!
 //! Every input costs O(1), or O(networks held by the client) for a disconnect,
 //! plus O(log n) for timer bookkeeping. Only [`Broker::status`] visits every
-//! client.
+//! client. Creating a network with a static or remembered subnet also lists
+//! the host's networks and visits the live networks (collision check).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
@@ -38,6 +39,14 @@ use vmnet_broker_proto::{
 
 use crate::backend::{Backend, BackendError};
 use crate::config::{ConfigError, ConfigSource, Lookup, NetworkConfig, Principal};
+use crate::hostnet::{Collisions, HostNetworks};
+use crate::state::{RememberedSubnets, SubnetStore};
+
+mod persistent;
+mod subnets;
+
+pub use persistent::ReloadSummary;
+pub use subnets::SubnetOrigin;
 
 /// Tunables of a [`Broker`]. `Default` gives the documented defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,6 +210,10 @@ pub enum AcquireError {
     /// The backend (vmnet, or the simulation) could not create the network.
     #[error("the backend could not create the network: {0}")]
     Backend(BackendError),
+    /// The network's static subnet or IPv6 prefix overlaps a network of the
+    /// host or a reserved range.
+    #[error("{0}")]
+    HostCollision(Collisions),
 }
 
 impl AcquireError {
@@ -214,7 +227,9 @@ impl AcquireError {
             AcquireError::NotFound | AcquireError::BrokenConfiguration(_) => Status::NOT_FOUND,
             AcquireError::NotAllowed => Status::NOT_ALLOWED,
             AcquireError::ClientLimit { .. } => Status::INTERNAL_ERROR,
-            AcquireError::BrokerLimit { .. } | AcquireError::Backend(_) => Status::CREATE_FAILURE,
+            AcquireError::BrokerLimit { .. }
+            | AcquireError::Backend(_)
+            | AcquireError::HostCollision(_) => Status::CREATE_FAILURE,
         }
     }
 
@@ -228,6 +243,7 @@ impl AcquireError {
             AcquireError::ClientLimit { .. } => "client_limit",
             AcquireError::BrokerLimit { .. } => "broker_limit",
             AcquireError::Backend(_) => "backend_failure",
+            AcquireError::HostCollision(_) => "host_collision",
         }
     }
 }
@@ -239,6 +255,9 @@ pub enum RemovalReason {
     Idle,
     /// The broker is shutting down.
     Shutdown,
+    /// Its configuration changed or was removed while it was idle (it is
+    /// created again with the new configuration when needed).
+    Reconfigured,
 }
 
 /// Something the driver should know about or act on.
@@ -294,10 +313,20 @@ struct Entry<B: Backend> {
     created_at: Instant,
     /// When the last holder left; `None` while held.
     idle_since: Option<Instant>,
+    /// Where its subnet came from.
+    origin: SubnetOrigin,
+    /// Kept without holders and never removed for being idle.
+    persistent: bool,
+    /// The configuration changed while the network was held; it applies
+    /// when the network becomes idle.
+    config_changed: bool,
 }
 
 impl<B: Backend> Entry<B> {
     fn removal_deadline(&self, timeout: Duration) -> Option<Instant> {
+        if self.persistent {
+            return None;
+        }
         self.idle_since.map(|t| t + timeout)
     }
 }
@@ -319,6 +348,18 @@ pub struct Broker<B: Backend, C: ConfigSource, A: AccountLookup = NoAccounts> {
     exit_deadline: Option<Instant>,
     events: VecDeque<Event>,
     counters: Counters,
+    /// The host's networks, for collision checks; `None`: not checked.
+    host: Option<Box<dyn HostNetworks + Send>>,
+    /// The subnets networks had last time.
+    remembered: RememberedSubnets,
+    /// Whether `remembered` changed since the driver last saved it.
+    remembered_dirty: bool,
+    /// Where changes of `remembered` are written.
+    store: Option<Box<dyn SubnetStore + Send>>,
+    /// Persistent networks that failed to be created, with their backoff.
+    retries: HashMap<NetworkName, crate::retry::Backoff>,
+    /// Their next attempts, earliest first.
+    retry_deadlines: BTreeSet<(Instant, NetworkName)>,
 }
 
 impl<B: Backend, C: ConfigSource, A: AccountLookup> fmt::Debug for Broker<B, C, A> {
@@ -355,7 +396,53 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
             exit_deadline,
             events: VecDeque::new(),
             counters: Counters::default(),
+            host: None,
+            remembered: RememberedSubnets::new(),
+            remembered_dirty: false,
+            store: None,
+            retries: HashMap::new(),
+            retry_deadlines: BTreeSet::new(),
         }
+    }
+
+    /// Gives the broker a view of the host's networks: static subnets
+    /// that collide with them (or with a reserved range) are refused, and
+    /// remembered subnets that now collide are not asked for. Without one,
+    /// only the reserved ranges are checked.
+    pub fn set_host_networks(&mut self, source: impl HostNetworks + Send + 'static) {
+        self.host = Some(Box::new(source));
+    }
+
+    /// The subnets remembered from earlier runs (read from the state file
+    /// by the driver at start).
+    pub fn set_remembered(&mut self, remembered: RememberedSubnets) {
+        self.remembered = remembered;
+        self.remembered_dirty = false;
+    }
+
+    /// Where to write what the broker remembers whenever it changes.
+    pub fn set_subnet_store(&mut self, store: impl SubnetStore + Send + 'static) {
+        self.store = Some(Box::new(store));
+    }
+
+    /// The subnets remembered now.
+    pub fn remembered(&self) -> &RememberedSubnets {
+        &self.remembered
+    }
+
+    /// The remembered subnets if they changed since the last call: the
+    /// driver then writes them to the state file.
+    pub fn take_remembered_changes(&mut self) -> Option<&RememberedSubnets> {
+        if std::mem::take(&mut self.remembered_dirty) {
+            Some(&self.remembered)
+        } else {
+            None
+        }
+    }
+
+    /// Where the subnet of the live network `name` came from.
+    pub fn subnet_origin(&self, name: &str) -> Option<SubnetOrigin> {
+        self.networks.get(name).map(|e| e.origin)
     }
 
     /// The backend (to inspect it in tests).
@@ -496,13 +583,20 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
                 self.remove_network(name, RemovalReason::Idle);
             }
         }
+        self.retry_due(now);
         if let Some(deadline) = self.exit_deadline
             && deadline <= now
             && self.clients.is_empty()
         {
             self.exit_deadline = None;
-            info!("no clients for the idle delay; the broker may exit");
-            self.events.push_back(Event::IdleExit);
+            if self.keeps_running() {
+                info!(
+                    "no clients for the idle delay, but persistent networks keep the broker running"
+                );
+            } else {
+                info!("no clients for the idle delay; the broker may exit");
+                self.events.push_back(Event::IdleExit);
+            }
         }
     }
 
@@ -510,10 +604,11 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let removal = self.removals.first().map(|(t, _)| *t);
-        match (removal, self.exit_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let retry = self.retry_deadlines.first().map(|(t, _)| *t);
+        [removal, self.exit_deadline, retry]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The next event for the driver.
@@ -533,6 +628,8 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
             client.held.clear();
         }
         self.removals.clear();
+        self.retries.clear();
+        self.retry_deadlines.clear();
         for name in names {
             self.remove_network(name, RemovalReason::Shutdown);
         }
@@ -586,6 +683,9 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
                 removal_in_seconds: e
                     .removal_deadline(self.options.network_idle_timeout)
                     .map(|t| secs(t.saturating_duration_since(now))),
+                subnet_origin: Some(e.origin.as_str().to_owned()),
+                persistent: e.persistent,
+                configuration_pending: e.config_changed,
             })
             .collect();
         networks.sort_by(|a, b| a.name.cmp(&b.name));
@@ -669,6 +769,7 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
                         return Err(format!("idle {name} has no removal timer"));
                     }
                 }
+                (0, None) if e.persistent => {}
                 (0, None) => return Err(format!("{name} has no holders and no removal deadline")),
                 (_, Some(_)) => return Err(format!("held {name} is marked idle")),
                 (_, None) => {}
@@ -682,6 +783,18 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
         }
         if self.exit_deadline.is_some() && !self.clients.is_empty() {
             return Err("exit deadline set while clients are connected".into());
+        }
+        for name in self.retries.keys() {
+            if self.networks.contains_key(name) {
+                return Err(format!("live {name} is still waiting for a retry"));
+            }
+        }
+        if self.retry_deadlines.len() != self.retries.len() {
+            return Err(format!(
+                "{} retry deadlines for {} networks waiting",
+                self.retry_deadlines.len(),
+                self.retries.len()
+            ));
         }
         Ok(())
     }
@@ -706,6 +819,13 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
         let creds = p.creds;
         let already = p.held.contains(&name);
         let held_count = p.held.len();
+
+        if !already
+            && self.networks.get(&name).is_some_and(|e| e.holders == 0)
+            && let Err(e) = self.refresh_idle(&name)
+        {
+            return refuse(client, &creds, &name, e);
+        }
 
         if let Some(entry) = self.networks.get(&name)
             && !already
@@ -780,16 +900,34 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
         if !self.allowed(&config, creds) {
             return Err(AcquireError::NotAllowed);
         }
+        let persistent = config.persistent;
+        let result = self.create_with(now, name, config);
+        if let Err(error) = &result
+            && persistent
+        {
+            // A persistent network must come up eventually, whoever asked.
+            self.schedule_retry(now, name, error);
+        }
+        result
+    }
+
+    /// Creates `name` from `config` through the backend, leaving no trace
+    /// on failure.
+    fn create_with(
+        &mut self,
+        now: Instant,
+        name: &NetworkName,
+        config: NetworkConfig,
+    ) -> Result<(), AcquireError> {
         if self.networks.len() >= self.options.max_networks {
             return Err(AcquireError::BrokerLimit {
                 limit: self.options.max_networks,
             });
         }
-        let network = self
-            .backend
-            .create(name, &config)
-            .map_err(AcquireError::Backend)?;
+        let (network, origin) = self.create_in_backend(name, &config)?;
+        let persistent = config.persistent;
         let info = self.backend.info(&network);
+        self.remember(name, &config, &info);
         let serialization = self.backend.serialization(&network);
         info!(
             network = %name,
@@ -797,6 +935,7 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
             subnet = %info.subnet,
             mask = %info.mask,
             ipv6 = %format_args!("{}/{}", info.ipv6_prefix, info.ipv6_prefix_length),
+            %origin,
             "network created"
         );
         self.counters.creations += 1;
@@ -814,8 +953,12 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
                 holders: 0,
                 created_at: now,
                 idle_since: None,
+                origin,
+                persistent,
+                config_changed: false,
             },
         );
+        self.clear_retry(name);
         Ok(())
     }
 
@@ -846,13 +989,20 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
         entry.holders = entry.holders.saturating_sub(1);
         if entry.holders == 0 {
             entry.idle_since = Some(now);
-            debug!(network = %name, after = ?timeout, "last holder left; removal scheduled");
-            self.removals.insert((now + timeout, name));
+            if entry.config_changed {
+                self.apply_changed_config(now, name);
+            } else if let Some(deadline) = entry.removal_deadline(timeout) {
+                debug!(network = %name, after = ?timeout, "last holder left; removal scheduled");
+                self.removals.insert((deadline, name));
+            }
         }
     }
 
     fn remove_network(&mut self, name: NetworkName, reason: RemovalReason) {
         if let Some(entry) = self.networks.remove(&name) {
+            if let Some(deadline) = entry.removal_deadline(self.options.network_idle_timeout) {
+                self.removals.remove(&(deadline, name.clone()));
+            }
             self.backend.destroy(entry.network);
             self.counters.removals += 1;
             info!(network = %name, ?reason, "network removed");
@@ -932,5 +1082,9 @@ fn refuse<S>(
     Reply::AcquireFailed(error)
 }
 
+#[cfg(test)]
+mod persistent_tests;
+#[cfg(test)]
+mod subnet_tests;
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,13 @@
 //!   I/O);
 //! - [`backend`]: the [`Backend`](backend::Backend) trait through which
 //!   networks are created and destroyed, and a simulated vmnet;
+//! - [`hostnet`]: the host's networks (through the
+//!   [`HostNetworks`](hostnet::HostNetworks) trait) and the check that a
+//!   static subnet collides with none of them;
+//! - [`retry`]: the backoff between attempts to create a persistent
+//!   network;
+//! - [`state`]: the subnets remembered per network and their file format
+//!   (the daemon reads and writes the file);
 //! - [`broker`]: the [`Broker`](broker::Broker) state machine, which takes
 //!   events and the current time and returns replies, events for the driver
 //!   and its next deadline.
@@ -28,6 +35,9 @@
 pub mod backend;
 pub mod broker;
 pub mod config;
+pub mod hostnet;
+pub mod retry;
+pub mod state;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 

@@ -56,9 +56,10 @@ pub enum LogFormat {
 /// Serves acquire/release/status requests until stopped. SIGTERM or SIGINT
 /// while some client holds a network is logged and ignored, so that
 /// stopping the service cannot cut off running VMs; otherwise the broker
-/// releases every network and exits 0. SIGHUP, SIGUSR1, SIGUSR2 and
-/// SIGALRM are logged and ignored. Without clients for the idle delay it exits by
-/// itself (launchd starts it again on demand), unless --no-idle-exit.
+/// releases every network and exits 0. SIGHUP reads the configuration
+/// directory again; SIGUSR1, SIGUSR2 and SIGALRM are logged and ignored.
+/// Without clients for the idle delay it exits by itself (launchd starts it
+/// again on demand), unless --no-idle-exit or a persistent network exists.
 ///
 /// Example (Linux development):
 ///
@@ -136,6 +137,14 @@ pub struct ServeArgs {
     /// user and not writable by group or others).
     #[arg(long)]
     pub insecure_config_permissions: bool,
+
+    /// Directory of the state file, where the subnet each network last had
+    /// is remembered [default: /var/db/vmnet-broker for the macOS system
+    /// broker, ~/Library/Application Support/vmnet-broker for a per-user one;
+    /// elsewhere beside --socket (broker.sock: broker.state), else
+    /// $XDG_STATE_HOME/vmnet-broker, else beside the default socket].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 
     /// Once serving (the socket listens, or the Mach service is checked
     /// in), write one byte to file descriptor N and close it, so that a

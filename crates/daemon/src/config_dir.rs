@@ -267,6 +267,17 @@ impl ConfigDir {
     }
 }
 
+impl ConfigDir {
+    /// The networks configured as persistent (valid files only), sorted.
+    pub fn persistent_names(&self) -> Vec<String> {
+        self.configured_names()
+            .into_iter()
+            .filter(|n| matches!(self.lookup(n), Lookup::Found(c) if c.persistent))
+            .map(|n| n.to_string())
+            .collect()
+    }
+}
+
 impl ConfigSource for ConfigDir {
     fn lookup(&self, name: &NetworkName) -> Lookup {
         if name.problem().is_some() {
@@ -288,6 +299,34 @@ impl ConfigSource for ConfigDir {
                 paths: files,
             }),
         }
+    }
+
+    /// The built-ins and every `NAME.json` / `NAME.plist` whose stem is a
+    /// network name (hidden files aside). An unreadable directory gives the
+    /// built-ins only.
+    fn configured_names(&self) -> Vec<NetworkName> {
+        let mut names: Vec<NetworkName> = vmnet_broker_core::config::BUILTIN_NAMES
+            .iter()
+            .filter_map(|n| NetworkName::new(n).ok())
+            .collect();
+        if let Ok(entries) = fs::read_dir(&self.path) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let ext_ok = path
+                    .extension()
+                    .is_some_and(|e| EXTENSIONS.iter().any(|x| e == *x));
+                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+                if ext_ok
+                    && !stem.starts_with('.')
+                    && let Ok(name) = NetworkName::new(stem)
+                {
+                    names.push(name);
+                }
+            }
+        }
+        names.sort();
+        names.dedup();
+        names
     }
 }
 

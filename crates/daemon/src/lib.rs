@@ -10,8 +10,11 @@
 pub mod cli;
 mod commands;
 mod config_dir;
+mod config_owner;
+mod hostnet;
 mod logging;
 pub mod serve;
+mod state_store;
 mod sys;
 mod text;
 

@@ -87,6 +87,10 @@ impl Broker {
             .args(["serve", "--backend", "vmnet", "--mach-service", service])
             .arg("--config-dir")
             .arg(dir.path().join("conf"))
+            // Without --socket the state would go to the user's default
+            // directory, shared between runs.
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
             .args(["--log-level", "debug"])
             .args(extra)
             .env("VMNET_BROKER_FAKE_REPORT_DIR", dir.path().join("reports"))

@@ -46,6 +46,8 @@ fn the_upstream_entry_point_acquires_over_xpc() {
         .args(["serve", "--backend", "vmnet", "--no-idle-exit"])
         .arg("--config-dir")
         .arg(&conf)
+        .arg("--state-dir")
+        .arg(xpc_dir.with_file_name("state"))
         .env("VMNET_BROKER_FAKE_XPC_DIR", &xpc_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -1,9 +1,11 @@
 //! The launchd job file and the entitlements file.
 //!
 //! Key meanings are from `launchd.plist(5)`; see
-//! `docs/macos-sources.md` (section "launchd"). The job is on-demand only: no
-//! `RunAtLoad`, no `KeepAlive`. launchd starts it when a client looks up the
-//! Mach service, and the broker exits by itself when idle.
+//! `docs/macos-sources.md` (section "launchd"). The job is on demand: no
+//! `KeepAlive`, and no `RunAtLoad` unless persistent networks are configured
+//! (then the broker must create them at boot). launchd starts it when a
+//! client looks up the Mach service, and the broker exits by itself when
+//! idle (never while a persistent network exists).
 
 use plist::{Dictionary, Value};
 
@@ -51,6 +53,9 @@ pub fn job_plist(spec: &JobSpec) -> Dictionary {
     if spec.is_system() {
         job.insert("UserName".into(), SERVICE_ACCOUNT.into());
         job.insert("GroupName".into(), SERVICE_ACCOUNT.into());
+    }
+    if spec.run_at_load() {
+        job.insert("RunAtLoad".into(), true.into());
     }
     job.insert("EnableTransactions".into(), true.into());
     job.insert("ExitTimeOut".into(), EXIT_TIMEOUT_SECS.into());
@@ -274,6 +279,16 @@ mod tests {
         for key in ["RunAtLoad", "KeepAlive", "ExitTimeout", "Program"] {
             assert!(!job.contains_key(key), "unexpected key {key}");
         }
+    }
+
+    #[test]
+    fn persistent_networks_make_the_job_start_at_load() {
+        let spec = JobSpec::system(DEFAULT_LABEL)
+            .unwrap()
+            .with_run_at_load(true);
+        let job = parse(&job_plist_xml(&spec));
+        assert_eq!(job["RunAtLoad"].as_boolean(), Some(true));
+        assert!(!job.contains_key("KeepAlive"));
     }
 
     #[test]

@@ -123,6 +123,7 @@ pub struct JobSpec {
     label: String,
     scope: Scope,
     extra_arguments: Vec<String>,
+    run_at_load: bool,
 }
 
 /// Every path a job uses.
@@ -154,6 +155,7 @@ impl JobSpec {
             label: checked_label(label)?,
             scope: Scope::System,
             extra_arguments: Vec::new(),
+            run_at_load: false,
         })
     }
 
@@ -166,6 +168,7 @@ impl JobSpec {
                 home: home.into(),
             },
             extra_arguments: Vec::new(),
+            run_at_load: false,
         })
     }
 
@@ -183,6 +186,19 @@ impl JobSpec {
     pub fn with_extra_arguments(mut self, args: impl IntoIterator<Item = String>) -> Self {
         self.extra_arguments.extend(args);
         self
+    }
+
+    /// Makes launchd start the broker when the job is loaded (at boot for
+    /// the system job, at login for a user's), for persistent networks:
+    /// `RunAtLoad` in the job file.
+    pub fn with_run_at_load(mut self, run_at_load: bool) -> Self {
+        self.run_at_load = run_at_load;
+        self
+    }
+
+    /// Whether the job starts when loaded.
+    pub fn run_at_load(&self) -> bool {
+        self.run_at_load
     }
 
     /// The label, which is also the Mach service name.

@@ -137,8 +137,21 @@ pub struct NetworkStatus {
     pub age_seconds: f64,
     /// Seconds since the last holder left; `null` while held.
     pub idle_for_seconds: Option<f64>,
-    /// Seconds until the network is removed; `null` while held.
+    /// Seconds until the network is removed; `null` while held (and for a
+    /// persistent network).
     pub removal_in_seconds: Option<f64>,
+    /// Where the subnet came from: `static` (configured), `remembered` (the
+    /// one it had last time), `chosen` (by vmnet, nothing remembered) or
+    /// `changed` (by vmnet, because the remembered one could not be had).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_origin: Option<String>,
+    /// The network is persistent: kept without holders.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub persistent: bool,
+    /// Its configuration changed while it was held; the change applies
+    /// when it is idle.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub configuration_pending: bool,
 }
 
 /// One connected client in a [`StatusReport`].

@@ -5,8 +5,9 @@
 //! above 192.168.64.0, then below it, never 192.168.2.0/24 (Internet
 //! Sharing's); a static subnet that overlaps a live network fails to create;
 //! a network without a configured IPv6 prefix gets a random ULA /64; the
-//! serialization is an opaque value naming the network. With the same seed
-//! and the same calls it gives the same results.
+//! serialization is an opaque value naming the network. Given a
+//! host-network source, dynamic choices also avoid the host's networks.
+//! With the same seed and the same calls it gives the same results.
 //!
 //! Failure injection is a feature of the simulator, not a test hook: a
 //! [`FailurePlan`] given to [`SimBackend::set_failures`] makes creations fail
@@ -25,6 +26,7 @@ use vmnet_broker_proto::{NetworkInfo, NetworkName};
 
 use super::{Backend, BackendError};
 use crate::config::{Ipv4Subnet, Ipv6Prefix, NetworkConfig, Protocol};
+use crate::hostnet::{HostNetworks, IpNet};
 
 /// Handle of a simulated network.
 #[derive(Debug, PartialEq, Eq)]
@@ -52,6 +54,15 @@ pub struct FailurePlan {
     pub all: bool,
 }
 
+/// Where the simulation learns the host's networks.
+struct HostSource(Box<dyn HostNetworks + Send>);
+
+impl std::fmt::Debug for HostSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HostSource")
+    }
+}
+
 /// The simulated backend.
 #[derive(Debug)]
 pub struct SimBackend {
@@ -61,6 +72,7 @@ pub struct SimBackend {
     failures: FailurePlan,
     created: u64,
     destroyed: u64,
+    host: Option<HostSource>,
 }
 
 impl SimBackend {
@@ -73,7 +85,42 @@ impl SimBackend {
             failures: FailurePlan::default(),
             created: 0,
             destroyed: 0,
+            host: None,
         }
+    }
+
+    /// Makes dynamic choices avoid the networks the host uses, as vmnet
+    /// does: a dynamic subnet or prefix never overlaps an interface address
+    /// or a route of `source` (default routes aside). Without a source the
+    /// simulation behaves as if the host had no networks.
+    pub fn set_host_networks(&mut self, source: impl HostNetworks + Send + 'static) {
+        self.host = Some(HostSource(Box::new(source)));
+    }
+
+    /// The host's networks that dynamic choices must avoid: not default
+    /// routes, and not the simulation's own live networks (which a real
+    /// host shows as interfaces).
+    fn host_nets(&self) -> Vec<IpNet> {
+        let Some(HostSource(source)) = &self.host else {
+            return Vec::new();
+        };
+        let list = match source.host_networks() {
+            Ok(list) => list,
+            Err(e) => {
+                tracing::warn!("{e}; dynamic subnets are chosen without looking at the host");
+                return Vec::new();
+            }
+        };
+        list.into_iter()
+            .filter(|h| !h.is_default_route())
+            .map(|h| h.net)
+            .filter(|net| {
+                !self
+                    .live
+                    .values()
+                    .any(|l| net.overlaps(&IpNet::V4(l.ipv4)) || net.overlaps(&IpNet::V6(l.ipv6)))
+            })
+            .collect()
     }
 
     /// Replaces the failure plan.
@@ -113,23 +160,33 @@ impl SimBackend {
         None
     }
 
-    fn free_slash24(&self) -> Option<Ipv4Subnet> {
+    fn free_slash24(&self, host: &[IpNet]) -> Option<Ipv4Subnet> {
         (64..=255u8)
             .chain(0..64)
             .filter(|&third| third != 2)
             .map(|third| Ipv4Subnet::new(Ipv4Addr::new(192, 168, third, 0), 24))
-            .find(|cand| !self.live.values().any(|l| l.ipv4.overlaps(cand)))
+            .find(|cand| {
+                !self.live.values().any(|l| l.ipv4.overlaps(cand))
+                    && !host.iter().any(|h| h.overlaps(&IpNet::V4(*cand)))
+            })
     }
 
-    fn random_ula(&mut self) -> Ipv6Prefix {
+    fn random_ula(&mut self, host: &[IpNet]) -> Ipv6Prefix {
+        // The host's prefixes are avoided for a few draws only: a host that
+        // routes all of fd00::/8 must not stop the simulation.
+        let mut host_draws = 64;
         loop {
+            let avoid_host = host_draws > 0;
+            host_draws -= usize::from(avoid_host);
             let mut octets = [0u8; 16];
             octets[0] = 0xfd;
             for b in &mut octets[1..8] {
                 *b = self.rng.u8(..);
             }
             let p = Ipv6Prefix::new(Ipv6Addr::from(octets), 64);
-            if !self.live.values().any(|l| l.ipv6.overlaps(&p)) {
+            let taken = self.live.values().any(|l| l.ipv6.overlaps(&p));
+            let on_host = avoid_host && host.iter().any(|h| h.overlaps(&IpNet::V6(p)));
+            if !taken && !on_host {
                 return p;
             }
         }
@@ -152,6 +209,11 @@ impl Backend for SimBackend {
         if let Some(e) = self.injected_failure(name) {
             return Err(e);
         }
+        let host = if config.ipv4.is_none() || config.ipv6.is_none() {
+            self.host_nets()
+        } else {
+            Vec::new()
+        };
         let ipv4 = match config.ipv4 {
             Some(subnet) => {
                 if let Some(other) = self.live.values().find(|l| l.ipv4.overlaps(&subnet)) {
@@ -163,7 +225,7 @@ impl Backend for SimBackend {
                 }
                 subnet
             }
-            None => self.free_slash24().ok_or(BackendError::NoFreeSubnet)?,
+            None => self.free_slash24(&host).ok_or(BackendError::NoFreeSubnet)?,
         };
         let ipv6 = match config.ipv6 {
             Some(prefix) => {
@@ -175,7 +237,7 @@ impl Backend for SimBackend {
                 }
                 prefix
             }
-            None => self.random_ula(),
+            None => self.random_ula(&host),
         };
         let ports: Vec<(Protocol, u16)> = config
             .port_forwarding_rules
@@ -300,6 +362,36 @@ mod tests {
         // 67..=255 are 189 subnets; then 0, 1, 3, 4, 5.
         assert_eq!(&got[189..], &[0, 1, 3, 4, 5]);
         assert!(!got.contains(&2));
+    }
+
+    #[test]
+    fn dynamic_choices_avoid_the_hosts_networks() {
+        use crate::hostnet::{HostNetwork, StaticHostNetworks};
+        let mut b = SimBackend::new(1);
+        b.set_host_networks(StaticHostNetworks(vec![
+            HostNetwork::route(Some("en0"), "0.0.0.0".parse().unwrap(), 0),
+            HostNetwork::address("en0", "192.168.64.20".parse().unwrap(), 24),
+            HostNetwork::route(Some("utun0"), "192.168.66.0".parse().unwrap(), 23),
+            HostNetwork::route(None, "fd00::".parse().unwrap(), 8),
+        ]));
+        let cfg = NetworkConfig::new(Mode::Shared);
+        let n = b.create(&name("a"), &cfg).unwrap();
+        assert_eq!(b.info(&n).subnet.to_string(), "192.168.65.0");
+        let n = b.create(&name("b"), &cfg).unwrap();
+        assert_eq!(b.info(&n).subnet.to_string(), "192.168.68.0");
+        // Every ULA is in fd00::/8, which the host routes: the prefix is
+        // still a ULA (the simulation never gives up), so this checks only
+        // that a host-free choice is made when one exists.
+        let mut b = SimBackend::new(1);
+        b.set_host_networks(StaticHostNetworks(vec![HostNetwork::route(
+            None,
+            "fd00::".parse().unwrap(),
+            9,
+        )]));
+        for i in 0..20 {
+            let n = b.create(&name(&format!("v{i}")), &cfg).unwrap();
+            assert!(b.info(&n).ipv6_prefix.octets()[1] >= 0x80);
+        }
     }
 
     #[test]

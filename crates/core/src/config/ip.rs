@@ -29,6 +29,21 @@ impl Ipv4Subnet {
         }
     }
 
+    /// The subnet `a.b.c.d/prefix_len`, usable in constants (host bits are
+    /// cleared; `prefix_len` above 32 is treated as 32).
+    pub const fn from_octets(octets: [u8; 4], prefix_len: u8) -> Self {
+        let prefix_len = if prefix_len > 32 { 32 } else { prefix_len };
+        let mask = if prefix_len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - prefix_len as u32)
+        };
+        Ipv4Subnet {
+            network: Ipv4Addr::from_bits(u32::from_be_bytes(octets) & mask),
+            prefix_len,
+        }
+    }
+
     /// Reads a subnet from an address and a dotted netmask. The mask must be
     /// contiguous, and the address must be the network address or its first
     /// host (the gateway), as vmnet is given either.

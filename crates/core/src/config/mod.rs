@@ -57,6 +57,12 @@ pub struct NetworkConfig {
     pub allowed_users: Option<Vec<Principal>>,
     /// Groups whose members may acquire the network; `None` means everyone.
     pub allowed_groups: Option<Vec<Principal>>,
+    /// Ask vmnet for the subnet and prefix the network had last time
+    /// (default on). A static subnet or prefix always wins.
+    pub remember_subnet: bool,
+    /// Create the network when the broker starts and keep it while the
+    /// broker runs, held or not (default off).
+    pub persistent: bool,
 }
 
 impl NetworkConfig {
@@ -79,6 +85,8 @@ impl NetworkConfig {
             dhcp_reservations: Vec::new(),
             allowed_users: None,
             allowed_groups: None,
+            remember_subnet: true,
+            persistent: false,
         }
     }
 
@@ -282,17 +290,29 @@ pub enum Lookup {
 pub trait ConfigSource {
     /// The configuration of `name`.
     fn lookup(&self, name: &NetworkName) -> Lookup;
+
+    /// Every network name the source defines (built-ins included), for a
+    /// reload that starts persistent networks. The default knows none.
+    fn configured_names(&self) -> Vec<NetworkName> {
+        Vec::new()
+    }
 }
 
 impl<T: ConfigSource + ?Sized> ConfigSource for &T {
     fn lookup(&self, name: &NetworkName) -> Lookup {
         (**self).lookup(name)
     }
+    fn configured_names(&self) -> Vec<NetworkName> {
+        (**self).configured_names()
+    }
 }
 
 impl<T: ConfigSource + ?Sized> ConfigSource for Box<T> {
     fn lookup(&self, name: &NetworkName) -> Lookup {
         (**self).lookup(name)
+    }
+    fn configured_names(&self) -> Vec<NetworkName> {
+        (**self).configured_names()
     }
 }
 
@@ -352,6 +372,28 @@ impl ConfigSource for StaticConfig {
             None if self.without_builtins => Lookup::NotFound,
             None => builtin(name.as_str()).map_or(Lookup::NotFound, Lookup::Found),
         }
+    }
+
+    fn configured_names(&self) -> Vec<NetworkName> {
+        let builtins = BUILTIN_NAMES.iter().filter(|_| !self.without_builtins);
+        let mut names: Vec<NetworkName> = self
+            .entries
+            .keys()
+            .map(String::as_str)
+            .chain(builtins.copied())
+            .filter_map(|n| NetworkName::new(n).ok())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+impl StaticConfig {
+    /// Removes a network (as if its file were deleted).
+    pub fn without(mut self, name: &str) -> Self {
+        self.entries.remove(name);
+        self
     }
 }
 

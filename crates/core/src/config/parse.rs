@@ -30,6 +30,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "dhcp_reservations",
     "allowed_users",
     "allowed_groups",
+    "remember_subnet",
+    "persistent",
 ];
 
 const RULE_KEYS: &[&str] = &[
@@ -180,6 +182,8 @@ pub fn parse_value(value: &Value) -> Result<NetworkConfig, Vec<Problem>> {
         ("dhcp", &mut config.dhcp),
         ("dns_proxy", &mut config.dns_proxy),
         ("router_advertisement", &mut config.router_advertisement),
+        ("remember_subnet", &mut config.remember_subnet),
+        ("persistent", &mut config.persistent),
     ] {
         if let Some(b) = v.boolean(map, key) {
             *slot = b;
@@ -850,6 +854,35 @@ mod tests {
             cfg.allowed_users,
             Some(vec![Principal::Name("alice".into()), Principal::Id(501)])
         );
+    }
+
+    #[test]
+    fn remember_subnet_and_persistent() {
+        let cfg = parse_value(&json!({"mode": "shared"})).unwrap();
+        assert!(cfg.remember_subnet && !cfg.persistent);
+        let cfg =
+            parse_value(&json!({"mode": "host", "remember_subnet": false, "persistent": true}))
+                .unwrap();
+        assert!(!cfg.remember_subnet && cfg.persistent);
+        has(
+            json!({"mode": "host", "persistent": "yes"}),
+            "persistent: must be true or false, found \"yes\"",
+        );
+        has(
+            json!({"mode": "host", "remember_subnet": 1}),
+            "remember_subnet: must be true or false, found 1",
+        );
+        has(
+            json!({"mode": "host", "persistant": true}),
+            "persistant: unknown option; did you mean \"persistent\"?",
+        );
+        let xml = br#"<plist version="1.0"><dict>
+  <key>mode</key><string>shared</string>
+  <key>persistent</key><true/>
+  <key>remember_subnet</key><false/>
+</dict></plist>"#;
+        let cfg = parse_plist(xml).unwrap();
+        assert!(cfg.persistent && !cfg.remember_subnet);
     }
 
     #[test]

@@ -4,19 +4,41 @@ use std::process::ExitCode;
 
 use vmnet_broker_core::broker::AccountLookup;
 use vmnet_broker_core::config::Principal;
+use vmnet_broker_core::hostnet::{Collision, CollisionCheck, HostNetworks, IpNet, RESERVED_RANGES};
 
 use crate::config_dir::{CheckReport, ConfigDir, Finding, Severity};
 
 use crate::cli::CheckArgs;
+use crate::config_owner::OwnerRule;
+use crate::hostnet::SystemHostNetworks;
 use crate::sys::{self, SystemAccounts};
 use crate::text::{escape, escape_path};
 
 /// Validates the configuration directory; exit 1 if anything is wrong.
 pub fn run(args: CheckArgs) -> ExitCode {
+    let rule = OwnerRule::for_uid(sys::effective_uid());
     let dir = ConfigDir::new(&args.config_dir)
-        .trust_owners([sys::effective_uid()])
+        .trust_owners(rule.trusted_owners())
         .strict_permissions(!args.insecure_config_permissions);
     let mut report = dir.check();
+    report.general.push(Finding {
+        severity: Severity::Note,
+        message: if args.insecure_config_permissions {
+            "ownership and permissions are not checked (--insecure-config-permissions)".into()
+        } else {
+            format!("ownership rule: {rule}")
+        },
+    });
+    check_host_collisions(&mut report, &SystemHostNetworks);
+    let persistent = dir.persistent_names();
+    for (job, run_at_load) in installed_jobs() {
+        if let Some(message) = job_mismatch(run_at_load, &persistent) {
+            report.general.push(Finding {
+                severity: Severity::Warning,
+                message: format!("{}: {message}", job.display()),
+            });
+        }
+    }
     warn_unknown_accounts(&mut report, &SystemAccounts);
     let label = |s: Severity| match s {
         Severity::Error => "error",
@@ -58,6 +80,103 @@ pub fn run(args: CheckArgs) -> ExitCode {
     }
 }
 
+/// Adds a finding to every file whose static subnet or IPv6 prefix
+/// collides with a network of this host or a reserved range. A collision
+/// with a `bridge` interface on exactly the same subnet is only a warning:
+/// on macOS it is most likely the network itself, live in the broker.
+fn check_host_collisions(report: &mut CheckReport, host: &dyn HostNetworks) {
+    let list = match host.host_networks() {
+        Ok(list) => list,
+        Err(e) => {
+            report.general.push(Finding {
+                severity: Severity::Warning,
+                message: format!("{e}; static subnets were not checked against the host"),
+            });
+            return;
+        }
+    };
+    let check = CollisionCheck {
+        host: &list,
+        reserved: &RESERVED_RANGES,
+        own: &[],
+    };
+    for file in &mut report.files {
+        let Some(config) = &file.config else { continue };
+        let Err(found) = check.check(config.ipv4, config.ipv6) else {
+            continue;
+        };
+        let probably_itself = found.collisions.iter().all(|c| match c {
+            Collision::Host { requested, host } => {
+                host.interface
+                    .as_deref()
+                    .is_some_and(|i| i.starts_with("bridge"))
+                    && match (requested, host.net) {
+                        (IpNet::V4(r), IpNet::V4(h)) => *r == h,
+                        (IpNet::V6(r), IpNet::V6(h)) => *r == h,
+                        _ => false,
+                    }
+            }
+            Collision::Reserved { .. } => false,
+        });
+        file.findings.push(if probably_itself {
+            Finding {
+                severity: Severity::Warning,
+                message: format!(
+                    "{found} (if the broker has this network live, that interface is the network itself)"
+                ),
+            }
+        } else {
+            Finding {
+                severity: Severity::Error,
+                message: format!("collides with the host: {found}"),
+            }
+        });
+    }
+}
+
+/// The installed launchd jobs of the default label (system and current
+/// user) and whether each has `RunAtLoad`. None where no job file exists
+/// (always the case outside macOS).
+fn installed_jobs() -> Vec<(std::path::PathBuf, bool)> {
+    let label = vmnet_broker_proto::MACH_SERVICE_NAME;
+    let specs = [
+        vmnet_broker_launchd::JobSpec::system(label).ok(),
+        vmnet_broker_launchd::JobSpec::current_user(label).ok(),
+    ];
+    specs
+        .into_iter()
+        .flatten()
+        .filter_map(|spec| {
+            let path = spec.paths().plist;
+            let value = plist::Value::from_file(&path).ok()?;
+            let run_at_load = value
+                .as_dictionary()
+                .and_then(|d| d.get("RunAtLoad"))
+                .and_then(plist::Value::as_boolean)
+                .unwrap_or(false);
+            Some((path, run_at_load))
+        })
+        .collect()
+}
+
+/// What is wrong when an installed job's `RunAtLoad` and the persistent
+/// networks disagree.
+fn job_mismatch(run_at_load: bool, persistent: &[String]) -> Option<String> {
+    match (run_at_load, persistent.is_empty()) {
+        (false, false) => Some(format!(
+            "the installed job does not start at boot, but networks are persistent ({}); \
+             run `vmnet-broker install` again so that they exist before any VM asks",
+            persistent.join(", ")
+        )),
+        (true, true) => Some(
+            "the installed job starts at boot (RunAtLoad), but no network is persistent; \
+             run `vmnet-broker install` again to start the broker on demand only"
+                .to_owned(),
+        ),
+        _ => None,
+    }
+}
+
 /// Adds a warning for every user or group name in an access list that does
 /// not resolve: it matches nobody, which is rarely what was meant.
 fn warn_unknown_accounts(report: &mut CheckReport, accounts: &impl AccountLookup) {
@@ -89,5 +208,21 @@ fn warn_unknown_accounts(report: &mut CheckReport, accounts: &impl AccountLookup
             }
         }
         file.findings.extend(found);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_and_persistent_networks_must_agree() {
+        let some = vec!["always".to_owned()];
+        assert!(job_mismatch(true, &some).is_none());
+        assert!(job_mismatch(false, &[]).is_none());
+        let m = job_mismatch(false, &some).unwrap_or_default();
+        assert!(m.contains("persistent (always)"), "{m}");
+        let m = job_mismatch(true, &[]).unwrap_or_default();
+        assert!(m.contains("no network is persistent"), "{m}");
     }
 }

@@ -162,7 +162,20 @@ pub fn install(args: InstallArgs) -> ExitCode {
             "vmnet-broker: daemon options in the job: {}",
             options.summary()
         );
-        let spec = spec.with_extra_arguments(options.to_arguments());
+        let config_dir = options
+            .config_dir
+            .clone()
+            .unwrap_or_else(|| crate::config_dir::DEFAULT_CONFIG_DIR.to_owned());
+        let persistent = persistent_networks(args.job.user, &config_dir);
+        if !persistent.is_empty() {
+            eprintln!(
+                "vmnet-broker: persistent networks are configured ({}): the job starts at load (RunAtLoad)",
+                persistent.join(", ")
+            );
+        }
+        let spec = spec
+            .with_extra_arguments(options.to_arguments())
+            .with_run_at_load(!persistent.is_empty());
         plan_install(
             &spec,
             &state,
@@ -201,4 +214,18 @@ pub fn uninstall(args: UninstallArgs) -> ExitCode {
             ExitCode::from(EXIT_FAILURE)
         }
     }
+}
+
+/// The persistent networks the installed broker will read in its
+/// configuration directory, with the ownership rule of the account the job
+/// runs as (root only for the system job).
+fn persistent_networks(user: bool, config_dir: &str) -> Vec<String> {
+    let owners = if user {
+        crate::config_owner::OwnerRule::for_uid(crate::sys::effective_uid()).trusted_owners()
+    } else {
+        vec![0]
+    };
+    crate::config_dir::ConfigDir::new(config_dir)
+        .trust_owners(owners)
+        .persistent_names()
 }

@@ -93,6 +93,27 @@ pub fn render(s: &StatusReport) -> String {
             ],
             &rows,
         );
+        for n in &s.networks {
+            let mut notes = Vec::new();
+            if n.persistent {
+                notes.push("persistent".to_owned());
+            }
+            if let Some(origin) = &n.subnet_origin {
+                notes.push(match origin.as_str() {
+                    "static" => "subnet configured".to_owned(),
+                    "remembered" => "subnet remembered from last time".to_owned(),
+                    "changed" => "subnet changed since last time".to_owned(),
+                    "chosen" => "subnet chosen by vmnet".to_owned(),
+                    other => format!("subnet {other}"),
+                });
+            }
+            if n.configuration_pending {
+                notes.push("configuration changed, applies when idle".to_owned());
+            }
+            if !notes.is_empty() {
+                let _ = writeln!(out, "  {}: {}", n.name, notes.join("; "));
+            }
+        }
     }
     let _ = writeln!(out);
     if s.clients.is_empty() {

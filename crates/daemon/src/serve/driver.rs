@@ -13,8 +13,9 @@
 //!   client, then counted and summarised;
 //! - SIGTERM and SIGINT stop the broker only when no client holds a network
 //!   (connections that hold nothing, such as a `status` query or an
-//!   installer's probe, do not keep it running); other signals whose
-//!   default action would end the process are logged and ignored;
+//!   installer's probe, do not keep it running); SIGHUP reads the
+//!   configuration again; other signals whose default action would end the
+//!   process are logged and ignored;
 //! - broker events keep the cache of encoded `acquire` replies exact and
 //!   report the idle exit;
 //! - every way out releases every network first.
@@ -70,8 +71,9 @@ pub enum Stop {
 
 /// Signals whose default action ends the process and which the broker
 /// logs and ignores (SIGTERM and SIGINT are judged by
-/// [`Driver::handle_stop_signal`]). SIGHUP is the usual "reload" signal;
-/// until the broker reloads anything, it is ignored too. SIGPIPE is ignored
+/// [`Driver::handle_stop_signal`]). SIGHUP, the usual "reload" signal, is
+/// among them but makes the broker read its configuration again (see
+/// [`Driver::handle_ignored_signal`]). SIGPIPE is ignored
 /// by the Rust runtime already (a write to a closed socket fails with
 /// EPIPE instead).
 pub fn ignored_signals() -> Vec<(i32, &'static str)> {
@@ -260,13 +262,23 @@ impl<B: Backend> Driver<B> {
         }
     }
 
-    /// A signal from [`ignored_signals`].
+    /// A signal from [`ignored_signals`]: logged and ignored, except SIGHUP,
+    /// which reads the configuration again.
     pub fn handle_ignored_signal(&mut self, name: &'static str) {
         if name == "SIGHUP" {
-            info!("SIGHUP received; this version does not reload anything, ignoring it");
+            info!("SIGHUP received; reading the configuration again");
+            self.reload(Instant::now());
         } else {
             info!("{name} received; ignoring it");
         }
+    }
+
+    /// Reads the whole configuration again: persistent networks start or
+    /// stop, changed networks are replaced when idle; logs a summary.
+    pub fn reload(&mut self, now: Instant) {
+        let summary = self.broker.reload(now);
+        info!("configuration read: {summary}");
+        self.pump();
     }
 
     /// Time has passed.

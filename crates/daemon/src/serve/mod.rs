@@ -24,6 +24,9 @@ use vmnet_broker_core::backend::sim::{FailurePlan, SimBackend};
 use vmnet_broker_core::broker::{Broker, BrokerOptions, DaemonInfo};
 
 use crate::cli::{BackendKind, ServeArgs};
+use crate::config_owner::OwnerRule;
+use crate::hostnet::SystemHostNetworks;
+use crate::state_store::{StateStore, default_state_dir};
 use crate::sys::{self, SystemAccounts};
 use crate::{EXIT_FAILURE, EXIT_USAGE, logging};
 
@@ -58,6 +61,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
                 "using the simulated backend: networks exist only inside this broker; no VM can use them"
             );
             let mut sim = SimBackend::new(args.sim_seed.unwrap_or_else(fastrand_seed));
+            sim.set_host_networks(SystemHostNetworks);
             if !args.sim_fail_create.is_empty() {
                 info!(names = ?args.sim_fail_create, "simulated creation failures enabled");
                 sim.set_failures(FailurePlan {
@@ -101,12 +105,14 @@ where
     B: Backend,
     B::Serialization: WireValue,
 {
-    let driver = build_driver(args, backend);
     let path = args
         .socket
         .clone()
         .unwrap_or_else(vmnet_broker_client::default_socket_path);
     let listener = listener::bind(&path).map_err(|e| e.to_string())?;
+    // After the bind: a broker that cannot listen (another one runs, the
+    // path is bad) creates no state directory and no persistent network.
+    let driver = build_driver(args, backend);
     let server = socket::Server::new(driver, listener, args.max_request_size, args.max_clients)
         .map_err(|e| format!("cannot start the event loop: {e}"))?;
     // The socket listens and the signal handlers are in place: connections
@@ -141,11 +147,14 @@ pub fn build_broker<B: Backend>(args: &ServeArgs, backend: B) -> DaemonBroker<B>
         max_networks: args.max_networks,
     };
     let euid = sys::effective_uid();
+    let rule = OwnerRule::for_uid(euid);
     let config = ConfigDir::new(&args.config_dir)
-        .trust_owners([euid])
+        .trust_owners(rule.trusted_owners())
         .strict_permissions(!args.insecure_config_permissions);
     if args.insecure_config_permissions {
         warn!("configuration files are read whatever their owner and permissions");
+    } else {
+        info!("configuration ownership: {rule}");
     }
     if let Some(limit) = sys::raise_fd_limit() {
         info!(open_files = limit, "file descriptor limit");
@@ -165,14 +174,45 @@ pub fn build_broker<B: Backend>(args: &ServeArgs, backend: B) -> DaemonBroker<B>
         config_dir: Some(args.config_dir.display().to_string()),
         log_level: Some(args.log_level.clone()),
     };
-    Broker::new(
+    let mut broker = Broker::new(
         options,
         backend,
         config,
         SystemAccounts,
         daemon,
         Instant::now(),
-    )
+    );
+    broker.set_host_networks(SystemHostNetworks);
+    let state_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| default_state_dir(args.socket.as_deref()));
+    match StateStore::open(&state_dir) {
+        Ok(store) => {
+            let (subnets, warnings) = store.load();
+            for w in warnings {
+                warn!("{w}");
+            }
+            info!(
+                state_dir = %state_dir.display(),
+                networks = subnets.len(),
+                "remembered subnets loaded"
+            );
+            broker.set_remembered(subnets);
+            broker.set_subnet_store(store);
+        }
+        Err(e) => warn!("{e}; subnets are not remembered across restarts"),
+    }
+    reload(&mut broker);
+    broker
+}
+
+/// Reads the whole configuration again (at start and on SIGHUP) and logs
+/// what changed: persistent networks started or retried, idle networks
+/// removed, held ones changing when idle, broken files left alone.
+pub fn reload<B: Backend>(broker: &mut DaemonBroker<B>) {
+    let summary = broker.reload(Instant::now());
+    info!("configuration read: {summary}");
 }
 
 /// A seed for the simulation when none is given: time and pid, which is
