@@ -45,6 +45,7 @@ mod transport;
 pub use client::{Client, Network, acquire_network, default_client};
 pub use error::Error;
 pub use path::{SOCKET_ENV, default_socket_path};
+pub use sys::effective_uid;
 #[cfg(any(target_os = "macos", feature = "fake-apple"))]
 pub use transport::XpcSerialization;
 pub use vmnet_broker_proto::{Mode, NetworkInfo, Status, StatusReport};

@@ -1,11 +1,12 @@
-//! The few C library calls the client makes directly (the FFI module of
-//! this crate).
+//! What the client asks of the operating system directly (through nix and
+//! libc constants; no `unsafe`).
 
-/// The effective user id of this process.
-pub(crate) fn effective_uid() -> u32 {
-    // SAFETY: geteuid(2) takes no arguments, cannot fail and has no
-    // preconditions.
-    unsafe { libc::geteuid() }
+/// The effective user id of this process: the uid in the default socket
+/// path, and the owner the daemon trusts. The one place in the workspace
+/// that asks for it, apart from the launchd planner (which cannot depend
+/// on the client; it calls nix the same way).
+pub fn effective_uid() -> u32 {
+    nix::unistd::geteuid().as_raw()
 }
 
 /// Flags for `send(2)` on the development socket: `MSG_NOSIGNAL` turns a

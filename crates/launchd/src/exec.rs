@@ -126,7 +126,7 @@ pub fn execute_with(
 }
 
 fn is_root() -> bool {
-    crate::unix::effective_uid() == 0
+    nix::unistd::geteuid().is_root()
 }
 
 fn run_action(

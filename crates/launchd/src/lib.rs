@@ -34,7 +34,6 @@ mod job;
 mod plan;
 mod probe;
 mod shell;
-mod unix;
 
 use std::path::{Path, PathBuf};
 
@@ -175,7 +174,7 @@ impl JobSpec {
         let home = std::env::var_os("HOME")
             .filter(|h| !h.is_empty())
             .ok_or(JobSpecError::NoHome)?;
-        JobSpec::user(label, crate::unix::effective_uid(), PathBuf::from(home))
+        JobSpec::user(label, nix::unistd::geteuid().as_raw(), PathBuf::from(home))
     }
 
     /// Adds arguments after `serve --mach-service <label>` in the job's

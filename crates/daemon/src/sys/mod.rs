@@ -7,10 +7,7 @@ mod peer;
 pub use accounts::SystemAccounts;
 pub use peer::peer_credentials;
 
-/// The effective user id of this process.
-pub fn effective_uid() -> u32 {
-    nix::unistd::geteuid().as_raw()
-}
+pub use vmnet_broker_client::effective_uid;
 
 /// Raises the soft limit on open files to the hard limit, so that the broker
 /// can serve many clients. Returns the limit now in force.
