@@ -15,6 +15,7 @@
 //! Every loop is bounded in count and in time. Results are written as JSON.
 
 #![allow(clippy::expect_used)]
+#![forbid(unsafe_code)]
 
 mod echo;
 

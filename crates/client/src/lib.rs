@@ -34,6 +34,7 @@
 //! The wire protocol is described in `docs/protocol.md` of the repository.
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod client;
 mod decode;

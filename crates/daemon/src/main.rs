@@ -5,6 +5,8 @@
 //! 5 not found, 6 create failure, 7 internal error, 8 a status this version
 //! does not know. Usage errors exit with 64, other failures with 70.
 
+#![forbid(unsafe_code)]
+
 mod cli;
 mod commands;
 mod config_dir;

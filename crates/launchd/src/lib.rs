@@ -28,6 +28,7 @@
 
 #![cfg(unix)]
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod exec;
 mod job;
