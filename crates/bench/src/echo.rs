@@ -24,7 +24,7 @@ struct Conn {
 
 /// Serves `reply` (one line, newline included) for every request line until
 /// `limit` has passed.
-pub fn serve(path: &Path, reply: &[u8], limit: Duration) -> io::Result<()> {
+pub(crate) fn serve(path: &Path, reply: &[u8], limit: Duration) -> io::Result<()> {
     let _ = std::fs::remove_file(path);
     let mut listener = UnixListener::bind(path)?;
     let mut poll = Poll::new()?;

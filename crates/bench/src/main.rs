@@ -118,10 +118,10 @@ struct Client {
 }
 
 impl Client {
-    fn connect(path: &Path) -> io::Result<Client> {
+    fn connect(path: &Path) -> io::Result<Self> {
         let stream = UnixStream::connect(path)?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        Ok(Client {
+        Ok(Self {
             reader: BufReader::new(stream),
             line: Vec::with_capacity(1024),
         })
@@ -223,6 +223,11 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
     }
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "p is in 0..=1, so the rounded index is in 0..len"
+    )]
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx.min(sorted.len() - 1)]
 }
@@ -262,7 +267,7 @@ fn time_round_trips(
         let client = &mut clients[i % n];
         let start = Instant::now();
         client.round_trip(ACQUIRE)?;
-        out.push(start.elapsed().as_nanos() as u64);
+        out.push(u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX));
         if i % 256 == 0 && Instant::now() > deadline {
             break;
         }

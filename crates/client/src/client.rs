@@ -86,17 +86,17 @@ impl Client {
     /// unless `VMNET_BROKER_SOCKET` is set, in which case it is that
     /// development socket. Elsewhere it is the development socket found by
     /// [`crate::default_socket_path`].
-    pub fn connect() -> Result<Client, Error> {
+    pub fn connect() -> Result<Self, Error> {
         #[cfg(target_os = "macos")]
         {
             match std::env::var_os(crate::SOCKET_ENV) {
-                Some(path) if !path.is_empty() => Client::connect_socket(path),
-                _ => Client::connect_xpc(),
+                Some(path) if !path.is_empty() => Self::connect_socket(path),
+                _ => Self::connect_xpc(),
             }
         }
         #[cfg(not(target_os = "macos"))]
         {
-            Client::connect_socket(crate::default_socket_path())
+            Self::connect_socket(crate::default_socket_path())
         }
     }
 
@@ -106,8 +106,8 @@ impl Client {
     /// let client = vmnet_broker_client::Client::connect_socket("/tmp/vmnet-broker-test.sock")?;
     /// # Ok::<(), vmnet_broker_client::Error>(())
     /// ```
-    pub fn connect_socket(path: impl AsRef<Path>) -> Result<Client, Error> {
-        Ok(Client::with_transport(Transport::socket(path.as_ref())?))
+    pub fn connect_socket(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Ok(Self::with_transport(Transport::socket(path.as_ref())?))
     }
 
     /// Connects to the broker's XPC Mach service
@@ -118,8 +118,8 @@ impl Client {
     /// [`Status::XPC_FAILURE`](crate::Status::XPC_FAILURE) on the first
     /// request.
     #[cfg(any(target_os = "macos", feature = "fake-apple"))]
-    pub fn connect_xpc() -> Result<Client, Error> {
-        Client::connect_xpc_service(vmnet_broker_proto::MACH_SERVICE_NAME)
+    pub fn connect_xpc() -> Result<Self, Error> {
+        Self::connect_xpc_service(vmnet_broker_proto::MACH_SERVICE_NAME)
     }
 
     /// Connects to a broker on the XPC Mach service `service` (a broker
@@ -127,13 +127,13 @@ impl Client {
     ///
     /// Errors: [`Error::InvalidRequest`] if the name holds a NUL byte.
     #[cfg(any(target_os = "macos", feature = "fake-apple"))]
-    pub fn connect_xpc_service(service: &str) -> Result<Client, Error> {
-        Ok(Client::with_transport(Transport::xpc(service)?))
+    pub fn connect_xpc_service(service: &str) -> Result<Self, Error> {
+        Ok(Self::with_transport(Transport::xpc(service)?))
     }
 
-    fn with_transport(transport: Transport) -> Client {
+    fn with_transport(transport: Transport) -> Self {
         let epoch = transport.epoch();
-        Client {
+        Self {
             inner: Arc::new(Inner {
                 state: Mutex::new(State {
                     transport,

@@ -80,14 +80,14 @@ impl Error {
     /// ```
     pub fn status(&self) -> Status {
         match self {
-            Error::Connect { .. }
-            | Error::Io { .. }
-            | Error::Closed
-            | Error::ConnectionLost { .. }
-            | Error::Xpc(_) => Status::XPC_FAILURE,
-            Error::Broker { status, .. } => *status,
-            Error::InvalidReply { .. } => Status::INVALID_REPLY,
-            Error::InvalidRequest(_) => Status::INVALID_REQUEST,
+            Self::Connect { .. }
+            | Self::Io { .. }
+            | Self::Closed
+            | Self::ConnectionLost { .. }
+            | Self::Xpc(_) => Status::XPC_FAILURE,
+            Self::Broker { status, .. } => *status,
+            Self::InvalidReply { .. } => Status::INVALID_REPLY,
+            Self::InvalidRequest(_) => Status::INVALID_REQUEST,
         }
     }
 

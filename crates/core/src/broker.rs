@@ -58,7 +58,7 @@ pub struct BrokerOptions {
 
 impl Default for BrokerOptions {
     fn default() -> Self {
-        BrokerOptions {
+        Self {
             network_idle_timeout: Duration::from_secs(120),
             exit_idle_timeout: Some(Duration::from_secs(120)),
             max_networks_per_client: 8,
@@ -158,8 +158,8 @@ impl<S> Reply<S> {
     /// The status this reply stands for.
     pub fn status(&self) -> Status {
         match self {
-            Reply::Error(s) => *s,
-            Reply::AcquireFailed(e) => e.status(),
+            Self::Error(s) => *s,
+            Self::AcquireFailed(e) => e.status(),
             _ => Status::SUCCESS,
         }
     }
@@ -206,22 +206,22 @@ impl AcquireError {
     /// network (the broker's limit, the backend) CREATE_FAILURE.
     pub fn status(&self) -> Status {
         match self {
-            AcquireError::NotFound | AcquireError::BrokenConfiguration(_) => Status::NOT_FOUND,
-            AcquireError::NotAllowed => Status::NOT_ALLOWED,
-            AcquireError::ClientLimit { .. } => Status::INTERNAL_ERROR,
-            AcquireError::BrokerLimit { .. } | AcquireError::Backend(_) => Status::CREATE_FAILURE,
+            Self::NotFound | Self::BrokenConfiguration(_) => Status::NOT_FOUND,
+            Self::NotAllowed => Status::NOT_ALLOWED,
+            Self::ClientLimit { .. } => Status::INTERNAL_ERROR,
+            Self::BrokerLimit { .. } | Self::Backend(_) => Status::CREATE_FAILURE,
         }
     }
 
     /// A short stable name for logs and the `acquire_refusals` counters.
     pub fn slug(&self) -> &'static str {
         match self {
-            AcquireError::NotFound => "not_found",
-            AcquireError::BrokenConfiguration(_) => "broken_configuration",
-            AcquireError::NotAllowed => "not_allowed",
-            AcquireError::ClientLimit { .. } => "client_limit",
-            AcquireError::BrokerLimit { .. } => "broker_limit",
-            AcquireError::Backend(_) => "backend_failure",
+            Self::NotFound => "not_found",
+            Self::BrokenConfiguration(_) => "broken_configuration",
+            Self::NotAllowed => "not_allowed",
+            Self::ClientLimit { .. } => "client_limit",
+            Self::BrokerLimit { .. } => "broker_limit",
+            Self::Backend(_) => "backend_failure",
         }
     }
 }
@@ -336,7 +336,7 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
         now: Instant,
     ) -> Self {
         let exit_deadline = options.exit_idle_timeout.map(|t| now + t);
-        Broker {
+        Self {
             options,
             backend,
             config,

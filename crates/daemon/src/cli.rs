@@ -12,13 +12,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// vmnet, for development and testing.
 #[derive(Debug, Parser)]
 #[command(name = "vmnet-broker", version, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     Serve(ServeArgs),
     Acquire(AcquireArgs),
     Status(StatusArgs),
@@ -29,7 +29,7 @@ pub enum Command {
 
 /// Which backend creates networks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BackendKind {
+pub(crate) enum BackendKind {
     /// Simulated vmnet: networks exist only inside the broker (the default
     /// where vmnet does not exist).
     Simulated,
@@ -39,7 +39,7 @@ pub enum BackendKind {
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// One readable line per event.
     Human,
     /// One JSON object per event.
@@ -59,7 +59,7 @@ pub enum LogFormat {
 ///   vmnet-broker serve --socket /tmp/vmnet.sock --no-idle-exit
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Unix socket to listen on [default: $VMNET_BROKER_SOCKET, else
     /// $XDG_RUNTIME_DIR/vmnet-broker.sock, else /tmp/vmnet-broker-$UID.sock;
     /// on macOS the default is the XPC Mach service].
@@ -154,7 +154,7 @@ pub struct ServeArgs {
 ///   vmnet-broker acquire shared host --hold   # keep them until Ctrl-C
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
-pub struct AcquireArgs {
+pub(crate) struct AcquireArgs {
     /// Networks to acquire.
     #[arg(required = true, value_name = "NAME")]
     pub names: Vec<String>,
@@ -184,7 +184,7 @@ pub struct AcquireArgs {
 ///   vmnet-broker status --json | jq '.networks[].name'
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -210,7 +210,7 @@ pub struct StatusArgs {
 ///   vmnet-broker check --config-dir /etc/vmnet-broker.d
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// Directory of NAME.json / NAME.plist network definitions.
     #[arg(long, value_name = "DIR", default_value = crate::config_dir::DEFAULT_CONFIG_DIR)]
     pub config_dir: PathBuf,
@@ -237,14 +237,14 @@ pub struct CheckArgs {
 ///   vmnet-broker install --user
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
-pub struct InstallArgs {
+pub(crate) struct InstallArgs {
     #[command(flatten)]
     pub job: JobArgs,
 }
 
 /// Options shared by `install` and `uninstall`.
 #[derive(Debug, Args)]
-pub struct JobArgs {
+pub(crate) struct JobArgs {
     /// The per-user LaunchAgent instead of the system LaunchDaemon.
     #[arg(long)]
     pub user: bool,
@@ -271,7 +271,7 @@ pub struct JobArgs {
 ///   sudo vmnet-broker uninstall --remove-account --remove-logs
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
-pub struct UninstallArgs {
+pub(crate) struct UninstallArgs {
     #[command(flatten)]
     pub job: JobArgs,
     /// Also delete the _vmnetbroker user and group.

@@ -150,7 +150,7 @@ pub struct Paths {
 impl JobSpec {
     /// A system LaunchDaemon with `label`.
     pub fn system(label: &str) -> Result<Self, JobSpecError> {
-        Ok(JobSpec {
+        Ok(Self {
             label: checked_label(label)?,
             scope: Scope::System,
             extra_arguments: Vec::new(),
@@ -159,7 +159,7 @@ impl JobSpec {
 
     /// A LaunchAgent for the user `uid` whose home is `home`.
     pub fn user(label: &str, uid: u32, home: impl Into<PathBuf>) -> Result<Self, JobSpecError> {
-        Ok(JobSpec {
+        Ok(Self {
             label: checked_label(label)?,
             scope: Scope::User {
                 uid,
@@ -175,7 +175,7 @@ impl JobSpec {
         let home = std::env::var_os("HOME")
             .filter(|h| !h.is_empty())
             .ok_or(JobSpecError::NoHome)?;
-        JobSpec::user(label, nix::unistd::geteuid().as_raw(), PathBuf::from(home))
+        Self::user(label, nix::unistd::geteuid().as_raw(), PathBuf::from(home))
     }
 
     /// Adds arguments after `serve --mach-service <label>` in the job's

@@ -123,14 +123,14 @@ impl AcquireReply {
     /// Reads an `acquire` reply with the upstream rule (a non-zero `error`
     /// wins, then `network` is required). A malformed `network_info` is
     /// ignored, as an older client would.
-    pub fn decode(reply: &Value) -> Result<AcquireReply, ReplyDecodeError> {
+    pub fn decode(reply: &Value) -> Result<Self, ReplyDecodeError> {
         let Value::Object(map) = reply else {
             return Err(ReplyDecodeError::Invalid("reply is not an object".into()));
         };
         let error = map.get(keys::ERROR).and_then(Value::as_i64);
         let network = map.get(keys::NETWORK);
         match crate::decode_acquire_reply(error, network.is_some()) {
-            s if s.is_success() => Ok(AcquireReply {
+            s if s.is_success() => Ok(Self {
                 network: network.cloned().unwrap_or(Value::Null),
                 info: map
                     .get(keys::NETWORK_INFO)
@@ -171,7 +171,7 @@ pub struct LineFramer {
 impl LineFramer {
     /// A framer with a line limit of `max` bytes.
     pub fn new(max: usize) -> Self {
-        LineFramer {
+        Self {
             buf: Vec::new(),
             start: 0,
             scanned: 0,

@@ -65,7 +65,7 @@ impl NetworkName {
         if name.starts_with('.') {
             return Err(NameError::LeadingDot);
         }
-        Ok(NetworkName(name.to_owned()))
+        Ok(Self(name.to_owned()))
     }
 
     /// The name as a string.
@@ -114,7 +114,7 @@ impl serde::Serialize for NetworkName {
 impl<'de> serde::Deserialize<'de> for NetworkName {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        NetworkName::new(&s).map_err(serde::de::Error::custom)
+        Self::new(&s).map_err(serde::de::Error::custom)
     }
 }
 

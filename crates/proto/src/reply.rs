@@ -24,8 +24,8 @@ impl Mode {
     /// The configuration spelling: `shared` or `host`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Mode::Shared => "shared",
-            Mode::Host => "host",
+            Self::Shared => "shared",
+            Self::Host => "host",
         }
     }
 }
@@ -88,8 +88,8 @@ impl ReplyDecodeError {
     /// The status a client reports for this error.
     pub fn status(&self) -> Status {
         match self {
-            ReplyDecodeError::Broker(s) => *s,
-            ReplyDecodeError::Invalid(_) => Status::INVALID_REPLY,
+            Self::Broker(s) => *s,
+            Self::Invalid(_) => Status::INVALID_REPLY,
         }
     }
 }

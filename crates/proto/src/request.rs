@@ -84,7 +84,7 @@ impl Request {
     /// Decodes a request dictionary. Unknown keys are ignored; network names
     /// are checked with a length limit of `max_name_len` bytes (capped at
     /// [`crate::MAX_NETWORK_NAME_LEN`]).
-    pub fn decode(dict: &impl Dict, max_name_len: usize) -> Result<Request, RequestError> {
+    pub fn decode(dict: &impl Dict, max_name_len: usize) -> Result<Self, RequestError> {
         let command = dict
             .string(keys::COMMAND)
             .ok_or(RequestError::MissingCommand)?;
@@ -100,13 +100,13 @@ impl Request {
             })
         };
         match &*command {
-            commands::ACQUIRE => Ok(Request::Acquire {
+            commands::ACQUIRE => Ok(Self::Acquire {
                 network: name_for(commands::ACQUIRE)?,
             }),
-            commands::RELEASE => Ok(Request::Release {
+            commands::RELEASE => Ok(Self::Release {
                 network: name_for(commands::RELEASE)?,
             }),
-            commands::STATUS => Ok(Request::Status),
+            commands::STATUS => Ok(Self::Status),
             other => Err(RequestError::UnknownCommand(truncate_for_log(other))),
         }
     }
@@ -114,17 +114,17 @@ impl Request {
     /// The command name of this request.
     pub fn command(&self) -> &'static str {
         match self {
-            Request::Acquire { .. } => commands::ACQUIRE,
-            Request::Release { .. } => commands::RELEASE,
-            Request::Status => commands::STATUS,
+            Self::Acquire { .. } => commands::ACQUIRE,
+            Self::Release { .. } => commands::RELEASE,
+            Self::Status => commands::STATUS,
         }
     }
 
     /// The network the request is about, if any.
     pub fn network(&self) -> Option<&NetworkName> {
         match self {
-            Request::Acquire { network } | Request::Release { network } => Some(network),
-            Request::Status => None,
+            Self::Acquire { network } | Self::Release { network } => Some(network),
+            Self::Status => None,
         }
     }
 

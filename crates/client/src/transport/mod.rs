@@ -52,9 +52,9 @@ impl Transport {
     /// every hold made before.
     pub(crate) fn epoch(&self) -> u64 {
         match self {
-            Transport::Socket(t) => t.epoch(),
+            Self::Socket(t) => t.epoch(),
             #[cfg(any(target_os = "macos", feature = "fake-apple"))]
-            Transport::Xpc(t) => t.epoch(),
+            Self::Xpc(t) => t.epoch(),
         }
     }
 
@@ -63,7 +63,7 @@ impl Transport {
         network: &str,
     ) -> Result<(Serialization, Option<NetworkInfo>), Error> {
         match self {
-            Transport::Socket(t) => {
+            Self::Socket(t) => {
                 let Acquired {
                     serialization,
                     info,
@@ -71,7 +71,7 @@ impl Transport {
                 Ok((Serialization::Json(serialization), info))
             }
             #[cfg(any(target_os = "macos", feature = "fake-apple"))]
-            Transport::Xpc(t) => {
+            Self::Xpc(t) => {
                 let Acquired {
                     serialization,
                     info,
@@ -83,26 +83,26 @@ impl Transport {
 
     pub(crate) fn release(&mut self, network: &str) -> Result<(), Error> {
         match self {
-            Transport::Socket(t) => t.release(network),
+            Self::Socket(t) => t.release(network),
             #[cfg(any(target_os = "macos", feature = "fake-apple"))]
-            Transport::Xpc(t) => t.release(network),
+            Self::Xpc(t) => t.release(network),
         }
     }
 
     pub(crate) fn status(&mut self) -> Result<StatusReport, Error> {
         match self {
-            Transport::Socket(t) => t.status(),
+            Self::Socket(t) => t.status(),
             #[cfg(any(target_os = "macos", feature = "fake-apple"))]
-            Transport::Xpc(t) => t.status(),
+            Self::Xpc(t) => t.status(),
         }
     }
 
     /// A short description for `Debug` output and messages.
     pub(crate) fn describe(&self) -> String {
         match self {
-            Transport::Socket(t) => format!("socket {}", t.path().display()),
+            Self::Socket(t) => format!("socket {}", t.path().display()),
             #[cfg(any(target_os = "macos", feature = "fake-apple"))]
-            Transport::Xpc(t) => format!("XPC service {}", t.service()),
+            Self::Xpc(t) => format!("XPC service {}", t.service()),
         }
     }
 }

@@ -35,7 +35,7 @@ impl SocketTransport {
     /// Connects to the socket at `path`.
     pub(crate) fn connect(path: &Path) -> Result<Self, Error> {
         let conn = open(path)?;
-        Ok(SocketTransport {
+        Ok(Self {
             path: path.to_owned(),
             conn: Some(conn),
             epoch: 0,

@@ -17,7 +17,7 @@ use vmnet_broker_client::{Client, StatusReport};
 const PATIENCE: Duration = Duration::from_secs(20);
 
 /// The broker binary to test.
-pub fn broker_bin() -> PathBuf {
+pub(crate) fn broker_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("VMNET_BROKER_BIN") {
         return PathBuf::from(bin);
     }
@@ -39,7 +39,7 @@ pub fn broker_bin() -> PathBuf {
 
 /// A broker process serving a socket in a temporary directory, killed on
 /// drop.
-pub struct Broker {
+pub(crate) struct Broker {
     child: Child,
     pub socket: PathBuf,
     pub config_dir: PathBuf,
@@ -48,12 +48,12 @@ pub struct Broker {
 
 impl Broker {
     /// Starts a broker with the default configuration.
-    pub fn start() -> Broker {
-        Broker::start_with_config(&[])
+    pub(crate) fn start() -> Self {
+        Self::start_with_config(&[])
     }
 
     /// Starts a broker with extra `NAME.json` files in its config dir.
-    pub fn start_with_config(files: &[(&str, &str)]) -> Broker {
+    pub(crate) fn start_with_config(files: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let config_dir = dir.path().join("config");
         std::fs::create_dir(&config_dir).expect("config dir");
@@ -61,12 +61,12 @@ impl Broker {
             std::fs::write(config_dir.join(name), text).expect("config file");
         }
         let socket = dir.path().join("broker.sock");
-        Broker::spawn(dir, socket, config_dir)
+        Self::spawn(dir, socket, config_dir)
     }
 
-    fn spawn(dir: tempfile::TempDir, socket: PathBuf, config_dir: PathBuf) -> Broker {
+    fn spawn(dir: tempfile::TempDir, socket: PathBuf, config_dir: PathBuf) -> Self {
         let child = spawn_child(&socket, &config_dir);
-        let mut broker = Broker {
+        let mut broker = Self {
             child,
             socket,
             config_dir,
@@ -95,12 +95,12 @@ impl Broker {
     }
 
     /// A new client connected to this broker.
-    pub fn client(&self) -> Client {
+    pub(crate) fn client(&self) -> Client {
         Client::connect_socket(&self.socket).expect("connect to the broker")
     }
 
     /// Kills the broker and starts a new one on the same socket.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.kill();
         self.child = spawn_child(&self.socket, &self.config_dir);
         self.wait_ready();
@@ -136,7 +136,7 @@ impl Drop for Broker {
 }
 
 /// Holders of `name` in `report`; a network that is gone has none.
-pub fn holders(report: &StatusReport, name: &str) -> usize {
+pub(crate) fn holders(report: &StatusReport, name: &str) -> usize {
     report
         .networks
         .iter()
@@ -147,7 +147,7 @@ pub fn holders(report: &StatusReport, name: &str) -> usize {
 /// Asks `client` for the status until `want` holds, failing after a while.
 /// The broker learns of a closed connection on its own schedule, so tests
 /// that close one wait for the effect instead of expecting it at once.
-pub fn wait_for_status(client: &Client, what: &str, want: impl Fn(&StatusReport) -> bool) {
+pub(crate) fn wait_for_status(client: &Client, what: &str, want: impl Fn(&StatusReport) -> bool) {
     let start = Instant::now();
     loop {
         let report = client.status().expect("status");

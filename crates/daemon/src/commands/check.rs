@@ -8,7 +8,7 @@ use crate::cli::CheckArgs;
 use crate::sys;
 
 /// Validates the configuration directory; exit 1 if anything is wrong.
-pub fn run(args: CheckArgs) -> ExitCode {
+pub(crate) fn run(args: CheckArgs) -> ExitCode {
     let dir = ConfigDir::new(&args.config_dir)
         .trust_owners([sys::effective_uid()])
         .strict_permissions(!args.insecure_config_permissions);

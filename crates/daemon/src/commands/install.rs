@@ -98,7 +98,7 @@ fn run_plan(plan: &vmnet_broker_launchd::Plan, dry_run: bool, what: &str) -> Exi
 }
 
 /// `vmnet-broker install`.
-pub fn install(args: InstallArgs) -> ExitCode {
+pub(crate) fn install(args: InstallArgs) -> ExitCode {
     let result = (|| {
         let spec = spec(args.job.user, &args.job.mach_service)?;
         let exe =
@@ -125,7 +125,7 @@ pub fn install(args: InstallArgs) -> ExitCode {
 }
 
 /// `vmnet-broker uninstall`.
-pub fn uninstall(args: UninstallArgs) -> ExitCode {
+pub(crate) fn uninstall(args: UninstallArgs) -> ExitCode {
     let result = (|| {
         let spec = spec(args.job.user, &args.job.mach_service)?;
         let state = observe(&spec, args.job.dry_run)?;

@@ -10,7 +10,7 @@ use crate::cli::StatusArgs;
 use crate::{EXIT_FAILURE, logging};
 
 /// Asks the broker for its status and prints it.
-pub fn run(args: StatusArgs) -> ExitCode {
+pub(crate) fn run(args: StatusArgs) -> ExitCode {
     logging::init_client();
     let client = match connect(args.socket.as_deref(), args.mach_service.as_deref()) {
         Ok(c) => c,
@@ -35,7 +35,7 @@ pub fn run(args: StatusArgs) -> ExitCode {
 }
 
 /// The human-readable table.
-pub fn render(s: &StatusReport) -> String {
+pub(crate) fn render(s: &StatusReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -143,6 +143,11 @@ fn table<const N: usize>(out: &mut String, header: [&str; N], rows: &[[String; N
 }
 
 fn duration(secs: f64) -> String {
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "negative values are clamped to 0 and `as` saturates at u64::MAX, which prints as a long uptime"
+    )]
     let s = secs.max(0.0).round() as u64;
     match s {
         0..=59 => format!("{s}s"),

@@ -159,7 +159,7 @@ pub fn build_broker<B: Backend>(args: &ServeArgs, backend: B) -> DaemonBroker<B>
 fn fastrand_seed() -> u64 {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
+        .map(|d| (d.as_secs() << 30) ^ u64::from(d.subsec_nanos()))
         .unwrap_or(0);
     t ^ (u64::from(std::process::id()) << 32)
 }

@@ -6,7 +6,7 @@ use vmnet_broker_core::broker::AccountLookup;
 /// Looks names up with getpwnam_r / getgrnam_r. Consulted only when a
 /// network restricts access.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SystemAccounts;
+pub(crate) struct SystemAccounts;
 
 impl AccountLookup for SystemAccounts {
     fn user_id(&self, name: &str) -> Option<u32> {

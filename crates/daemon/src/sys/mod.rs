@@ -4,14 +4,14 @@
 mod accounts;
 mod peer;
 
-pub use accounts::SystemAccounts;
-pub use peer::peer_credentials;
+pub(crate) use accounts::SystemAccounts;
+pub(crate) use peer::peer_credentials;
 
-pub use vmnet_broker_client::effective_uid;
+pub(crate) use vmnet_broker_client::effective_uid;
 
 /// Raises the soft limit on open files to the hard limit, so that the broker
 /// can serve many clients. Returns the limit now in force.
-pub fn raise_fd_limit() -> Option<u64> {
+pub(crate) fn raise_fd_limit() -> Option<u64> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
     // macOS refuses values above OPEN_MAX for the soft limit.

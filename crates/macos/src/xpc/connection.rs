@@ -38,7 +38,7 @@ impl XpcConnection {
     /// `ptr` must be NULL or a live `xpc_connection_t`.
     unsafe fn from_borrowed(ptr: xpc_object_t) -> Option<Self> {
         // SAFETY: per the caller.
-        unsafe { XpcObject::from_borrowed(ptr) }.map(|obj| XpcConnection { obj })
+        unsafe { XpcObject::from_borrowed(ptr) }.map(|obj| Self { obj })
     }
 
     /// The raw pointer, still owned by `self`.
@@ -91,7 +91,7 @@ pub struct XpcRequest {
 impl XpcRequest {
     #[cfg(test)]
     pub(crate) fn for_test(message: XpcObject) -> Self {
-        XpcRequest { message }
+        Self { message }
     }
 
     /// The request dictionary. It implements
@@ -343,7 +343,7 @@ impl XpcListener {
             sys::xpc_connection_set_event_handler(connection.as_ptr(), &block);
             sys::xpc_connection_activate(connection.as_ptr());
         }
-        Ok(XpcListener { connection })
+        Ok(Self { connection })
     }
 
     /// Stops accepting clients.
@@ -528,7 +528,7 @@ impl XpcClient {
             sys::xpc_connection_set_event_handler(connection.as_ptr(), &block);
             sys::xpc_connection_activate(connection.as_ptr());
         }
-        Ok(XpcClient {
+        Ok(Self {
             service: service.to_owned(),
             connection,
             _queue: queue,
@@ -610,7 +610,7 @@ impl XpcTransaction {
     pub fn begin() -> Self {
         // SAFETY: no arguments; balanced by Drop (SDK xpc/xpc.h).
         unsafe { sys::xpc_transaction_begin() };
-        XpcTransaction { _private: () }
+        Self { _private: () }
     }
 }
 

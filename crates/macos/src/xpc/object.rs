@@ -140,7 +140,7 @@ impl XpcObject {
     /// `XpcObject` exists for it (other than through [`XpcDictionary`]
     /// when that is the only reference).
     pub unsafe fn from_owned(ptr: xpc_object_t) -> Option<Self> {
-        NonNull::new(ptr).map(|ptr| XpcObject { ptr })
+        NonNull::new(ptr).map(|ptr| Self { ptr })
     }
 
     /// Retains a borrowed object (an event given to a handler, a value
@@ -156,7 +156,7 @@ impl XpcObject {
         // it was given (SDK xpc/xpc.h) with one more reference, which the
         // new XpcObject owns.
         unsafe { sys::xpc_retain(ptr.as_ptr()) };
-        Some(XpcObject { ptr })
+        Some(Self { ptr })
     }
 
     /// The raw pointer, still owned by `self`.
@@ -296,7 +296,7 @@ impl XpcObject {
     }
 
     /// The elements, retained, if this is an array.
-    pub fn array_elements(&self) -> Option<Vec<XpcObject>> {
+    pub fn array_elements(&self) -> Option<Vec<Self>> {
         if self.kind() != XpcType::Array {
             return None;
         }
@@ -307,9 +307,7 @@ impl XpcObject {
             let count = sys::xpc_array_get_count(self.as_ptr());
             Some(
                 (0..count)
-                    .filter_map(|i| {
-                        XpcObject::from_borrowed(sys::xpc_array_get_value(self.as_ptr(), i))
-                    })
+                    .filter_map(|i| Self::from_borrowed(sys::xpc_array_get_value(self.as_ptr(), i)))
                     .collect(),
             )
         }
@@ -320,16 +318,14 @@ impl XpcObject {
     // another type.
 
     /// The value under `key`, retained.
-    pub fn get(&self, key: &str) -> Option<XpcObject> {
+    pub fn get(&self, key: &str) -> Option<Self> {
         if self.kind() != XpcType::Dictionary {
             return None;
         }
         let key = CString::new(key).ok()?;
         // SAFETY: a dictionary kept alive by `self`, a NUL-terminated key;
         // the value is borrowed (SDK xpc/xpc.h) and retained at once.
-        unsafe {
-            XpcObject::from_borrowed(sys::xpc_dictionary_get_value(self.as_ptr(), key.as_ptr()))
-        }
+        unsafe { Self::from_borrowed(sys::xpc_dictionary_get_value(self.as_ptr(), key.as_ptr())) }
     }
 
     /// The string under `key`.
@@ -350,7 +346,7 @@ impl XpcObject {
 
     /// The entries of a dictionary, retained, in libxpc's (unspecified)
     /// order. Keys that are not UTF-8 are skipped.
-    pub fn dictionary_entries(&self) -> Option<Vec<(String, XpcObject)>> {
+    pub fn dictionary_entries(&self) -> Option<Vec<(String, Self)>> {
         if self.kind() != XpcType::Dictionary {
             return None;
         }
@@ -362,7 +358,7 @@ impl XpcObject {
                     // SAFETY: libxpc passes a NUL-terminated key and a live
                     // value for the duration of this call (SDK xpc/xpc.h,
                     // `xpc_dictionary_applier_t`); we copy / retain them.
-                    let entry = unsafe { (copy_c_str(key), XpcObject::from_borrowed(value)) };
+                    let entry = unsafe { (copy_c_str(key), Self::from_borrowed(value)) };
                     if let (Some(k), Some(v)) = entry {
                         entries.borrow_mut().push((k, v));
                     }
@@ -398,7 +394,7 @@ impl Clone for XpcObject {
         // SAFETY: `self` keeps the object alive; one more reference is
         // owned by the clone.
         unsafe { sys::xpc_retain(self.as_ptr()) };
-        XpcObject { ptr: self.ptr }
+        Self { ptr: self.ptr }
     }
 }
 
@@ -452,7 +448,7 @@ impl XpcDictionary {
                 0,
             ))
         };
-        XpcDictionary { obj }
+        Self { obj }
     }
 
     /// Wraps a fresh dictionary (such as one from
@@ -463,7 +459,7 @@ impl XpcDictionary {
     /// `ptr` must be NULL or a +1 dictionary that nobody else references.
     pub(crate) unsafe fn from_owned_unique(ptr: xpc_object_t) -> Option<Self> {
         // SAFETY: per the caller.
-        unsafe { XpcObject::from_owned(ptr) }.map(|obj| XpcDictionary { obj })
+        unsafe { XpcObject::from_owned(ptr) }.map(|obj| Self { obj })
     }
 
     /// The raw pointer, still owned by `self`.
@@ -576,7 +572,7 @@ impl XpcDictionary {
 
 impl Default for XpcDictionary {
     fn default() -> Self {
-        XpcDictionary::new()
+        Self::new()
     }
 }
 
