@@ -180,11 +180,13 @@ impl XpcObject {
     /// libxpc's name for the object's type (`"dictionary"`, `"int64"`, ...).
     pub fn type_name(&self) -> String {
         // SAFETY: `self` keeps the object alive; xpc_get_type returns a
-        // type descriptor valid for the process lifetime, and
-        // xpc_type_get_name returns a static string not to be freed (SDK
-        // xpc/xpc.h, macOS 10.15).
-        unsafe { copy_c_str(sys::xpc_type_get_name(sys::xpc_get_type(self.as_ptr()))) }
-            .unwrap_or_else(|| "unknown".to_owned())
+        // type descriptor valid for the process lifetime (SDK xpc/xpc.h).
+        let ty = unsafe { sys::xpc_get_type(self.as_ptr()) };
+        // SAFETY: a type descriptor; xpc_type_get_name returns a static
+        // string not to be freed (SDK xpc/xpc.h, macOS 10.15).
+        let name = unsafe { sys::xpc_type_get_name(ty) };
+        // SAFETY: NULL or a static NUL-terminated string, copied.
+        unsafe { copy_c_str(name) }.unwrap_or_else(|| "unknown".to_owned())
     }
 
     /// libxpc's debug description of the object.
@@ -192,16 +194,18 @@ impl XpcObject {
         // SAFETY: `self` keeps the object alive; xpc_copy_description
         // returns a malloc'd string the caller frees with free(3) (SDK
         // xpc/xpc.h).
-        unsafe {
-            let raw = sys::xpc_copy_description(self.as_ptr());
-            let text = if raw.is_null() {
-                String::new()
-            } else {
-                CStr::from_ptr(raw).to_string_lossy().into_owned()
-            };
-            libc::free(raw.cast());
-            text
-        }
+        let raw = unsafe { sys::xpc_copy_description(self.as_ptr()) };
+        let text = if raw.is_null() {
+            String::new()
+        } else {
+            // SAFETY: a NUL-terminated string we own until the free below.
+            unsafe { CStr::from_ptr(raw) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        // SAFETY: NULL or the malloc'd string, freed once, not used after.
+        unsafe { libc::free(raw.cast()) };
+        text
     }
 
     // ----- Constructors of scalar objects.
@@ -214,38 +218,50 @@ impl XpcObject {
     pub fn string(text: &str) -> Result<Self, XpcError> {
         let c = c_string("string", text)?;
         // SAFETY: `c` is NUL-terminated and outlives the call, which copies
-        // it; the result is +1 (SDK xpc/xpc.h).
-        Ok(unsafe { owned(sys::xpc_string_create(c.as_ptr())) })
+        // it (SDK xpc/xpc.h).
+        let raw = unsafe { sys::xpc_string_create(c.as_ptr()) };
+        // SAFETY: a +1 object (or NULL), ours alone.
+        Ok(unsafe { owned(raw) })
     }
 
     /// A signed 64-bit integer object.
     pub fn int64(value: i64) -> Self {
-        // SAFETY: plain value in, +1 object out (SDK xpc/xpc.h).
-        unsafe { owned(sys::xpc_int64_create(value)) }
+        // SAFETY: a plain value in (SDK xpc/xpc.h).
+        let raw = unsafe { sys::xpc_int64_create(value) };
+        // SAFETY: a +1 object (or NULL), ours alone.
+        unsafe { owned(raw) }
     }
 
     /// An unsigned 64-bit integer object.
     pub fn uint64(value: u64) -> Self {
-        // SAFETY: plain value in, +1 object out (SDK xpc/xpc.h).
-        unsafe { owned(sys::xpc_uint64_create(value)) }
+        // SAFETY: a plain value in (SDK xpc/xpc.h).
+        let raw = unsafe { sys::xpc_uint64_create(value) };
+        // SAFETY: a +1 object (or NULL), ours alone.
+        unsafe { owned(raw) }
     }
 
     /// A double object.
     pub fn double(value: f64) -> Self {
-        // SAFETY: plain value in, +1 object out (SDK xpc/xpc.h).
-        unsafe { owned(sys::xpc_double_create(value)) }
+        // SAFETY: a plain value in (SDK xpc/xpc.h).
+        let raw = unsafe { sys::xpc_double_create(value) };
+        // SAFETY: a +1 object (or NULL), ours alone.
+        unsafe { owned(raw) }
     }
 
     /// A boolean object.
     pub fn bool(value: bool) -> Self {
-        // SAFETY: plain value in, +1 object out (SDK xpc/xpc.h).
-        unsafe { owned(sys::xpc_bool_create(value)) }
+        // SAFETY: a plain value in (SDK xpc/xpc.h).
+        let raw = unsafe { sys::xpc_bool_create(value) };
+        // SAFETY: a +1 object (or NULL), ours alone.
+        unsafe { owned(raw) }
     }
 
     /// The null object.
     pub fn null() -> Self {
-        // SAFETY: no arguments, +1 object out (SDK xpc/xpc.h).
-        unsafe { owned(sys::xpc_null_create()) }
+        // SAFETY: no arguments (SDK xpc/xpc.h).
+        let raw = unsafe { sys::xpc_null_create() };
+        // SAFETY: a +1 object (or NULL), ours alone.
+        unsafe { owned(raw) }
     }
 
     // ----- Reading scalars. Each returns `None` for another type.
@@ -255,18 +271,21 @@ impl XpcObject {
         if self.kind() != XpcType::String {
             return None;
         }
-        // SAFETY: a string object; the pointer to its internal storage is
-        // valid while `self` holds the object (SDK xpc/xpc.h), and we copy
-        // it before returning. The length excludes the terminator.
-        unsafe {
-            let ptr = sys::xpc_string_get_string_ptr(self.as_ptr());
-            if ptr.is_null() {
-                return None;
-            }
-            let len = sys::xpc_string_get_length(self.as_ptr());
-            let bytes = std::slice::from_raw_parts(ptr.cast::<u8>(), len);
-            std::str::from_utf8(bytes).ok().map(str::to_owned)
+        // SAFETY: a string object kept alive by `self`; the pointer to its
+        // internal storage is valid while `self` holds the object (SDK
+        // xpc/xpc.h).
+        let ptr = unsafe { sys::xpc_string_get_string_ptr(self.as_ptr()) };
+        if ptr.is_null() {
+            return None;
         }
+        // SAFETY: as above; the getter only reads. The length excludes the
+        // terminator.
+        let len = unsafe { sys::xpc_string_get_length(self.as_ptr()) };
+        // SAFETY: `len` bytes at `ptr` belong to the string object, alive
+        // and unmodified while `self` holds it; we copy them before
+        // returning.
+        let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
+        std::str::from_utf8(bytes).ok().map(str::to_owned)
     }
 
     /// The value, if this is an int64 object.
@@ -300,17 +319,20 @@ impl XpcObject {
         if self.kind() != XpcType::Array {
             return None;
         }
-        // SAFETY: an array object kept alive by `self`; indexes are within
-        // 0..count; get_value returns a borrowed object that we retain (SDK
-        // xpc/xpc.h).
-        unsafe {
-            let count = sys::xpc_array_get_count(self.as_ptr());
-            Some(
-                (0..count)
-                    .filter_map(|i| Self::from_borrowed(sys::xpc_array_get_value(self.as_ptr(), i)))
-                    .collect(),
-            )
-        }
+        // SAFETY: an array object kept alive by `self`; the getter only
+        // reads (SDK xpc/xpc.h).
+        let count = unsafe { sys::xpc_array_get_count(self.as_ptr()) };
+        Some(
+            (0..count)
+                .filter_map(|i| {
+                    // SAFETY: as above, and `i` is within 0..count; the
+                    // value is borrowed from the array (SDK xpc/xpc.h).
+                    let value = unsafe { sys::xpc_array_get_value(self.as_ptr(), i) };
+                    // SAFETY: a live object (or NULL), retained at once.
+                    unsafe { Self::from_borrowed(value) }
+                })
+                .collect(),
+        )
     }
 
     // ----- Reading dictionaries. Each returns `None` if `self` is not a
@@ -324,8 +346,10 @@ impl XpcObject {
         }
         let key = CString::new(key).ok()?;
         // SAFETY: a dictionary kept alive by `self`, a NUL-terminated key;
-        // the value is borrowed (SDK xpc/xpc.h) and retained at once.
-        unsafe { Self::from_borrowed(sys::xpc_dictionary_get_value(self.as_ptr(), key.as_ptr())) }
+        // the value is borrowed from the dictionary (SDK xpc/xpc.h).
+        let value = unsafe { sys::xpc_dictionary_get_value(self.as_ptr(), key.as_ptr()) };
+        // SAFETY: a live object (or NULL), retained at once.
+        unsafe { Self::from_borrowed(value) }
     }
 
     /// The string under `key`.
@@ -355,10 +379,13 @@ impl XpcObject {
             block2::StackBlock::new(|key: *const c_char, value: xpc_object_t| -> sys::c_bool {
                 // Keep a panic (allocation failure) from unwinding into libxpc.
                 super::no_unwind("xpc_dictionary_apply", || {
-                    // SAFETY: libxpc passes a NUL-terminated key and a live
-                    // value for the duration of this call (SDK xpc/xpc.h,
-                    // `xpc_dictionary_applier_t`); we copy / retain them.
-                    let entry = unsafe { (copy_c_str(key), Self::from_borrowed(value)) };
+                    // SAFETY: libxpc passes a NUL-terminated key for the
+                    // duration of this call (SDK xpc/xpc.h,
+                    // `xpc_dictionary_applier_t`); we copy it.
+                    let k = unsafe { copy_c_str(key) };
+                    // SAFETY: likewise a live value, which we retain.
+                    let v = unsafe { Self::from_borrowed(value) };
+                    let entry = (k, v);
                     if let (Some(k), Some(v)) = entry {
                         entries.borrow_mut().push((k, v));
                     }
@@ -440,14 +467,10 @@ impl XpcDictionary {
     /// An empty dictionary.
     pub fn new() -> Self {
         // SAFETY: (NULL, NULL, 0) creates an empty dictionary (SDK
-        // xpc/xpc.h); the result is +1 and ours alone.
-        let obj = unsafe {
-            owned(sys::xpc_dictionary_create(
-                std::ptr::null(),
-                std::ptr::null(),
-                0,
-            ))
-        };
+        // xpc/xpc.h).
+        let raw = unsafe { sys::xpc_dictionary_create(std::ptr::null(), std::ptr::null(), 0) };
+        // SAFETY: a +1 dictionary (or NULL), ours alone.
+        let obj = unsafe { owned(raw) };
         Self { obj }
     }
 
