@@ -24,7 +24,7 @@ struct Conn {
 
 /// Serves `reply` (one line, newline included) for every request line until
 /// `limit` has passed.
-pub fn serve(path: &Path, reply: &[u8], limit: Duration) -> io::Result<()> {
+pub(crate) fn serve(path: &Path, reply: &[u8], limit: Duration) -> io::Result<()> {
     let _ = std::fs::remove_file(path);
     let mut listener = UnixListener::bind(path)?;
     let mut poll = Poll::new()?;
@@ -134,7 +134,7 @@ pub fn serve(path: &Path, reply: &[u8], limit: Duration) -> io::Result<()> {
 /// connection that answers each read with one write of one canned reply
 /// per complete line it holds. Two system calls per request (read, write);
 /// the kernel wakes the thread directly. Serves until `limit` has passed.
-pub fn serve_blocking(path: &Path, reply: &[u8], limit: Duration) -> io::Result<()> {
+pub(crate) fn serve_blocking(path: &Path, reply: &[u8], limit: Duration) -> io::Result<()> {
     use std::os::unix::net::UnixListener as StdListener;
     let _ = std::fs::remove_file(path);
     let listener = StdListener::bind(path)?;

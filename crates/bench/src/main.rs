@@ -17,6 +17,7 @@
 //! Every loop is bounded in count and in time. Results are written as JSON.
 
 #![allow(clippy::expect_used)]
+#![forbid(unsafe_code)]
 
 mod echo;
 
@@ -123,18 +124,15 @@ fn load(socket: &Path, count: usize) -> io::Result<()> {
 
 /// Raises the soft descriptor limit to the hard one (children inherit it).
 fn raise_nofile() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 0;
     };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
+    if setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        hard
+    } else {
+        soft
     }
-    lim.rlim_cur
 }
 
 /// A blocking JSON-lines client.
@@ -144,10 +142,10 @@ struct Client {
 }
 
 impl Client {
-    fn connect(path: &Path) -> io::Result<Client> {
+    fn connect(path: &Path) -> io::Result<Self> {
         let stream = UnixStream::connect(path)?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        Ok(Client {
+        Ok(Self {
             reader: BufReader::new(stream),
             line: Vec::with_capacity(1024),
         })
@@ -249,6 +247,11 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
     }
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "p is in 0..=1, so the rounded index is in 0..len"
+    )]
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx.min(sorted.len() - 1)]
 }
@@ -288,7 +291,7 @@ fn time_round_trips(
         let client = &mut clients[i % n];
         let start = Instant::now();
         client.round_trip(ACQUIRE)?;
-        out.push(start.elapsed().as_nanos() as u64);
+        out.push(u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX));
         if i % 256 == 0 && Instant::now() > deadline {
             break;
         }
@@ -372,7 +375,7 @@ fn measure(
             for (k, server) in servers.iter_mut().enumerate() {
                 let start = Instant::now();
                 server.round_trip(ACQUIRE)?;
-                let ns = start.elapsed().as_nanos() as u64;
+                let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 if i >= 2_000 {
                     samples[k].push(ns);
                 }

@@ -92,8 +92,8 @@ impl Client {
     /// unless `VMNET_BROKER_SOCKET` is set, in which case it is that
     /// development socket. Elsewhere it is the development socket found by
     /// [`crate::default_socket_path`].
-    pub fn connect() -> Result<Client, Error> {
-        Client::connect_with_timeout(DEFAULT_TIMEOUT)
+    pub fn connect() -> Result<Self, Error> {
+        Self::connect_with_timeout(DEFAULT_TIMEOUT)
     }
 
     /// Connects to a broker's development socket at `path`.
@@ -106,8 +106,8 @@ impl Client {
     /// The connection is refused with [`Error::UntrustedServer`] unless the
     /// process serving the socket runs as root or as this process's user.
     /// Connecting and each request wait at most [`DEFAULT_TIMEOUT`].
-    pub fn connect_socket(path: impl AsRef<Path>) -> Result<Client, Error> {
-        Client::connect_socket_with_timeout(path, DEFAULT_TIMEOUT)
+    pub fn connect_socket(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::connect_socket_with_timeout(path, DEFAULT_TIMEOUT)
     }
 
     /// [`Client::connect_socket`] with another bound on connecting and on
@@ -116,8 +116,8 @@ impl Client {
     pub fn connect_socket_with_timeout(
         path: impl AsRef<Path>,
         timeout: Duration,
-    ) -> Result<Client, Error> {
-        Ok(Client::with_transport(Transport::socket(
+    ) -> Result<Self, Error> {
+        Ok(Self::with_transport(Transport::socket(
             path.as_ref(),
             timeout,
         )?))
@@ -126,19 +126,17 @@ impl Client {
     /// [`Client::connect`] with another timeout (see
     /// [`Client::connect_socket_with_timeout`]). Over XPC the timeout does
     /// not apply yet.
-    pub fn connect_with_timeout(timeout: Duration) -> Result<Client, Error> {
+    pub fn connect_with_timeout(timeout: Duration) -> Result<Self, Error> {
         #[cfg(target_os = "macos")]
         {
             match std::env::var_os(crate::SOCKET_ENV) {
-                Some(path) if !path.is_empty() => {
-                    Client::connect_socket_with_timeout(path, timeout)
-                }
-                _ => Client::connect_xpc(),
+                Some(path) if !path.is_empty() => Self::connect_socket_with_timeout(path, timeout),
+                _ => Self::connect_xpc(),
             }
         }
         #[cfg(not(target_os = "macos"))]
         {
-            Client::connect_socket_with_timeout(crate::default_socket_path(), timeout)
+            Self::connect_socket_with_timeout(crate::default_socket_path(), timeout)
         }
     }
 
@@ -200,8 +198,8 @@ impl Client {
     /// [`Status::XPC_FAILURE`](crate::Status::XPC_FAILURE) on the first
     /// request.
     #[cfg(any(target_os = "macos", feature = "fake-apple"))]
-    pub fn connect_xpc() -> Result<Client, Error> {
-        Client::connect_xpc_service(vmnet_broker_proto::MACH_SERVICE_NAME)
+    pub fn connect_xpc() -> Result<Self, Error> {
+        Self::connect_xpc_service(vmnet_broker_proto::MACH_SERVICE_NAME)
     }
 
     /// Connects to a broker on the XPC Mach service `service` (a broker
@@ -209,13 +207,13 @@ impl Client {
     ///
     /// Errors: [`Error::InvalidRequest`] if the name holds a NUL byte.
     #[cfg(any(target_os = "macos", feature = "fake-apple"))]
-    pub fn connect_xpc_service(service: &str) -> Result<Client, Error> {
-        Ok(Client::with_transport(Transport::xpc(service)?))
+    pub fn connect_xpc_service(service: &str) -> Result<Self, Error> {
+        Ok(Self::with_transport(Transport::xpc(service)?))
     }
 
-    fn with_transport(transport: Transport) -> Client {
+    fn with_transport(transport: Transport) -> Self {
         let epoch = transport.epoch();
-        Client {
+        Self {
             inner: Arc::new(Inner {
                 state: Mutex::new(State {
                     transport,

@@ -31,14 +31,14 @@ pub(crate) trait ReplyView {
 }
 
 impl ReplyView for Value {
-    type Value = Value;
+    type Value = Self;
     fn is_dictionary(&self) -> bool {
         self.is_object()
     }
     fn int(&self, key: &str) -> Option<i64> {
         self.get(key)?.as_i64()
     }
-    fn value(&self, key: &str) -> Option<Value> {
+    fn value(&self, key: &str) -> Option<Self> {
         self.get(key).cloned()
     }
     fn json(&self, key: &str) -> Option<Value> {

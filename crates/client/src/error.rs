@@ -105,16 +105,16 @@ impl Error {
     /// ```
     pub fn status(&self) -> Status {
         match self {
-            Error::Connect { .. }
-            | Error::UntrustedServer { .. }
-            | Error::Timeout { .. }
-            | Error::Io { .. }
-            | Error::Closed
-            | Error::ConnectionLost { .. }
-            | Error::Xpc(_) => Status::XPC_FAILURE,
-            Error::Broker { status, .. } => *status,
-            Error::InvalidReply { .. } => Status::INVALID_REPLY,
-            Error::InvalidRequest(_) => Status::INVALID_REQUEST,
+            Self::Connect { .. }
+            | Self::UntrustedServer { .. }
+            | Self::Timeout { .. }
+            | Self::Io { .. }
+            | Self::Closed
+            | Self::ConnectionLost { .. }
+            | Self::Xpc(_) => Status::XPC_FAILURE,
+            Self::Broker { status, .. } => *status,
+            Self::InvalidReply { .. } => Status::INVALID_REPLY,
+            Self::InvalidRequest(_) => Status::INVALID_REQUEST,
         }
     }
 

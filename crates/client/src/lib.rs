@@ -34,6 +34,7 @@
 //! The wire protocol is described in `docs/protocol.md` of the repository.
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod client;
 mod decode;
@@ -45,6 +46,7 @@ mod transport;
 pub use client::{Client, DEFAULT_TIMEOUT, Network, acquire_network, default_client};
 pub use error::Error;
 pub use path::{SOCKET_ENV, default_socket_path};
+pub use sys::effective_uid;
 #[cfg(any(target_os = "macos", feature = "fake-apple"))]
 pub use transport::XpcSerialization;
 pub use vmnet_broker_proto::{Mode, NetworkInfo, Status, StatusReport};

@@ -58,10 +58,10 @@ fn enabled(var: &str) -> bool {
 struct Running(Option<VmnetInterface>);
 
 impl Running {
-    fn start(network: &VmnetNetwork, what: &str) -> Running {
+    fn start(network: &VmnetNetwork, what: &str) -> Self {
         let (interface, _params) = VmnetInterface::start(network)
             .unwrap_or_else(|e| panic!("{what}: start interface: {e}"));
-        Running(Some(interface))
+        Self(Some(interface))
     }
 
     fn stop(mut self, what: &str) {
@@ -264,7 +264,7 @@ struct ChildClient {
 }
 
 impl ChildClient {
-    fn spawn() -> ChildClient {
+    fn spawn() -> Self {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
@@ -280,7 +280,7 @@ impl ChildClient {
             .unwrap();
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().unwrap());
-        ChildClient {
+        Self {
             child,
             stdin,
             stdout,

@@ -228,7 +228,10 @@ fn disconnect(c: &mut Criterion) {
                             next_id += 1;
                             d.connect(client, CREDS).expect("connect");
                             for k in 0..held {
-                                let name = names[(next_id as usize + k) % networks].clone();
+                                let name =
+                                    names[(usize::try_from(next_id).expect("id fits usize") + k)
+                                        % networks]
+                                        .clone();
                                 let _ = d.request(client, Request::Acquire { network: name });
                             }
                             let start = Instant::now();

@@ -67,7 +67,7 @@ pub struct BrokerOptions {
 
 impl Default for BrokerOptions {
     fn default() -> Self {
-        BrokerOptions {
+        Self {
             network_idle_timeout: Duration::from_secs(120),
             exit_idle_timeout: Some(Duration::from_secs(120)),
             max_networks_per_client: 8,
@@ -171,8 +171,8 @@ impl<S> Reply<S> {
     /// The status this reply stands for.
     pub fn status(&self) -> Status {
         match self {
-            Reply::Error(s) => *s,
-            Reply::AcquireFailed(e) => e.status(),
+            Self::Error(s) => *s,
+            Self::AcquireFailed(e) => e.status(),
             _ => Status::SUCCESS,
         }
     }
@@ -223,27 +223,27 @@ impl AcquireError {
     /// network (the broker's limit, the backend) CREATE_FAILURE.
     pub fn status(&self) -> Status {
         match self {
-            AcquireError::BrokenConfiguration(e) if e.is_transient() => Status::INTERNAL_ERROR,
-            AcquireError::NotFound | AcquireError::BrokenConfiguration(_) => Status::NOT_FOUND,
-            AcquireError::NotAllowed => Status::NOT_ALLOWED,
-            AcquireError::ClientLimit { .. } => Status::INTERNAL_ERROR,
-            AcquireError::BrokerLimit { .. }
-            | AcquireError::Backend(_)
-            | AcquireError::HostCollision(_) => Status::CREATE_FAILURE,
+            Self::BrokenConfiguration(e) if e.is_transient() => Status::INTERNAL_ERROR,
+            Self::NotFound | Self::BrokenConfiguration(_) => Status::NOT_FOUND,
+            Self::NotAllowed => Status::NOT_ALLOWED,
+            Self::ClientLimit { .. } => Status::INTERNAL_ERROR,
+            Self::BrokerLimit { .. } | Self::Backend(_) | Self::HostCollision(_) => {
+                Status::CREATE_FAILURE
+            }
         }
     }
 
     /// A short stable name for logs and the `acquire_refusals` counters.
     pub fn slug(&self) -> &'static str {
         match self {
-            AcquireError::NotFound => "not_found",
-            AcquireError::BrokenConfiguration(e) if e.is_transient() => "configuration_unavailable",
-            AcquireError::BrokenConfiguration(_) => "broken_configuration",
-            AcquireError::NotAllowed => "not_allowed",
-            AcquireError::ClientLimit { .. } => "client_limit",
-            AcquireError::BrokerLimit { .. } => "broker_limit",
-            AcquireError::Backend(_) => "backend_failure",
-            AcquireError::HostCollision(_) => "host_collision",
+            Self::NotFound => "not_found",
+            Self::BrokenConfiguration(e) if e.is_transient() => "configuration_unavailable",
+            Self::BrokenConfiguration(_) => "broken_configuration",
+            Self::NotAllowed => "not_allowed",
+            Self::ClientLimit { .. } => "client_limit",
+            Self::BrokerLimit { .. } => "broker_limit",
+            Self::Backend(_) => "backend_failure",
+            Self::HostCollision(_) => "host_collision",
         }
     }
 }
@@ -383,7 +383,7 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
         now: Instant,
     ) -> Self {
         let exit_deadline = options.exit_idle_timeout.map(|t| now + t);
-        Broker {
+        Self {
             options,
             backend,
             config,

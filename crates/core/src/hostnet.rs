@@ -31,24 +31,24 @@ impl IpNet {
     /// The network of `addr` with `prefix_len` bits (host bits cleared).
     pub fn new(addr: IpAddr, prefix_len: u8) -> Self {
         match addr {
-            IpAddr::V4(a) => IpNet::V4(Ipv4Subnet::new(a, prefix_len)),
-            IpAddr::V6(a) => IpNet::V6(Ipv6Prefix::new(a, prefix_len)),
+            IpAddr::V4(a) => Self::V4(Ipv4Subnet::new(a, prefix_len)),
+            IpAddr::V6(a) => Self::V6(Ipv6Prefix::new(a, prefix_len)),
         }
     }
 
     /// The prefix length.
     pub fn prefix_len(&self) -> u8 {
         match self {
-            IpNet::V4(s) => s.prefix_len(),
-            IpNet::V6(p) => p.len(),
+            Self::V4(s) => s.prefix_len(),
+            Self::V6(p) => p.len(),
         }
     }
 
     /// Whether the two networks share an address (never across families).
-    pub fn overlaps(&self, other: &IpNet) -> bool {
+    pub fn overlaps(&self, other: &Self) -> bool {
         match (self, other) {
-            (IpNet::V4(a), IpNet::V4(b)) => a.overlaps(b),
-            (IpNet::V6(a), IpNet::V6(b)) => a.overlaps(b),
+            (Self::V4(a), Self::V4(b)) => a.overlaps(b),
+            (Self::V6(a), Self::V6(b)) => a.overlaps(b),
             _ => false,
         }
     }
@@ -57,8 +57,8 @@ impl IpNet {
 impl fmt::Display for IpNet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            IpNet::V4(s) => s.fmt(f),
-            IpNet::V6(p) => p.fmt(f),
+            Self::V4(s) => s.fmt(f),
+            Self::V6(p) => p.fmt(f),
         }
     }
 }
@@ -87,7 +87,7 @@ pub struct HostNetwork {
 impl HostNetwork {
     /// An address `addr/prefix_len` on `interface`.
     pub fn address(interface: &str, addr: IpAddr, prefix_len: u8) -> Self {
-        HostNetwork {
+        Self {
             interface: Some(interface.to_owned()),
             net: IpNet::new(addr, prefix_len),
             kind: HostUse::Address(addr),
@@ -96,7 +96,7 @@ impl HostNetwork {
 
     /// A route to `dest/prefix_len`, through `interface` if known.
     pub fn route(interface: Option<&str>, dest: IpAddr, prefix_len: u8) -> Self {
-        HostNetwork {
+        Self {
             interface: interface.map(str::to_owned),
             net: IpNet::new(dest, prefix_len),
             kind: HostUse::Route,
@@ -223,14 +223,14 @@ pub enum Collision {
 impl fmt::Display for Collision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Collision::Host { requested, host } => {
+            Self::Host { requested, host } => {
                 let what = match requested {
                     IpNet::V4(_) => "subnet",
                     IpNet::V6(_) => "IPv6 prefix",
                 };
                 write!(f, "{what} {requested} overlaps {host}")
             }
-            Collision::Reserved { requested, range } => write!(
+            Self::Reserved { requested, range } => write!(
                 f,
                 "subnet {requested} overlaps {}, {}",
                 range.subnet, range.reason

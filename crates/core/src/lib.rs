@@ -31,6 +31,7 @@
 //! fake-clock `testing::Driver` they all use.
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod backend;
 pub mod broker;

@@ -28,7 +28,7 @@ impl Default for Backoff {
 impl Backoff {
     /// No failure yet.
     pub fn new() -> Self {
-        Backoff {
+        Self {
             failures: 0,
             next_delay: FIRST_DELAY,
             next_attempt: None,

@@ -54,8 +54,8 @@ pub struct Remembered {
 impl Remembered {
     /// What a live network's addresses are, as its backend reported them.
     pub fn from_info(info: &NetworkInfo) -> Self {
-        Remembered {
-            ipv4: Ipv4Subnet::new(info.subnet, info.prefix_len() as u8),
+        Self {
+            ipv4: Ipv4Subnet::new(info.subnet, u8::try_from(info.prefix_len()).unwrap_or(32)),
             ipv6: Ipv6Prefix::new(info.ipv6_prefix, info.ipv6_prefix_length),
         }
     }
@@ -129,8 +129,8 @@ impl RememberedSubnets {
 
     /// Reads a file's content. Whatever can be read is returned; every
     /// problem (not JSON, an unknown version, a bad entry) is a warning.
-    pub fn decode(bytes: &[u8]) -> (RememberedSubnets, Vec<String>) {
-        let mut out = RememberedSubnets::new();
+    pub fn decode(bytes: &[u8]) -> (Self, Vec<String>) {
+        let mut out = Self::new();
         let mut warnings = Vec::new();
         let doc: Value = match serde_json::from_slice(bytes) {
             Ok(v) => v,
@@ -211,8 +211,9 @@ fn decode_entry(name: &str, entry: &Value) -> Result<(NetworkName, Remembered), 
     let len = entry
         .get("ipv6_prefix_length")
         .and_then(Value::as_u64)
+        .and_then(|l| u8::try_from(l).ok())
         .filter(|l| (1..=128).contains(l))
-        .ok_or("ipv6_prefix_length is missing or not 1 to 128")? as u8;
+        .ok_or("ipv6_prefix_length is missing or not 1 to 128")?;
     let ipv6 = Ipv6Prefix::new(prefix, len);
     if ipv6.prefix() != prefix {
         return Err(format!("{prefix} has bits set beyond /{len}"));

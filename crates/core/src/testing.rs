@@ -75,14 +75,14 @@ impl<C: ConfigSource, A: AccountLookup> Driver<SimBackend, C, A> {
             daemon,
             now,
         );
-        Driver::new(broker, now)
+        Self::new(broker, now)
     }
 }
 
 impl<B: Backend, C: ConfigSource, A: AccountLookup> Driver<B, C, A> {
     /// Drives `broker`, whose clock reads `now`.
     pub fn new(broker: Broker<B, C, A>, now: Instant) -> Self {
-        Driver {
+        Self {
             broker,
             now,
             events: Vec::new(),

@@ -88,7 +88,7 @@ fn name(net: usize) -> NetworkName {
 }
 
 impl World {
-    fn new() -> World {
+    fn new() -> Self {
         let options = BrokerOptions {
             network_idle_timeout: NET_IDLE,
             exit_idle_timeout: Some(EXIT_IDLE),
@@ -100,7 +100,7 @@ impl World {
         // `check_state` checks the invariants, naming the operation.
         d.check = false;
         let start = d.now;
-        World {
+        Self {
             d,
             model: Model {
                 exit_deadline: Some(start + EXIT_IDLE),
@@ -112,8 +112,8 @@ impl World {
         }
     }
 
-    fn replay(trace: &[Op]) -> World {
-        let mut w = World::new();
+    fn replay(trace: &[Op]) -> Self {
+        let mut w = Self::new();
         // Every step was checked when the state was first reached.
         w.checking = false;
         for (i, op) in trace.iter().enumerate() {
@@ -179,7 +179,7 @@ impl World {
                 let id = self.next_id;
                 self.next_id += 1;
                 let creds = ClientCredentials {
-                    pid: 100 + s as i32,
+                    pid: 100 + i32::try_from(s).unwrap(),
                     uid: 501,
                     gid: 20,
                 };
@@ -399,7 +399,7 @@ impl World {
     fn key(&self) -> Vec<i64> {
         let rel = |t: Option<Instant>| -> i64 {
             t.map_or(-1, |t| {
-                t.saturating_duration_since(self.d.now).as_millis() as i64
+                i64::try_from(t.saturating_duration_since(self.d.now).as_millis()).unwrap()
             })
         };
         let mut key = Vec::new();

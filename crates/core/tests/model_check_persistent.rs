@@ -53,7 +53,7 @@ struct Files(Arc<Mutex<[u8; 2]>>);
 fn config_of(net: usize, version: u8) -> NetworkConfig {
     let mut c = NetworkConfig::new(Mode::Host);
     c.ipv4 = Some(Ipv4Subnet::new(
-        std::net::Ipv4Addr::new(192, 168, 100 + 10 * net as u8 + version, 0),
+        std::net::Ipv4Addr::new(192, 168, 100 + 10 * u8::try_from(net).unwrap() + version, 0),
         24,
     ));
     c.persistent = net == 0 && version == 0;
@@ -96,7 +96,7 @@ struct World {
 }
 
 impl World {
-    fn new() -> World {
+    fn new() -> Self {
         let options = BrokerOptions {
             network_idle_timeout: NET_IDLE,
             exit_idle_timeout: Some(EXIT_IDLE),
@@ -107,7 +107,7 @@ impl World {
         d.check = false;
         d.broker.reload(d.now);
         d.settle();
-        World {
+        Self {
             d,
             files,
             ids: [None; SLOTS],
@@ -117,8 +117,8 @@ impl World {
         }
     }
 
-    fn replay(trace: &[Op]) -> World {
-        let mut w = World::new();
+    fn replay(trace: &[Op]) -> Self {
+        let mut w = Self::new();
         for op in trace {
             w.apply(*op).unwrap();
         }

@@ -15,13 +15,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// original broker's binary, which its launchd job starts with no arguments.
 #[derive(Debug, Parser)]
 #[command(name = "vmnet-broker", version, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     Serve(ServeArgs),
     Acquire(AcquireArgs),
     Status(StatusArgs),
@@ -34,7 +34,7 @@ pub enum Command {
 
 /// Which backend creates networks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BackendKind {
+pub(crate) enum BackendKind {
     /// Simulated vmnet: networks exist only inside the broker (the default
     /// where vmnet does not exist).
     Simulated,
@@ -44,7 +44,7 @@ pub enum BackendKind {
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// One readable line per event.
     Human,
     /// One JSON object per event.
@@ -66,7 +66,7 @@ pub enum LogFormat {
 ///   vmnet-broker serve --socket /tmp/vmnet.sock --no-idle-exit
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Unix socket to listen on [default: $VMNET_BROKER_SOCKET, else
     /// $XDG_RUNTIME_DIR/vmnet-broker.sock, else /tmp/vmnet-broker-$UID.sock;
     /// on macOS the default is the XPC Mach service].
@@ -165,7 +165,7 @@ pub struct ServeArgs {
 impl ServeArgs {
     /// `serve` with no option given: what runs when the binary is started
     /// without a subcommand.
-    pub fn defaults() -> Result<ServeArgs, clap::Error> {
+    pub(crate) fn defaults() -> Result<Self, clap::Error> {
         #[derive(Parser)]
         struct OnlyServe {
             #[command(flatten)]
@@ -189,7 +189,7 @@ impl ServeArgs {
 ///   vmnet-broker acquire shared host --hold   # keep them until Ctrl-C
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
-pub struct AcquireArgs {
+pub(crate) struct AcquireArgs {
     /// Networks to acquire.
     #[arg(required = true, value_name = "NAME")]
     pub names: Vec<String>,
@@ -227,7 +227,7 @@ pub struct AcquireArgs {
 ///   vmnet-broker status --json | jq '.networks[].name'
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -260,7 +260,7 @@ pub struct StatusArgs {
 ///   vmnet-broker check --config-dir /etc/vmnet-broker.d
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// Directory of NAME.json / NAME.plist network definitions.
     #[arg(long, value_name = "DIR", default_value = crate::config_dir::DEFAULT_CONFIG_DIR)]
     pub config_dir: PathBuf,
@@ -294,7 +294,7 @@ pub struct CheckArgs {
 ///   vmnet-broker install --user
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
-pub struct InstallArgs {
+pub(crate) struct InstallArgs {
     #[command(flatten)]
     pub job: JobArgs,
 
@@ -328,7 +328,7 @@ pub struct InstallArgs {
 
 /// Options shared by `install` and `uninstall`.
 #[derive(Debug, Args)]
-pub struct JobArgs {
+pub(crate) struct JobArgs {
     /// The per-user LaunchAgent instead of the system LaunchDaemon.
     #[arg(long)]
     pub user: bool,
@@ -355,7 +355,7 @@ pub struct JobArgs {
 ///   sudo vmnet-broker uninstall --remove-account --remove-logs
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
-pub struct UninstallArgs {
+pub(crate) struct UninstallArgs {
     #[command(flatten)]
     pub job: JobArgs,
     /// Also delete the _vmnetbroker user and group.
@@ -378,7 +378,7 @@ pub struct UninstallArgs {
 ///   vmnet-broker completions fish > ~/.config/fish/completions/vmnet-broker.fish
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
-pub struct CompletionsArgs {
+pub(crate) struct CompletionsArgs {
     /// The shell to complete for.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
@@ -396,7 +396,7 @@ pub struct CompletionsArgs {
 ///   mkdir -p man/man1 && vmnet-broker man --out-dir man/man1
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
-pub struct ManArgs {
+pub(crate) struct ManArgs {
     /// Existing directory to write one NAME.1 file per page into (files
     /// of the same names are replaced).
     #[arg(long, value_name = "DIR")]

@@ -22,7 +22,7 @@ use vmnet_broker_core::config::{
 };
 
 /// Where the system broker looks for drop-in files.
-pub const DEFAULT_CONFIG_DIR: &str = "/etc/vmnet-broker.d";
+pub(crate) const DEFAULT_CONFIG_DIR: &str = "/etc/vmnet-broker.d";
 
 /// Largest configuration file read (1 MiB); a larger file is an error.
 const MAX_FILE_SIZE: u64 = 1 << 20;
@@ -31,7 +31,7 @@ const EXTENSIONS: [&str; 2] = ["json", "plist"];
 
 /// A drop-in configuration directory.
 #[derive(Debug, Clone)]
-pub struct ConfigDir {
+pub(crate) struct ConfigDir {
     path: PathBuf,
     trusted_owners: Vec<u32>,
     strict: bool,
@@ -40,8 +40,8 @@ pub struct ConfigDir {
 impl ConfigDir {
     /// The directory at `path`, trusting files owned by root only, with
     /// permission checks on.
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        ConfigDir {
+    pub(crate) fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
             path: path.into(),
             trusted_owners: vec![0],
             strict: true,
@@ -50,7 +50,7 @@ impl ConfigDir {
 
     /// Also trusts files owned by these users (the broker's own uid when it
     /// runs unprivileged, for example).
-    pub fn trust_owners(mut self, uids: impl IntoIterator<Item = u32>) -> Self {
+    pub(crate) fn trust_owners(mut self, uids: impl IntoIterator<Item = u32>) -> Self {
         for uid in uids {
             if !self.trusted_owners.contains(&uid) {
                 self.trusted_owners.push(uid);
@@ -60,7 +60,7 @@ impl ConfigDir {
     }
 
     /// Turns the ownership and permission checks on or off.
-    pub fn strict_permissions(mut self, strict: bool) -> Self {
+    pub(crate) fn strict_permissions(mut self, strict: bool) -> Self {
         self.strict = strict;
         self
     }
@@ -148,7 +148,7 @@ impl ConfigDir {
     /// or invalid files, insecure permissions, names defined twice, file
     /// names that are not network names, and static subnets or prefixes
     /// that overlap between networks.
-    pub fn check(&self) -> CheckReport {
+    pub(crate) fn check(&self) -> CheckReport {
         let mut report = CheckReport {
             dir: self.path.clone(),
             files: Vec::new(),
@@ -269,7 +269,7 @@ impl ConfigDir {
 
 impl ConfigDir {
     /// The networks configured as persistent (valid files only), sorted.
-    pub fn persistent_names(&self) -> Vec<String> {
+    pub(crate) fn persistent_names(&self) -> Vec<String> {
         self.configured_names()
             .into_iter()
             .filter(|n| matches!(self.lookup(n), Lookup::Found(c) if c.persistent))
@@ -493,7 +493,7 @@ fn strip_path(e: &ConfigError, path: &Path) -> String {
 
 /// How serious a [`Finding`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
+pub(crate) enum Severity {
     /// Information only.
     Note,
     /// Probably a mistake, but the configuration works.
@@ -504,7 +504,7 @@ pub enum Severity {
 
 /// One thing `check` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
+pub(crate) struct Finding {
     /// How serious it is.
     pub severity: Severity,
     /// What it is.
@@ -513,19 +513,19 @@ pub struct Finding {
 
 impl Finding {
     fn error(message: impl Into<String>) -> Self {
-        Finding {
+        Self {
             severity: Severity::Error,
             message: message.into(),
         }
     }
     fn warning(message: impl Into<String>) -> Self {
-        Finding {
+        Self {
             severity: Severity::Warning,
             message: message.into(),
         }
     }
     fn note(message: impl Into<String>) -> Self {
-        Finding {
+        Self {
             severity: Severity::Note,
             message: message.into(),
         }
@@ -534,7 +534,7 @@ impl Finding {
 
 /// What `check` found about one file.
 #[derive(Debug, Clone)]
-pub struct FileCheck {
+pub(crate) struct FileCheck {
     /// The file.
     pub path: PathBuf,
     /// The network it defines, if its name is valid.
@@ -547,7 +547,7 @@ pub struct FileCheck {
 
 /// The result of [`ConfigDir::check`].
 #[derive(Debug, Clone)]
-pub struct CheckReport {
+pub(crate) struct CheckReport {
     /// The directory checked.
     pub dir: PathBuf,
     /// One entry per file, sorted by path.
@@ -561,7 +561,7 @@ pub struct CheckReport {
 
 impl CheckReport {
     /// Number of findings of severity [`Severity::Error`].
-    pub fn error_count(&self) -> usize {
+    pub(crate) fn error_count(&self) -> usize {
         self.general
             .iter()
             .chain(self.files.iter().flat_map(|f| &f.findings))

@@ -14,11 +14,11 @@ use std::fmt;
 /// Below this uid an account is a system account: macOS gives people uids
 /// from 501 and services lower ones; Linux distributions give people uids
 /// from 1000 (`UID_MIN` in `login.defs`).
-pub const FIRST_PERSON_UID: u32 = if cfg!(target_os = "macos") { 500 } else { 1000 };
+pub(crate) const FIRST_PERSON_UID: u32 = if cfg!(target_os = "macos") { 500 } else { 1000 };
 
 /// The ownership rule in force for configuration files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OwnerRule {
+pub(crate) enum OwnerRule {
     /// Only root's files: the broker runs as root or as a system account.
     RootOnly {
         /// The broker's uid.
@@ -33,19 +33,19 @@ pub enum OwnerRule {
 
 impl OwnerRule {
     /// The rule for a broker running as `euid`.
-    pub fn for_uid(euid: u32) -> OwnerRule {
+    pub(crate) fn for_uid(euid: u32) -> Self {
         if euid < FIRST_PERSON_UID {
-            OwnerRule::RootOnly { euid }
+            Self::RootOnly { euid }
         } else {
-            OwnerRule::RootAndSelf { euid }
+            Self::RootAndSelf { euid }
         }
     }
 
     /// The owners accepted (root first).
-    pub fn trusted_owners(&self) -> Vec<u32> {
+    pub(crate) fn trusted_owners(&self) -> Vec<u32> {
         match *self {
-            OwnerRule::RootOnly { .. } => vec![0],
-            OwnerRule::RootAndSelf { euid } => vec![0, euid],
+            Self::RootOnly { .. } => vec![0],
+            Self::RootAndSelf { euid } => vec![0, euid],
         }
     }
 }
@@ -53,15 +53,15 @@ impl OwnerRule {
 impl fmt::Display for OwnerRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            OwnerRule::RootOnly { euid: 0 } => {
+            Self::RootOnly { euid: 0 } => {
                 f.write_str("the broker runs as root: only files owned by root are accepted")
             }
-            OwnerRule::RootOnly { euid } => write!(
+            Self::RootOnly { euid } => write!(
                 f,
                 "the broker runs as the system account uid {euid}: only files owned by root are \
                  accepted, not files of the broker's own account"
             ),
-            OwnerRule::RootAndSelf { euid } => write!(
+            Self::RootAndSelf { euid } => write!(
                 f,
                 "the broker runs as the ordinary user uid {euid}: files owned by root or by \
                  uid {euid} are accepted"

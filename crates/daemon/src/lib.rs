@@ -7,13 +7,15 @@
 //! 5 not found, 6 create failure, 7 internal error, 8 a status this version
 //! does not know. Usage errors exit with 64, other failures with 70.
 
-pub mod cli;
+#![deny(unsafe_code)]
+
+mod cli;
 mod commands;
 mod config_dir;
 mod config_owner;
 mod hostnet;
 mod logging;
-pub mod serve;
+mod serve;
 mod state_store;
 mod sys;
 mod text;

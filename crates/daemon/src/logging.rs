@@ -11,7 +11,7 @@ use crate::cli::LogFormat;
 /// unified logging with `subsystem` (the Mach service name) and category
 /// `broker`. `level` is a level name or a filter directive (`info`,
 /// `vmnet_broker_core=debug`).
-pub fn init(level: &str, format: LogFormat, subsystem: &str) -> Result<(), String> {
+pub(crate) fn init(level: &str, format: LogFormat, subsystem: &str) -> Result<(), String> {
     use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -36,7 +36,7 @@ pub fn init(level: &str, format: LogFormat, subsystem: &str) -> Result<(), Strin
 }
 
 /// Minimal logging for the client commands: warnings only, plain.
-pub fn init_client() {
+pub(crate) fn init_client() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new("warn"))
         .with_writer(std::io::stderr)

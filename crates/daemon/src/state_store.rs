@@ -27,7 +27,7 @@ use nix::unistd::{UnlinkatFlags, fsync, unlinkat};
 use vmnet_broker_core::state::{RememberedSubnets, SubnetStore};
 
 /// The state file's name inside the state directory.
-pub const STATE_FILE: &str = "state.json";
+pub(crate) const STATE_FILE: &str = "state.json";
 
 /// Largest state file read (1 MiB: thousands of networks).
 const MAX_STATE_SIZE: i64 = 1 << 20;
@@ -35,7 +35,7 @@ const MAX_STATE_SIZE: i64 = 1 << 20;
 /// Where the system broker keeps its state on macOS (`/var/db` is where
 /// system daemons keep theirs; `install` creates it for the broker's
 /// account).
-pub const MACOS_SYSTEM_STATE_DIR: &str = "/var/db/vmnet-broker";
+pub(crate) const MACOS_SYSTEM_STATE_DIR: &str = "/var/db/vmnet-broker";
 
 /// The state directory when `--state-dir` is not given.
 ///
@@ -46,7 +46,7 @@ pub const MACOS_SYSTEM_STATE_DIR: &str = "/var/db/vmnet-broker";
 ///   `broker.state`), so every broker with its own socket has its own
 ///   state; otherwise `$XDG_STATE_HOME/vmnet-broker`; otherwise beside the
 ///   default socket.
-pub fn default_state_dir(explicit_socket: Option<&Path>) -> PathBuf {
+pub(crate) fn default_state_dir(explicit_socket: Option<&Path>) -> PathBuf {
     state_dir_from(
         cfg!(target_os = "macos"),
         nix::unistd::geteuid().as_raw(),
@@ -95,7 +95,7 @@ fn beside_socket(socket: &Path) -> PathBuf {
 
 /// An open state directory.
 #[derive(Debug)]
-pub struct StateStore {
+pub(crate) struct StateStore {
     path: PathBuf,
     dir: OwnedFd,
 }
@@ -104,7 +104,7 @@ impl StateStore {
     /// Opens `path`, creating it (mode 0700, with missing parents) if it
     /// does not exist. Refuses a symbolic link, a directory of another
     /// user, or one that group or others may write to.
-    pub fn open(path: &Path) -> Result<StateStore, String> {
+    pub(crate) fn open(path: &Path) -> Result<Self, String> {
         let show = path.display();
         match std::fs::DirBuilder::new()
             .recursive(true)
@@ -140,20 +140,20 @@ impl StateStore {
                 mode_bits(&st) & 0o7777
             ));
         }
-        Ok(StateStore {
+        Ok(Self {
             path: path.to_owned(),
             dir,
         })
     }
 
     /// The path of the state file, for messages.
-    pub fn file_path(&self) -> PathBuf {
+    pub(crate) fn file_path(&self) -> PathBuf {
         self.path.join(STATE_FILE)
     }
 
     /// Reads the state file. Never fails: problems come back as warnings,
     /// with whatever could be read.
-    pub fn load(&self) -> (RememberedSubnets, Vec<String>) {
+    pub(crate) fn load(&self) -> (RememberedSubnets, Vec<String>) {
         let file = self.file_path();
         match self.read_file() {
             Ok(bytes) => {
@@ -205,7 +205,7 @@ impl StateStore {
     }
 
     /// Replaces the state file atomically with `subnets`.
-    pub fn save(&self, subnets: &RememberedSubnets) -> Result<(), String> {
+    pub(crate) fn save(&self, subnets: &RememberedSubnets) -> Result<(), String> {
         let file = self.file_path();
         let tmp = format!(".{STATE_FILE}.{}.tmp", std::process::id());
         let result = self.write_tmp_and_rename(&tmp, &subnets.encode());
@@ -249,7 +249,7 @@ fn mode_bits(st: &FileStat) -> u32 {
 
 impl SubnetStore for StateStore {
     fn save(&mut self, subnets: &RememberedSubnets) {
-        match StateStore::save(self, subnets) {
+        match Self::save(self, subnets) {
             Ok(()) => tracing::debug!(networks = subnets.len(), "state file written"),
             Err(e) => tracing::warn!("{e}; the remembered subnets are kept in memory only"),
         }

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 /// to the terminal nor fake extra lines of output. A backslash is doubled,
 /// so that an escape cannot be faked either. Ordinary text is returned as
 /// it is.
-pub fn escape(s: &str) -> Cow<'_, str> {
+pub(crate) fn escape(s: &str) -> Cow<'_, str> {
     if !s.chars().any(needs_escape) {
         return Cow::Borrowed(s);
     }
@@ -34,7 +34,7 @@ pub fn escape(s: &str) -> Cow<'_, str> {
 }
 
 /// [`escape`] of a path, shown lossily.
-pub fn escape_path(p: &std::path::Path) -> String {
+pub(crate) fn escape_path(p: &std::path::Path) -> String {
     escape(&p.to_string_lossy()).into_owned()
 }
 

@@ -55,7 +55,7 @@ struct Broker {
 }
 
 impl Broker {
-    fn start(files: &[(&str, &str)], extra: &[&str]) -> Broker {
+    fn start(files: &[(&str, &str)], extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("conf");
         std::fs::create_dir(&conf).unwrap();
@@ -67,8 +67,8 @@ impl Broker {
         }
         std::fs::create_dir(dir.path().join("reports")).unwrap();
         let service = unique_service();
-        let child = Broker::spawn(&dir, &service, extra);
-        let b = Broker {
+        let child = Self::spawn(&dir, &service, extra);
+        let b = Self {
             dir,
             service,
             child,
@@ -146,7 +146,7 @@ impl Broker {
             .map(|n| n["holders"].as_u64().unwrap())
     }
 
-    fn wait_for(&self, what: &str, mut cond: impl FnMut(&Broker) -> bool) {
+    fn wait_for(&self, what: &str, mut cond: impl FnMut(&Self) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !cond(self) {
             assert!(
@@ -400,8 +400,7 @@ fn the_rust_client_acquires_over_xpc_and_the_serialization_makes_a_network() {
         .iter()
         .find(|p| p.pid == i32::try_from(std::process::id()).unwrap())
         .expect("this process among the clients");
-    // SAFETY: geteuid cannot fail.
-    assert_eq!(me.uid, unsafe { libc::geteuid() });
+    assert_eq!(me.uid, vmnet_broker_client::effective_uid());
     network.release().unwrap();
     // The hold is gone; the network idles until removed.
     b.wait_for("holders to drop to 0", |b| b.holders("shared") == Some(0));

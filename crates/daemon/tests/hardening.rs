@@ -60,7 +60,7 @@ struct TempUser {
 }
 
 impl TempUser {
-    fn new(tag: &str) -> TempUser {
+    fn new(tag: &str) -> Self {
         let _guard = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
         let name = format!("vbh{}{tag}", std::process::id() % 100_000);
         // /etc/passwd may be locked by another useradd for a moment.
@@ -76,7 +76,7 @@ impl TempUser {
                     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
                 };
                 let (uid, gid) = (id("-u"), id("-g"));
-                return TempUser { name, uid, gid };
+                return Self { name, uid, gid };
             }
             last = String::from_utf8_lossy(&out.stderr).into_owned();
             std::thread::sleep(Duration::from_millis(100));

@@ -23,6 +23,9 @@
 //! otherwise. The `fake-apple` features of the project's crates turn
 //! `enabled` on.
 
+// One unsafe operation per block, so each SAFETY comment covers exactly one.
+#![deny(clippy::multiple_unsafe_ops_per_block)]
+
 #[cfg(all(feature = "enabled", not(target_os = "linux")))]
 compile_error!(
     "vmnet-broker-fake-apple replaces Apple's libraries for tests on Linux; it must never be \

@@ -13,7 +13,7 @@ use crate::panic::{finish_ptr, guard, guard_or};
 use crate::status::vmnet_broker_return_t;
 
 /// `xpc_object_t` of `<xpc/xpc.h>`.
-pub type xpc_object_t = *mut c_void;
+pub(crate) type xpc_object_t = *mut c_void;
 
 /// The connection `vmnet_broker_acquire_network` uses: always the XPC
 /// service, made on first successful use and never closed, as in the

@@ -27,6 +27,8 @@
 
 #![allow(non_camel_case_types)]
 #![warn(missing_docs)]
+// One unsafe operation per block, so each SAFETY comment covers exactly one.
+#![deny(clippy::multiple_unsafe_ops_per_block)]
 
 #[cfg(any(target_os = "macos", feature = "fake-apple"))]
 mod apple;

@@ -41,7 +41,7 @@ impl vmnet_broker_network {
             .serialization_json()
             .map(serde_json::Value::to_string)
             .and_then(c_string);
-        Ok(vmnet_broker_network {
+        Ok(Self {
             name,
             mode: info.and_then(|i| c_string(i.mode.as_str())),
             subnet: info.and_then(|i| c_string(i.subnet.to_string())),

@@ -17,7 +17,9 @@ pub type vmnet_broker_return_t = c_int;
 /// The C value of `status`. A code that does not fit a C `int` cannot come
 /// from a sane broker and is reported as `VMNET_BROKER_INVALID_REPLY`.
 pub(crate) fn to_c(status: Status) -> vmnet_broker_return_t {
-    c_int::try_from(status.code()).unwrap_or(Status::INVALID_REPLY.code() as c_int)
+    #[allow(clippy::cast_possible_truncation, reason = "INVALID_REPLY is 2")]
+    let invalid_reply = Status::INVALID_REPLY.code() as c_int;
+    c_int::try_from(status.code()).unwrap_or(invalid_reply)
 }
 
 /// Writes `status` to `out` unless `out` is NULL.

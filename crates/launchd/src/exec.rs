@@ -24,7 +24,7 @@ pub struct ExecOptions {
 
 impl Default for ExecOptions {
     fn default() -> Self {
-        ExecOptions {
+        Self {
             bootout_timeout: Duration::from_secs(90),
             poll_interval: Duration::from_millis(250),
             check_root: true,
@@ -140,7 +140,7 @@ pub fn execute_with(
 }
 
 fn is_root() -> bool {
-    crate::unix::effective_uid() == 0
+    nix::unistd::geteuid().is_root()
 }
 
 fn run_action(

@@ -103,8 +103,8 @@ impl JobOptions {
 
     /// The options found in a command line (`--flag value` or
     /// `--flag=value`); anything else is ignored.
-    pub fn from_arguments(args: &[String]) -> JobOptions {
-        let mut opts = JobOptions::default();
+    pub fn from_arguments(args: &[String]) -> Self {
+        let mut opts = Self::default();
         let mut iter = args.iter();
         while let Some(arg) = iter.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -127,7 +127,7 @@ impl JobOptions {
 
     /// The options of an installed job file (its `ProgramArguments`); none
     /// if it cannot be read or has none (the original broker's job file).
-    pub fn from_job_plist(xml: &[u8]) -> JobOptions {
+    pub fn from_job_plist(xml: &[u8]) -> Self {
         let args: Vec<String> = plist::from_bytes::<Value>(xml)
             .ok()
             .and_then(Value::into_dictionary)
@@ -135,12 +135,12 @@ impl JobOptions {
             .and_then(Value::into_array)
             .map(|a| a.into_iter().filter_map(Value::into_string).collect())
             .unwrap_or_default();
-        JobOptions::from_arguments(&args)
+        Self::from_arguments(&args)
     }
 
     /// These options, with the ones not given taken from `installed`.
-    pub fn or(self, installed: JobOptions) -> JobOptions {
-        JobOptions {
+    pub fn or(self, installed: Self) -> Self {
+        Self {
             network_idle_timeout: self.network_idle_timeout.or(installed.network_idle_timeout),
             exit_idle_timeout: self.exit_idle_timeout.or(installed.exit_idle_timeout),
             config_dir: self.config_dir.or(installed.config_dir),

@@ -28,13 +28,13 @@
 
 #![cfg(unix)]
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod exec;
 mod job;
 mod plan;
 mod probe;
 mod shell;
-mod unix;
 
 use std::path::{Path, PathBuf};
 
@@ -151,7 +151,7 @@ pub struct Paths {
 impl JobSpec {
     /// A system LaunchDaemon with `label`.
     pub fn system(label: &str) -> Result<Self, JobSpecError> {
-        Ok(JobSpec {
+        Ok(Self {
             label: checked_label(label)?,
             scope: Scope::System,
             extra_arguments: Vec::new(),
@@ -161,7 +161,7 @@ impl JobSpec {
 
     /// A LaunchAgent for the user `uid` whose home is `home`.
     pub fn user(label: &str, uid: u32, home: impl Into<PathBuf>) -> Result<Self, JobSpecError> {
-        Ok(JobSpec {
+        Ok(Self {
             label: checked_label(label)?,
             scope: Scope::User {
                 uid,
@@ -178,7 +178,7 @@ impl JobSpec {
         let home = std::env::var_os("HOME")
             .filter(|h| !h.is_empty())
             .ok_or(JobSpecError::NoHome)?;
-        JobSpec::user(label, crate::unix::effective_uid(), PathBuf::from(home))
+        Self::user(label, nix::unistd::geteuid().as_raw(), PathBuf::from(home))
     }
 
     /// Adds arguments after `serve --mach-service <label>` in the job's

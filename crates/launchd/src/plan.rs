@@ -143,7 +143,7 @@ pub struct InstallState {
 impl InstallState {
     /// A machine where nothing of ours exists and no id is in use.
     pub fn empty() -> Self {
-        InstallState {
+        Self {
             binary: None,
             stamp: None,
             entitlements: None,
@@ -206,7 +206,7 @@ pub struct Owner {
 impl Owner {
     /// `root:wheel` (0:0).
     pub fn root() -> Self {
-        Owner {
+        Self {
             user: "root".into(),
             uid: 0,
             group: "wheel".into(),
@@ -216,7 +216,7 @@ impl Owner {
 
     /// The service account with the given ids.
     pub fn service(uid: u32, gid: u32) -> Self {
-        Owner {
+        Self {
             user: SERVICE_ACCOUNT.into(),
             uid,
             group: SERVICE_ACCOUNT.into(),
@@ -252,14 +252,14 @@ const STAMP_HEADER: &str = "# vmnet-broker install record; written by `vmnet-bro
 
 impl Stamp {
     /// Reads a stamp; `None` if any field is missing.
-    pub fn parse(text: &str) -> Option<Stamp> {
+    pub fn parse(text: &str) -> Option<Self> {
         let field = |key: &str| {
             text.lines().find_map(|line| {
                 let (k, v) = line.split_once(' ')?;
                 (k == key).then(|| v.trim().to_owned())
             })
         };
-        Some(Stamp {
+        Some(Self {
             source_sha256: field("source-sha256")?,
             entitlements_sha256: field("entitlements-sha256")?,
             identifier: field("identifier")?,
@@ -441,8 +441,8 @@ impl Action {
     /// A one-line description for people.
     pub fn describe(&self) -> String {
         match self {
-            Action::Bootout { target } => format!("stop and unload the launchd job {target}"),
-            Action::StopOriginal {
+            Self::Bootout { target } => format!("stop and unload the launchd job {target}"),
+            Self::StopOriginal {
                 target,
                 wait_secs,
                 force,
@@ -455,26 +455,26 @@ impl Action {
                     "and then nothing is changed (--force goes on anyway)"
                 }
             ),
-            Action::CreateGroup { name, gid } => format!("create group {name} (gid {gid})"),
-            Action::CreateUser { name, uid, gid } => {
+            Self::CreateGroup { name, gid } => format!("create group {name} (gid {gid})"),
+            Self::CreateUser { name, uid, gid } => {
                 format!("create hidden user {name} (uid {uid}, gid {gid})")
             }
-            Action::SetPrimaryGroup { name, gid } => {
+            Self::SetPrimaryGroup { name, gid } => {
                 format!("set the primary group of {name} to gid {gid}")
             }
-            Action::EnsureDir { path, mode, owner } => format!(
+            Self::EnsureDir { path, mode, owner } => format!(
                 "create directory {} (mode {mode:o}{})",
                 path.display(),
                 owned_by(owner.as_ref())
             ),
-            Action::WriteFile {
+            Self::WriteFile {
                 path, mode, owner, ..
             } => format!(
                 "write {} (mode {mode:o}{})",
                 path.display(),
                 owned_by(owner.as_ref())
             ),
-            Action::CopyFile {
+            Self::CopyFile {
                 from,
                 to,
                 mode,
@@ -485,25 +485,25 @@ impl Action {
                 to.display(),
                 owned_by(owner.as_ref())
             ),
-            Action::Codesign {
+            Self::Codesign {
                 path, identifier, ..
             } => format!(
                 "sign {} ad hoc as {identifier} with the virtualization entitlement",
                 path.display()
             ),
-            Action::WriteStamp { path, .. } => {
+            Self::WriteStamp { path, .. } => {
                 format!("record what was installed in {}", path.display())
             }
-            Action::Bootstrap { domain, plist } => {
+            Self::Bootstrap { domain, plist } => {
                 format!("load the launchd job {} into {domain}", plist.display())
             }
-            Action::RemoveFile { path } => format!("remove {}", path.display()),
-            Action::RemoveDir { path } => format!("remove directory {} if empty", path.display()),
-            Action::RemoveTree { path } => {
+            Self::RemoveFile { path } => format!("remove {}", path.display()),
+            Self::RemoveDir { path } => format!("remove directory {} if empty", path.display()),
+            Self::RemoveTree { path } => {
                 format!("remove directory {} and its contents", path.display())
             }
-            Action::DeleteUser { name } => format!("delete user {name}"),
-            Action::DeleteGroup { name } => format!("delete group {name}"),
+            Self::DeleteUser { name } => format!("delete user {name}"),
+            Self::DeleteGroup { name } => format!("delete group {name}"),
         }
     }
 
@@ -511,16 +511,16 @@ impl Action {
     /// actions, which use the standard library).
     pub fn commands(&self) -> Vec<Vec<String>> {
         match self {
-            Action::Bootout { target } => {
+            Self::Bootout { target } => {
                 vec![vec!["launchctl".into(), "bootout".into(), target.clone()]]
             }
-            Action::StopOriginal { target, .. } => vec![vec![
+            Self::StopOriginal { target, .. } => vec![vec![
                 "launchctl".into(),
                 "kill".into(),
                 "SIGTERM".into(),
                 target.clone(),
             ]],
-            Action::CreateGroup { name, gid } => {
+            Self::CreateGroup { name, gid } => {
                 let record = format!("/Groups/{name}");
                 vec![
                     dscl(&["-create", &record]),
@@ -529,7 +529,7 @@ impl Action {
                     dscl(&["-create", &record, "Password", "*"]),
                 ]
             }
-            Action::CreateUser { name, uid, gid } => {
+            Self::CreateUser { name, uid, gid } => {
                 let record = format!("/Users/{name}");
                 vec![
                     dscl(&["-create", &record]),
@@ -542,13 +542,13 @@ impl Action {
                     dscl(&["-create", &record, "IsHidden", "1"]),
                 ]
             }
-            Action::SetPrimaryGroup { name, gid } => vec![dscl(&[
+            Self::SetPrimaryGroup { name, gid } => vec![dscl(&[
                 "-create",
                 &format!("/Users/{name}"),
                 "PrimaryGroupID",
                 &gid.to_string(),
             ])],
-            Action::Codesign {
+            Self::Codesign {
                 path,
                 identifier,
                 entitlements,
@@ -563,27 +563,27 @@ impl Action {
                 s(entitlements),
                 s(path),
             ]],
-            Action::Bootstrap { domain, plist } => vec![vec![
+            Self::Bootstrap { domain, plist } => vec![vec![
                 "launchctl".into(),
                 "bootstrap".into(),
                 domain.clone(),
                 s(plist),
             ]],
-            Action::DeleteUser { name } => vec![dscl(&["-delete", &format!("/Users/{name}")])],
-            Action::DeleteGroup { name } => vec![dscl(&["-delete", &format!("/Groups/{name}")])],
-            Action::EnsureDir { .. }
-            | Action::WriteFile { .. }
-            | Action::CopyFile { .. }
-            | Action::WriteStamp { .. }
-            | Action::RemoveFile { .. }
-            | Action::RemoveDir { .. }
-            | Action::RemoveTree { .. } => Vec::new(),
+            Self::DeleteUser { name } => vec![dscl(&["-delete", &format!("/Users/{name}")])],
+            Self::DeleteGroup { name } => vec![dscl(&["-delete", &format!("/Groups/{name}")])],
+            Self::EnsureDir { .. }
+            | Self::WriteFile { .. }
+            | Self::CopyFile { .. }
+            | Self::WriteStamp { .. }
+            | Self::RemoveFile { .. }
+            | Self::RemoveDir { .. }
+            | Self::RemoveTree { .. } => Vec::new(),
         }
     }
 
     /// Shell commands equivalent to this action, one per line.
     pub fn shell(&self) -> Vec<String> {
-        if let Action::StopOriginal {
+        if let Self::StopOriginal {
             target,
             wait_secs,
             force,
@@ -615,12 +615,12 @@ impl Action {
             return commands.iter().map(|argv| join(argv)).collect();
         }
         match self {
-            Action::EnsureDir { path, mode, owner } => {
+            Self::EnsureDir { path, mode, owner } => {
                 let mut lines = vec![format!("mkdir -p {}", quote(&s(path)))];
                 lines.extend(owner_lines(path, *mode, owner.as_ref()));
                 lines
             }
-            Action::WriteFile {
+            Self::WriteFile {
                 path,
                 contents,
                 mode,
@@ -639,7 +639,7 @@ impl Action {
                 lines.extend(owner_lines(path, *mode, owner.as_ref()));
                 lines
             }
-            Action::CopyFile {
+            Self::CopyFile {
                 from,
                 to,
                 mode,
@@ -655,7 +655,7 @@ impl Action {
                     quote(&s(to))
                 )]
             }
-            Action::WriteStamp {
+            Self::WriteStamp {
                 path,
                 binary,
                 stamp,
@@ -680,9 +680,9 @@ impl Action {
                 lines.extend(owner_lines(path, *mode, owner.as_ref()));
                 lines
             }
-            Action::RemoveFile { path } => vec![format!("rm -f {}", quote(&s(path)))],
-            Action::RemoveDir { path } => vec![format!("rmdir {}", quote(&s(path)))],
-            Action::RemoveTree { path } => vec![format!("rm -rf {}", quote(&s(path)))],
+            Self::RemoveFile { path } => vec![format!("rm -f {}", quote(&s(path)))],
+            Self::RemoveDir { path } => vec![format!("rmdir {}", quote(&s(path)))],
+            Self::RemoveTree { path } => vec![format!("rm -rf {}", quote(&s(path)))],
             // Program-running actions returned above.
             _ => Vec::new(),
         }

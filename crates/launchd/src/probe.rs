@@ -140,7 +140,7 @@ impl SourceBinary {
         if !meta.is_file() {
             return Err(ProbeError::NotAFile(path.to_owned()));
         }
-        Ok(SourceBinary {
+        Ok(Self {
             path: path.to_owned(),
             sha256: sha256_file(path).map_err(io_err)?,
         })

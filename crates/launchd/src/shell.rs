@@ -20,7 +20,7 @@ pub fn quote(word: &str) -> String {
 }
 
 /// Joins an argument vector into one shell command line.
-pub fn join(argv: &[String]) -> String {
+pub(crate) fn join(argv: &[String]) -> String {
     argv.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ")
 }
 

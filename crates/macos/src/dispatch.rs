@@ -92,7 +92,7 @@ impl SignalSource {
             Arc::new(Mutex::new(Box::new(handler))),
         );
         source.activate();
-        Ok(SignalSource { source })
+        Ok(Self { source })
     }
 
     /// Stops watching the signal (it stays ignored).
@@ -135,7 +135,7 @@ impl OneShotTimer {
             "timer source",
             Arc::new(Mutex::new(Box::new(handler))),
         );
-        let timer = OneShotTimer { source };
+        let timer = Self { source };
         timer.disarm();
         timer.source.activate();
         timer

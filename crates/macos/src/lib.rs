@@ -26,6 +26,8 @@
 //! `vmnet-broker-launchd`, which only the daemon uses.
 
 #![warn(missing_docs)]
+// One unsafe operation per block, so each SAFETY comment covers exactly one.
+#![deny(clippy::multiple_unsafe_ops_per_block)]
 
 pub mod vmnet_status;
 

@@ -53,7 +53,7 @@ impl CfOwned {
         let ptr = NonNull::new(ptr.cast::<CFType>())?;
         // SAFETY: per the caller, a +1 CF reference now owned by CFRetained,
         // which releases it with CFRelease.
-        Some(CfOwned(unsafe { CFRetained::from_raw(ptr) }))
+        Some(Self(unsafe { CFRetained::from_raw(ptr) }))
     }
 
     fn as_ptr<T>(&self) -> *mut T {
@@ -110,8 +110,8 @@ pub enum PortProtocol {
 impl PortProtocol {
     fn number(self) -> u8 {
         match self {
-            PortProtocol::Tcp => 6,
-            PortProtocol::Udp => 17,
+            Self::Tcp => 6,
+            Self::Udp => 17,
         }
     }
 }
@@ -150,7 +150,7 @@ impl VmnetConfiguration {
         // SAFETY: +1 or NULL, owned from here on.
         let raw = unsafe { CfOwned::from_create(ptr) }
             .ok_or_else(|| null_result("vmnet_network_configuration_create", status))?;
-        Ok(VmnetConfiguration { raw, mode })
+        Ok(Self { raw, mode })
     }
 
     /// The mode the configuration was made with.
@@ -294,6 +294,10 @@ impl VmnetConfiguration {
         // Keep both address forms alive across the call.
         let v4;
         let v6;
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "AF_INET and AF_INET6 are small constants that fit sa_family_t by definition"
+        )]
         let (family, address): (libc::sa_family_t, *const c_void) = match internal_address {
             IpAddr::V4(a) => {
                 v4 = in_addr(a);
@@ -351,7 +355,7 @@ impl VmnetNetwork {
         // SAFETY: +1 or NULL, owned from here on.
         let raw = unsafe { CfOwned::from_create(ptr) }
             .ok_or_else(|| null_result("vmnet_network_create", status))?;
-        Ok(VmnetNetwork { raw })
+        Ok(Self { raw })
     }
 
     /// `vmnet_network_create_with_serialization`: the client side, which
@@ -369,7 +373,7 @@ impl VmnetNetwork {
         // SAFETY: +1 or NULL, owned from here on.
         let raw = unsafe { CfOwned::from_create(ptr) }
             .ok_or_else(|| null_result("vmnet_network_create_with_serialization", status))?;
-        Ok(VmnetNetwork { raw })
+        Ok(Self { raw })
     }
 
     fn ptr(&self) -> sys::vmnet_network_ref {
@@ -491,7 +495,7 @@ impl VmnetInterface {
                 // not document stopping one that never started); it is left
                 // to vmnet.
                 check(OP, status)?;
-                let interface = VmnetInterface {
+                let interface = Self {
                     raw: Some(raw),
                     queue,
                 };
@@ -500,7 +504,7 @@ impl VmnetInterface {
             Err(_) => {
                 // The start may still complete: stop the interface rather
                 // than leak it (dropping it asks vmnet to stop it).
-                drop(VmnetInterface {
+                drop(Self {
                     raw: Some(raw),
                     queue,
                 });

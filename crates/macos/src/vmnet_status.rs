@@ -66,7 +66,7 @@ vmnet_statuses! {
 impl VmnetStatus {
     /// Whether this is `VMNET_SUCCESS`.
     pub fn is_success(self) -> bool {
-        self == VmnetStatus::VMNET_SUCCESS
+        self == Self::VMNET_SUCCESS
     }
 }
 
@@ -92,20 +92,20 @@ pub struct VmnetMode(pub u32);
 
 impl VmnetMode {
     /// `VMNET_HOST_MODE`: host-only network.
-    pub const HOST: VmnetMode = VmnetMode(1000);
+    pub const HOST: Self = Self(1000);
     /// `VMNET_SHARED_MODE`: NAT through the host.
-    pub const SHARED: VmnetMode = VmnetMode(1001);
+    pub const SHARED: Self = Self(1001);
     /// `VMNET_BRIDGED_MODE`: bridged to a host interface. The macOS 26
     /// network API does not accept it (its documentation names shared and
     /// host-only mode only), so the broker never uses it.
-    pub const BRIDGED: VmnetMode = VmnetMode(1002);
+    pub const BRIDGED: Self = Self(1002);
 }
 
 impl From<Mode> for VmnetMode {
     fn from(mode: Mode) -> Self {
         match mode {
-            Mode::Shared => VmnetMode::SHARED,
-            Mode::Host => VmnetMode::HOST,
+            Mode::Shared => Self::SHARED,
+            Mode::Host => Self::HOST,
         }
     }
 }
@@ -127,7 +127,7 @@ pub struct VmnetError {
 impl VmnetError {
     /// An error for `operation` with `status`.
     pub fn new(operation: &'static str, status: VmnetStatus) -> Self {
-        VmnetError { operation, status }
+        Self { operation, status }
     }
 }
 

@@ -193,7 +193,7 @@ pub struct LineFramer {
 impl LineFramer {
     /// A framer with a line limit of `max` bytes.
     pub fn new(max: usize) -> Self {
-        LineFramer {
+        Self {
             buf: Vec::new(),
             start: 0,
             scanned: 0,

@@ -16,6 +16,7 @@
 //! The full contract is in `docs/protocol.md` at the repository root.
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod name;
 mod reply;

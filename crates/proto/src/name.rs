@@ -86,7 +86,7 @@ impl NetworkName {
     /// `max_len` bytes (capped at [`MAX_NETWORK_NAME_LEN`]).
     pub fn with_limit(name: &str, max_len: usize) -> Result<Self, NameError> {
         check_form(name, max_len)?;
-        Ok(NetworkName {
+        Ok(Self {
             name: name.to_owned(),
             problem: None,
         })
@@ -96,7 +96,7 @@ impl NetworkName {
     /// [`NetworkName::problem`] tells whether it is of the accepted form with
     /// a length limit of `max_len` bytes (capped at [`MAX_NETWORK_NAME_LEN`]).
     pub fn requested(name: &str, max_len: usize) -> Self {
-        NetworkName {
+        Self {
             name: name.to_owned(),
             problem: check_form(name, max_len).err(),
         }
@@ -193,7 +193,7 @@ impl serde::Serialize for NetworkName {
 impl<'de> serde::Deserialize<'de> for NetworkName {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        NetworkName::new(&s).map_err(serde::de::Error::custom)
+        Self::new(&s).map_err(serde::de::Error::custom)
     }
 }
 

@@ -24,8 +24,8 @@ impl Mode {
     /// The configuration spelling: `shared` or `host`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Mode::Shared => "shared",
-            Mode::Host => "host",
+            Self::Shared => "shared",
+            Self::Host => "host",
         }
     }
 }

@@ -79,7 +79,7 @@ impl Request {
     /// capped at [`crate::MAX_NETWORK_NAME_LEN`]) decodes with its
     /// [`NetworkName::problem`] set, and the broker answers "not found" for
     /// it. Only a missing or non-string `network_name` is an invalid request.
-    pub fn decode(dict: &impl Dict, max_name_len: usize) -> Result<Request, RequestError> {
+    pub fn decode(dict: &impl Dict, max_name_len: usize) -> Result<Self, RequestError> {
         let command = dict
             .string(keys::COMMAND)
             .ok_or(RequestError::MissingCommand)?;
@@ -90,13 +90,13 @@ impl Request {
             Ok(NetworkName::requested(&raw, max_name_len))
         };
         match &*command {
-            commands::ACQUIRE => Ok(Request::Acquire {
+            commands::ACQUIRE => Ok(Self::Acquire {
                 network: name_for(commands::ACQUIRE)?,
             }),
-            commands::RELEASE => Ok(Request::Release {
+            commands::RELEASE => Ok(Self::Release {
                 network: name_for(commands::RELEASE)?,
             }),
-            commands::STATUS => Ok(Request::Status),
+            commands::STATUS => Ok(Self::Status),
             other => Err(RequestError::UnknownCommand(truncate_for_log(other))),
         }
     }
@@ -104,17 +104,17 @@ impl Request {
     /// The command name of this request.
     pub fn command(&self) -> &'static str {
         match self {
-            Request::Acquire { .. } => commands::ACQUIRE,
-            Request::Release { .. } => commands::RELEASE,
-            Request::Status => commands::STATUS,
+            Self::Acquire { .. } => commands::ACQUIRE,
+            Self::Release { .. } => commands::RELEASE,
+            Self::Status => commands::STATUS,
         }
     }
 
     /// The network the request is about, if any.
     pub fn network(&self) -> Option<&NetworkName> {
         match self {
-            Request::Acquire { network } | Request::Release { network } => Some(network),
-            Request::Status => None,
+            Self::Acquire { network } | Self::Release { network } => Some(network),
+            Self::Status => None,
         }
     }
 

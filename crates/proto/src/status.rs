@@ -119,7 +119,7 @@ impl Status {
 
     /// Whether this is [`Status::SUCCESS`].
     pub fn is_success(self) -> bool {
-        self == Status::SUCCESS
+        self == Self::SUCCESS
     }
 
     /// A stable lower-case identifier (`not_found`), or `unknown` for codes
@@ -141,7 +141,7 @@ impl Status {
 
 impl From<i64> for Status {
     fn from(code: i64) -> Self {
-        Status(code)
+        Self(code)
     }
 }
 

@@ -67,22 +67,22 @@ pub enum StartError {
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StartError::Exited(status) => write!(f, "the broker exited before serving ({status})"),
-            StartError::TimedOut => write!(f, "the broker did not serve within {PATIENCE:?}"),
-            StartError::Io(e) => write!(f, "cannot start the broker: {e}"),
+            Self::Exited(status) => write!(f, "the broker exited before serving ({status})"),
+            Self::TimedOut => write!(f, "the broker did not serve within {PATIENCE:?}"),
+            Self::Io(e) => write!(f, "cannot start the broker: {e}"),
         }
     }
 }
 
 impl From<nix::Error> for StartError {
     fn from(e: nix::Error) -> Self {
-        StartError::Io(e.into())
+        Self::Io(e.into())
     }
 }
 
 impl From<std::io::Error> for StartError {
     fn from(e: std::io::Error) -> Self {
-        StartError::Io(e)
+        Self::Io(e)
     }
 }
 

@@ -48,9 +48,9 @@ impl Transport {
     /// socket only: XPC requests are not bounded yet).
     pub(crate) fn set_timeout(&mut self, timeout: Duration) {
         match self {
-            Transport::Socket(t) => t.set_timeout(timeout),
+            Self::Socket(t) => t.set_timeout(timeout),
             #[cfg(any(target_os = "macos", feature = "fake-apple"))]
-            Transport::Xpc(_) => {}
+            Self::Xpc(_) => {}
         }
     }
 
@@ -58,18 +58,18 @@ impl Transport {
     /// end; `None` over XPC or when not connected.
     pub(crate) fn watch(&self) -> Option<socket2::Socket> {
         match self {
-            Transport::Socket(t) => t.watch(),
+            Self::Socket(t) => t.watch(),
             #[cfg(any(target_os = "macos", feature = "fake-apple"))]
-            Transport::Xpc(_) => None,
+            Self::Xpc(_) => None,
         }
     }
 
     /// Forgets a connection seen closed (its holds are gone).
     pub(crate) fn mark_lost(&mut self) {
         match self {
-            Transport::Socket(t) => t.mark_lost(),
+            Self::Socket(t) => t.mark_lost(),
             #[cfg(any(target_os = "macos", feature = "fake-apple"))]
-            Transport::Xpc(_) => {}
+            Self::Xpc(_) => {}
         }
     }
 
@@ -82,9 +82,9 @@ impl Transport {
     /// every hold made before.
     pub(crate) fn epoch(&self) -> u64 {
         match self {
-            Transport::Socket(t) => t.epoch(),
+            Self::Socket(t) => t.epoch(),
             #[cfg(any(target_os = "macos", feature = "fake-apple"))]
-            Transport::Xpc(t) => t.epoch(),
+            Self::Xpc(t) => t.epoch(),
         }
     }
 
@@ -93,7 +93,7 @@ impl Transport {
         network: &str,
     ) -> Result<(Serialization, Option<NetworkInfo>), Error> {
         match self {
-            Transport::Socket(t) => {
+            Self::Socket(t) => {
                 let Acquired {
                     serialization,
                     info,
@@ -101,7 +101,7 @@ impl Transport {
                 Ok((Serialization::Json(serialization), info))
             }
             #[cfg(any(target_os = "macos", feature = "fake-apple"))]
-            Transport::Xpc(t) => {
+            Self::Xpc(t) => {
                 let Acquired {
                     serialization,
                     info,
@@ -113,26 +113,26 @@ impl Transport {
 
     pub(crate) fn release(&mut self, network: &str) -> Result<(), Error> {
         match self {
-            Transport::Socket(t) => t.release(network),
+            Self::Socket(t) => t.release(network),
             #[cfg(any(target_os = "macos", feature = "fake-apple"))]
-            Transport::Xpc(t) => t.release(network),
+            Self::Xpc(t) => t.release(network),
         }
     }
 
     pub(crate) fn status(&mut self) -> Result<StatusReport, Error> {
         match self {
-            Transport::Socket(t) => t.status(),
+            Self::Socket(t) => t.status(),
             #[cfg(any(target_os = "macos", feature = "fake-apple"))]
-            Transport::Xpc(t) => t.status(),
+            Self::Xpc(t) => t.status(),
         }
     }
 
     /// A short description for `Debug` output and messages.
     pub(crate) fn describe(&self) -> String {
         match self {
-            Transport::Socket(t) => format!("socket {}", t.path().display()),
+            Self::Socket(t) => format!("socket {}", t.path().display()),
             #[cfg(any(target_os = "macos", feature = "fake-apple"))]
-            Transport::Xpc(t) => format!("XPC service {}", t.service()),
+            Self::Xpc(t) => format!("XPC service {}", t.service()),
         }
     }
 }

@@ -41,7 +41,7 @@ impl SocketTransport {
     /// checks who serves it.
     pub(crate) fn connect(path: &Path, timeout: Duration) -> Result<Self, Error> {
         let conn = open(path, timeout)?;
-        Ok(SocketTransport {
+        Ok(Self {
             path: path.to_owned(),
             conn: Some(conn),
             timeout,

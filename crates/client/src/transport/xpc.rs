@@ -25,7 +25,7 @@ pub struct Object {
 
 impl Object {
     fn new(object: XpcObject) -> Self {
-        Object {
+        Self {
             object: Mutex::new(object),
         }
     }
@@ -56,14 +56,14 @@ impl Object {
 }
 
 impl ReplyView for XpcObject {
-    type Value = XpcObject;
+    type Value = Self;
     fn is_dictionary(&self) -> bool {
         self.kind() == XpcType::Dictionary
     }
     fn int(&self, key: &str) -> Option<i64> {
         self.get_i64(key)
     }
-    fn value(&self, key: &str) -> Option<XpcObject> {
+    fn value(&self, key: &str) -> Option<Self> {
         self.get(key)
     }
     fn json(&self, key: &str) -> Option<serde_json::Value> {
@@ -96,7 +96,7 @@ fn xpc_error(e: XpcError) -> Error {
 impl XpcTransport {
     pub(crate) fn connect(service: &str) -> Result<Self, Error> {
         let client = XpcClient::connect(service, false).map_err(xpc_error)?;
-        Ok(XpcTransport {
+        Ok(Self {
             service: service.to_owned(),
             client: Some(client),
             epoch: 0,

@@ -18,13 +18,13 @@ use vmnet_broker_client::{Client, StatusReport};
 const PATIENCE: Duration = vmnet_broker_testkit::PATIENCE;
 
 /// The broker binary to test.
-pub fn broker_bin() -> PathBuf {
+pub(crate) fn broker_bin() -> PathBuf {
     vmnet_broker_testkit::broker_bin()
 }
 
 /// A broker process serving a socket in a temporary directory, killed on
 /// drop.
-pub struct Broker {
+pub(crate) struct Broker {
     child: Child,
     pub socket: PathBuf,
     pub config_dir: PathBuf,
@@ -33,12 +33,12 @@ pub struct Broker {
 
 impl Broker {
     /// Starts a broker with the default configuration.
-    pub fn start() -> Broker {
-        Broker::start_with_config(&[])
+    pub(crate) fn start() -> Self {
+        Self::start_with_config(&[])
     }
 
     /// Starts a broker with extra `NAME.json` files in its config dir.
-    pub fn start_with_config(files: &[(&str, &str)]) -> Broker {
+    pub(crate) fn start_with_config(files: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let config_dir = dir.path().join("config");
         std::fs::create_dir(&config_dir).expect("config dir");
@@ -46,12 +46,12 @@ impl Broker {
             std::fs::write(config_dir.join(name), text).expect("config file");
         }
         let socket = dir.path().join("broker.sock");
-        Broker::spawn(dir, socket, config_dir)
+        Self::spawn(dir, socket, config_dir)
     }
 
-    fn spawn(dir: tempfile::TempDir, socket: PathBuf, config_dir: PathBuf) -> Broker {
+    fn spawn(dir: tempfile::TempDir, socket: PathBuf, config_dir: PathBuf) -> Self {
         let child = spawn_child(&socket, &config_dir);
-        Broker {
+        Self {
             child,
             socket,
             config_dir,
@@ -60,12 +60,12 @@ impl Broker {
     }
 
     /// A new client connected to this broker.
-    pub fn client(&self) -> Client {
+    pub(crate) fn client(&self) -> Client {
         Client::connect_socket(&self.socket).expect("connect to the broker")
     }
 
     /// Kills the broker and starts a new one on the same socket.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.kill();
         self.child = spawn_child(&self.socket, &self.config_dir);
     }
@@ -100,7 +100,7 @@ impl Drop for Broker {
 }
 
 /// Holders of `name` in `report`; a network that is gone has none.
-pub fn holders(report: &StatusReport, name: &str) -> usize {
+pub(crate) fn holders(report: &StatusReport, name: &str) -> usize {
     report
         .networks
         .iter()
@@ -111,7 +111,7 @@ pub fn holders(report: &StatusReport, name: &str) -> usize {
 /// Asks `client` for the status until `want` holds, failing after a while.
 /// The broker learns of a closed connection on its own schedule, so tests
 /// that close one wait for the effect instead of expecting it at once.
-pub fn wait_for_status(client: &Client, what: &str, want: impl Fn(&StatusReport) -> bool) {
+pub(crate) fn wait_for_status(client: &Client, what: &str, want: impl Fn(&StatusReport) -> bool) {
     let start = Instant::now();
     loop {
         let report = client.status().expect("status");

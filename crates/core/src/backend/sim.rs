@@ -78,7 +78,7 @@ pub struct SimBackend {
 impl SimBackend {
     /// A simulation whose random choices (IPv6 prefixes) follow `seed`.
     pub fn new(seed: u64) -> Self {
-        SimBackend {
+        Self {
             rng: fastrand::Rng::with_seed(seed),
             next_id: 1,
             live: BTreeMap::new(),

@@ -54,7 +54,7 @@ fn with_subnet(mut c: NetworkConfig, third: u8) -> NetworkConfig {
 }
 
 impl T {
-    fn new(config: StaticConfig) -> T {
+    fn new(config: StaticConfig) -> Self {
         let config = Shared(Arc::new(Mutex::new(config)));
         let now = Instant::now();
         let b = Broker::new(
@@ -65,7 +65,7 @@ impl T {
             DaemonInfo::default(),
             now,
         );
-        T {
+        Self {
             b,
             config,
             now,

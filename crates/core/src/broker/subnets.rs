@@ -40,10 +40,10 @@ impl SubnetOrigin {
     /// `static`, `remembered`, `chosen` or `changed`.
     pub fn as_str(self) -> &'static str {
         match self {
-            SubnetOrigin::Static => "static",
-            SubnetOrigin::Remembered => "remembered",
-            SubnetOrigin::Chosen => "chosen",
-            SubnetOrigin::Changed => "changed",
+            Self::Static => "static",
+            Self::Remembered => "remembered",
+            Self::Chosen => "chosen",
+            Self::Changed => "changed",
         }
     }
 }

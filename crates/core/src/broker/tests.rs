@@ -68,7 +68,7 @@ fn name(s: &str) -> NetworkName {
 
 fn creds(uid: u32) -> ClientCredentials {
     ClientCredentials {
-        pid: 1000 + uid as i32,
+        pid: 1000 + i32::try_from(uid).unwrap(),
         uid,
         gid: 20,
     }
@@ -86,7 +86,7 @@ impl Harness {
 
 impl<C: ConfigSource, A: AccountLookup> Harness<C, A> {
     fn with(config: C, accounts: A, options: BrokerOptions) -> Self {
-        Harness(Driver::sim(options, config, accounts, 1))
+        Self(Driver::sim(options, config, accounts, 1))
     }
 
     fn connect(&mut self, id: u64, uid: u32) {

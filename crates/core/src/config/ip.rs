@@ -23,7 +23,7 @@ impl Ipv4Subnet {
     pub fn new(addr: Ipv4Addr, prefix_len: u8) -> Self {
         let prefix_len = prefix_len.min(32);
         let bits = u32::from(addr) & mask_bits(prefix_len);
-        Ipv4Subnet {
+        Self {
             network: Ipv4Addr::from(bits),
             prefix_len,
         }
@@ -38,7 +38,7 @@ impl Ipv4Subnet {
         } else {
             u32::MAX << (32 - prefix_len as u32)
         };
-        Ipv4Subnet {
+        Self {
             network: Ipv4Addr::from_bits(u32::from_be_bytes(octets) & mask),
             prefix_len,
         }
@@ -55,7 +55,8 @@ impl Ipv4Subnet {
                 "mask {mask} is not contiguous (ones followed by zeros, like 255.255.255.0)"
             ));
         }
-        let subnet = Ipv4Subnet::new(addr, prefix_len as u8);
+        // leading_ones of a u32 is at most 32.
+        let subnet = Self::new(addr, u8::try_from(prefix_len).unwrap_or(32));
         let offset = u32::from(addr) - u32::from(subnet.network);
         if offset > 1 {
             return Err(format!(
@@ -109,7 +110,7 @@ impl Ipv4Subnet {
     }
 
     /// Whether the two subnets share any address.
-    pub fn overlaps(&self, other: &Ipv4Subnet) -> bool {
+    pub fn overlaps(&self, other: &Self) -> bool {
         let shorter = self.prefix_len.min(other.prefix_len);
         let m = mask_bits(shorter);
         u32::from(self.network) & m == u32::from(other.network) & m
@@ -117,9 +118,9 @@ impl Ipv4Subnet {
 
     /// Whether the whole subnet lies in a private range (RFC 1918).
     pub fn is_private(&self) -> bool {
-        PRIVATE_V4.iter().any(|&(net, len)| {
-            self.prefix_len >= len && Ipv4Subnet::new(net, len).contains(self.network)
-        })
+        PRIVATE_V4
+            .iter()
+            .any(|&(net, len)| self.prefix_len >= len && Self::new(net, len).contains(self.network))
     }
 }
 
@@ -148,7 +149,7 @@ impl Ipv6Prefix {
     /// 128 is treated as 128).
     pub fn new(addr: Ipv6Addr, len: u8) -> Self {
         let len = len.min(128);
-        Ipv6Prefix {
+        Self {
             prefix: Ipv6Addr::from(u128::from(addr) & mask_bits_v6(len)),
             len,
         }
@@ -175,7 +176,7 @@ impl Ipv6Prefix {
     }
 
     /// Whether the two prefixes share any address.
-    pub fn overlaps(&self, other: &Ipv6Prefix) -> bool {
+    pub fn overlaps(&self, other: &Self) -> bool {
         let m = mask_bits_v6(self.len.min(other.len));
         u128::from(self.prefix) & m == u128::from(other.prefix) & m
     }

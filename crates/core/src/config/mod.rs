@@ -69,7 +69,7 @@ impl NetworkConfig {
     /// A configuration with every option at its default: dynamic subnet and
     /// prefix, every service on, no rules, open to everyone.
     pub fn new(mode: Mode) -> Self {
-        NetworkConfig {
+        Self {
             mode,
             description: None,
             ipv4: None,
@@ -109,8 +109,8 @@ impl Protocol {
     /// `tcp` or `udp`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
         }
     }
 }
@@ -150,8 +150,8 @@ pub enum Principal {
 impl fmt::Display for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Principal::Id(id) => write!(f, "{id}"),
-            Principal::Name(name) => f.write_str(name),
+            Self::Id(id) => write!(f, "{id}"),
+            Self::Name(name) => f.write_str(name),
         }
     }
 }
@@ -168,7 +168,7 @@ pub struct Problem {
 
 impl Problem {
     pub(crate) fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Problem {
+        Self {
             key: key.into(),
             message: message.into(),
         }
@@ -248,7 +248,7 @@ impl ConfigError {
     /// [`ConfigError::Unavailable`]), as opposed to a configuration that is
     /// wrong until someone changes it.
     pub fn is_transient(&self) -> bool {
-        matches!(self, ConfigError::Unavailable { .. })
+        matches!(self, Self::Unavailable { .. })
     }
 }
 
@@ -345,7 +345,7 @@ impl StaticConfig {
 
     /// No networks at all, not even the built-ins.
     pub fn empty() -> Self {
-        StaticConfig {
+        Self {
             without_builtins: true,
             ..Self::default()
         }

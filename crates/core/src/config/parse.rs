@@ -191,8 +191,11 @@ pub fn parse_value(value: &Value) -> Result<NetworkConfig, Vec<Problem>> {
     }
 
     if let Some(mtu) = v.integer(map, "mtu") {
-        if (i128::from(MIN_MTU)..=i128::from(MAX_MTU)).contains(&mtu) {
-            config.mtu = Some(mtu as u32);
+        if let Some(mtu) = u32::try_from(mtu)
+            .ok()
+            .filter(|m| (MIN_MTU..=MAX_MTU).contains(m))
+        {
+            config.mtu = Some(mtu);
         } else {
             v.problem(
                 "mtu",
@@ -353,14 +356,14 @@ impl Validator {
                 return None;
             }
         };
-        if !(48..=64).contains(&len) {
+        let Some(len) = u8::try_from(len).ok().filter(|l| (48..=64).contains(l)) else {
             self.problem(
                 "ipv6_prefix_length",
                 format!("{len} is out of range; use 48 to 64 (vmnet's own choice is 64)"),
             );
             return None;
-        }
-        let p = Ipv6Prefix::new(addr, len as u8);
+        };
+        let p = Ipv6Prefix::new(addr, len);
         if p.prefix() != addr {
             self.problem(
                 "ipv6_prefix",
@@ -429,7 +432,7 @@ impl Validator {
                 None
             }
             Some(v) => match integer_of(v) {
-                Some(n) if (1..=65535).contains(&n) => Some(n as u16),
+                Some(n) if let Ok(port @ 1..) = u16::try_from(n) => Some(port),
                 Some(n) => {
                     self.problem(full, format!("{n} is not a port; use 1 to 65535"));
                     None
@@ -672,9 +675,7 @@ impl Validator {
                     format!("{s:?} is not a valid user or group name"),
                 ),
                 other => match integer_of(other) {
-                    Some(n) if (0..=i128::from(u32::MAX)).contains(&n) => {
-                        out.push(Principal::Id(n as u32))
-                    }
+                    Some(n) if let Ok(id) = u32::try_from(n) => out.push(Principal::Id(id)),
                     _ => self.problem(
                         format!("{key}[{i}]"),
                         format!("must be a name or a numeric id, found {}", show(other)),

@@ -13,7 +13,7 @@ use crate::cli::AcquireArgs;
 use crate::{EXIT_FAILURE, logging};
 
 /// Acquires every network named, prints each, and holds them if asked.
-pub fn run(args: AcquireArgs) -> ExitCode {
+pub(crate) fn run(args: AcquireArgs) -> ExitCode {
     logging::init_client();
     // Signals are caught before anything is acquired, so that a SIGTERM
     // during the hold ends it cleanly.

@@ -15,7 +15,7 @@ use crate::sys::{self, SystemAccounts};
 use crate::text::{escape, escape_path};
 
 /// Validates the configuration directory; exit 1 if anything is wrong.
-pub fn run(args: CheckArgs) -> ExitCode {
+pub(crate) fn run(args: CheckArgs) -> ExitCode {
     let rule = OwnerRule::for_uid(sys::effective_uid());
     let dir = ConfigDir::new(&args.config_dir)
         .trust_owners(rule.trusted_owners())

@@ -23,7 +23,7 @@ fn command() -> clap::Command {
 }
 
 /// Prints the completion script for one shell on standard output.
-pub fn completions(args: CompletionsArgs) -> ExitCode {
+pub(crate) fn completions(args: CompletionsArgs) -> ExitCode {
     let mut cmd = command();
     let mut out = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, BIN, &mut out);
@@ -32,7 +32,7 @@ pub fn completions(args: CompletionsArgs) -> ExitCode {
 
 /// Writes `vmnet-broker.1` and one page per subcommand into the directory,
 /// or prints `vmnet-broker.1` alone on standard output.
-pub fn man(args: ManArgs) -> ExitCode {
+pub(crate) fn man(args: ManArgs) -> ExitCode {
     let cmd = command();
     let Some(dir) = args.out_dir else {
         let mut out = Vec::new();

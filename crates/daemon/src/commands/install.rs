@@ -143,7 +143,7 @@ fn run_plan(plan: &vmnet_broker_launchd::Plan, dry_run: bool, what: &str) -> Exi
 }
 
 /// `vmnet-broker install`.
-pub fn install(args: InstallArgs) -> ExitCode {
+pub(crate) fn install(args: InstallArgs) -> ExitCode {
     let result = (|| {
         let given = given_options(&args)?;
         let spec = spec(args.job.user, &args.job.mach_service)?;
@@ -196,7 +196,7 @@ pub fn install(args: InstallArgs) -> ExitCode {
 }
 
 /// `vmnet-broker uninstall`.
-pub fn uninstall(args: UninstallArgs) -> ExitCode {
+pub(crate) fn uninstall(args: UninstallArgs) -> ExitCode {
     let result = (|| {
         let spec = spec(args.job.user, &args.job.mach_service)?;
         let state = observe(&spec, args.job.dry_run)?;

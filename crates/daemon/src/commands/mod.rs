@@ -1,10 +1,10 @@
 //! The client commands: `acquire`, `status`, `check`.
 
-pub mod acquire;
-pub mod check;
-pub mod docs;
-pub mod install;
-pub mod status;
+pub(crate) mod acquire;
+pub(crate) mod check;
+pub(crate) mod docs;
+pub(crate) mod install;
+pub(crate) mod status;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -15,7 +15,7 @@ use vmnet_broker_client::{Client, Error, Status};
 /// Connects to the broker at `socket`, on the Mach service `mach_service`,
 /// or where the environment says, waiting at most `timeout` seconds to
 /// connect and for each reply.
-pub fn connect(
+pub(crate) fn connect(
     socket: Option<&Path>,
     mach_service: Option<&str>,
     timeout: f64,
@@ -35,15 +35,15 @@ pub fn connect(
 
 /// The exit code for a failed request: the status number for statuses 1 to
 /// 7, 8 for any other status.
-pub fn exit_code_for(status: Status) -> ExitCode {
+pub(crate) fn exit_code_for(status: Status) -> ExitCode {
     match status.code() {
-        c @ 1..=7 => ExitCode::from(c as u8),
+        c @ 1..=7 => ExitCode::from(u8::try_from(c).unwrap_or(8)),
         _ => ExitCode::from(8),
     }
 }
 
 /// Prints a client error the way every command does and picks the exit code.
-pub fn report(what: &str, e: &Error) -> ExitCode {
+pub(crate) fn report(what: &str, e: &Error) -> ExitCode {
     let status = e.status();
     let name = status.c_name().unwrap_or("unknown status");
     eprintln!("vmnet-broker: {what}: {name} ({}): {e}", status.code());

@@ -11,7 +11,7 @@ use crate::text::escape;
 use crate::{EXIT_FAILURE, logging};
 
 /// Asks the broker for its status and prints it.
-pub fn run(args: StatusArgs) -> ExitCode {
+pub(crate) fn run(args: StatusArgs) -> ExitCode {
     logging::init_client();
     let client = match connect(
         args.socket.as_deref(),
@@ -41,7 +41,7 @@ pub fn run(args: StatusArgs) -> ExitCode {
 
 /// The human-readable table. Names come from the broker and are escaped:
 /// a control character in one cannot reach the terminal.
-pub fn render(s: &StatusReport) -> String {
+pub(crate) fn render(s: &StatusReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -213,6 +213,11 @@ fn installed_job_options() -> Option<String> {
 }
 
 fn duration(secs: f64) -> String {
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "negative values are clamped to 0 and `as` saturates at u64::MAX, which prints as a long uptime"
+    )]
     let s = secs.max(0.0).round() as u64;
     match s {
         0..=59 => format!("{s}s"),

@@ -14,7 +14,7 @@ use vmnet_broker_core::hostnet::{HostNetwork, HostNetworksError};
 const RECV_BUFFER: usize = 64 * 1024;
 
 /// Every unicast and local route, with its output interface.
-pub fn routes() -> Result<Vec<HostNetwork>, HostNetworksError> {
+pub(super) fn routes() -> Result<Vec<HostNetwork>, HostNetworksError> {
     let err = |what: &str, e: &dyn std::fmt::Display| HostNetworksError(format!("{what}: {e}"));
     let mut socket = Socket::new(NETLINK_ROUTE).map_err(|e| err("netlink socket", &e))?;
     socket.bind_auto().map_err(|e| err("netlink bind", &e))?;

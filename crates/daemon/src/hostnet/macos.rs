@@ -7,13 +7,21 @@ use super::route_dump::{self, RT_MSGHDR_LEN};
 
 // The decoder's layout constants must match the SDK's.
 const _: () = assert!(std::mem::size_of::<libc::rt_msghdr>() == RT_MSGHDR_LEN);
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "compile-time check of a small constant"
+)]
 const _: () = assert!(libc::RTM_VERSION as u8 == route_dump::RTM_VERSION);
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "compile-time check of a small constant"
+)]
 const _: () = assert!(libc::AF_INET6 as u8 == route_dump::AF_INET6);
 const _: () = assert!(libc::RTF_LLINFO as u32 == route_dump::RTF_LLINFO);
 const _: () = assert!(libc::RTF_WASCLONED as u32 == route_dump::RTF_WASCLONED);
 
 /// Every IPv4 and IPv6 route, with its interface.
-pub fn routes() -> Result<Vec<HostNetwork>, HostNetworksError> {
+pub(super) fn routes() -> Result<Vec<HostNetwork>, HostNetworksError> {
     let buf = dump()?;
     let names = super::interface_names();
     Ok(route_dump::parse(&buf)
@@ -28,7 +36,9 @@ pub fn routes() -> Result<Vec<HostNetwork>, HostNetworksError> {
 /// The raw dump. The table may grow between the size query and the read;
 /// then the read fails with ENOMEM and is tried again with more room.
 fn dump() -> Result<Vec<u8>, HostNetworksError> {
-    let mut mib = [
+    // The six-entry name of the routing table dump.
+    const MIB_LEN: libc::c_uint = 6;
+    let mut mib: [libc::c_int; MIB_LEN as usize] = [
         libc::CTL_NET,
         libc::PF_ROUTE,
         0,
@@ -44,7 +54,7 @@ fn dump() -> Result<Vec<u8>, HostNetworksError> {
         let rc = unsafe {
             libc::sysctl(
                 mib.as_mut_ptr(),
-                mib.len() as libc::c_uint,
+                MIB_LEN,
                 std::ptr::null_mut(),
                 &mut len,
                 std::ptr::null_mut(),
@@ -62,7 +72,7 @@ fn dump() -> Result<Vec<u8>, HostNetworksError> {
         let rc = unsafe {
             libc::sysctl(
                 mib.as_mut_ptr(),
-                mib.len() as libc::c_uint,
+                MIB_LEN,
                 buf.as_mut_ptr().cast(),
                 &mut len,
                 std::ptr::null_mut(),

@@ -9,6 +9,7 @@
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "macos")]
+#[allow(unsafe_code, reason = "the routing-table sysctl has no safe wrapper")]
 mod macos;
 #[cfg(any(target_os = "macos", test))]
 mod route_dump;
@@ -22,7 +23,7 @@ use vmnet_broker_core::hostnet::{HostNetwork, HostNetworks, HostNetworksError};
 
 /// The networks of the machine the broker runs on.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SystemHostNetworks;
+pub(crate) struct SystemHostNetworks;
 
 impl HostNetworks for SystemHostNetworks {
     fn host_networks(&self) -> Result<Vec<HostNetwork>, HostNetworksError> {
@@ -72,8 +73,8 @@ fn full_len(ip: IpAddr) -> u8 {
 /// The prefix length of a netmask (its leading ones).
 fn mask_len(mask: IpAddr) -> u8 {
     match mask {
-        IpAddr::V4(m) => u32::from(m).leading_ones() as u8,
-        IpAddr::V6(m) => u128::from(m).leading_ones() as u8,
+        IpAddr::V4(m) => u8::try_from(u32::from(m).leading_ones()).unwrap_or(32),
+        IpAddr::V6(m) => u8::try_from(u128::from(m).leading_ones()).unwrap_or(128),
     }
 }
 

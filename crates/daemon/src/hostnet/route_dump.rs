@@ -12,15 +12,15 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// `sizeof(struct rt_msghdr)` on macOS (both architectures).
-pub const RT_MSGHDR_LEN: usize = 92;
+pub(super) const RT_MSGHDR_LEN: usize = 92;
 /// `RTM_VERSION`.
-pub const RTM_VERSION: u8 = 5;
+pub(super) const RTM_VERSION: u8 = 5;
 /// `RTF_HOST`: a host route, without a netmask.
-pub const RTF_HOST: u32 = 0x4;
+pub(super) const RTF_HOST: u32 = 0x4;
 /// `RTF_LLINFO`: a neighbour cache entry (ARP or NDP), not a route.
-pub const RTF_LLINFO: u32 = 0x400;
+pub(super) const RTF_LLINFO: u32 = 0x400;
 /// `RTF_WASCLONED`: a host route cloned from a network route.
-pub const RTF_WASCLONED: u32 = 0x20000;
+pub(super) const RTF_WASCLONED: u32 = 0x20000;
 /// `RTA_DST`.
 const RTA_DST: u32 = 0x1;
 /// `RTA_NETMASK`.
@@ -28,13 +28,13 @@ const RTA_NETMASK: u32 = 0x4;
 /// `RTAX_MAX`: number of address slots.
 const RTAX_MAX: u32 = 8;
 /// `AF_INET`.
-pub const AF_INET: u8 = 2;
+pub(super) const AF_INET: u8 = 2;
 /// `AF_INET6` on macOS.
-pub const AF_INET6: u8 = 30;
+pub(super) const AF_INET6: u8 = 30;
 
 /// One route: destination, prefix length, interface index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DumpedRoute {
+pub(super) struct DumpedRoute {
     /// Destination network address.
     pub dest: IpAddr,
     /// Prefix length.
@@ -46,7 +46,7 @@ pub struct DumpedRoute {
 /// Decodes a dump. Messages that are not IPv4 or IPv6 routes, neighbour
 /// entries and cloned host routes are skipped; a truncated message ends
 /// the decoding.
-pub fn parse(mut buf: &[u8]) -> Vec<DumpedRoute> {
+pub(super) fn parse(mut buf: &[u8]) -> Vec<DumpedRoute> {
     let mut out = Vec::new();
     while buf.len() >= 4 {
         let msglen = usize::from(u16::from_ne_bytes([buf[0], buf[1]]));
@@ -105,7 +105,7 @@ fn parse_addrs(mut rest: &[u8], addrs: u32, flags: u32, if_index: u16) -> Option
                     break;
                 }
             }
-            ones as u8
+            u8::try_from(ones).unwrap_or(u8::MAX)
         }
     };
     Some(DumpedRoute {
@@ -157,7 +157,7 @@ mod tests {
         } else {
             offset + bytes.iter().rposition(|&b| b != 0).unwrap_or(0) + 1
         };
-        let mut v = vec![len as u8, 0];
+        let mut v = vec![u8::try_from(len).unwrap(), 0];
         v.resize(len.max(2), 0);
         for (i, &b) in bytes.iter().enumerate() {
             if offset + i < len {
@@ -178,7 +178,7 @@ mod tests {
         for sa in sockaddrs {
             m.extend(sa);
         }
-        let len = m.len() as u16;
+        let len = u16::try_from(m.len()).unwrap();
         m[0..2].copy_from_slice(&len.to_ne_bytes());
         m
     }
@@ -276,7 +276,7 @@ mod tests {
             let mut m = good[..cut].to_vec();
             // Claim the full length on a short buffer, and the short length.
             if m.len() >= 2 {
-                let l = (m.len() as u16).to_ne_bytes();
+                let l = u16::try_from(m.len()).unwrap().to_ne_bytes();
                 m[0] = l[0];
                 m[1] = l[1];
             }

@@ -38,7 +38,7 @@ use super::DaemonBroker;
 /// grows with the number of connections one user opens (about 150 bytes
 /// each, so a capped report stays near 160 KiB). Clients left out
 /// are counted in `hidden_peers`, like the clients of other users.
-pub const MAX_STATUS_CLIENTS: usize = 1024;
+pub(crate) const MAX_STATUS_CLIENTS: usize = 1024;
 
 /// Invalid requests of one client logged one by one; later ones are
 /// counted and summarised.
@@ -49,7 +49,7 @@ const LOGGED_INVALID_REQUESTS: u32 = 3;
 const INVALID_SUMMARY_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How a backend's serialization is written on the development transport.
-pub trait WireValue {
+pub(crate) trait WireValue {
     /// The JSON form of the serialization.
     fn to_wire(&self) -> Value;
 }
@@ -62,7 +62,7 @@ impl WireValue for Value {
 
 /// Why the broker stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
+pub(crate) enum Stop {
     /// No client for the exit delay.
     Idle,
     /// SIGTERM or SIGINT with no client holding a network.
@@ -76,7 +76,7 @@ pub enum Stop {
 /// [`Driver::handle_ignored_signal`]). SIGPIPE is ignored
 /// by the Rust runtime already (a write to a closed socket fails with
 /// EPIPE instead).
-pub fn ignored_signals() -> Vec<(i32, &'static str)> {
+pub(crate) fn ignored_signals() -> Vec<(i32, &'static str)> {
     use nix::sys::signal::Signal;
     #[cfg(any(target_os = "linux", target_os = "android"))]
     const PLATFORM: &[(Signal, &str)] = &[(Signal::SIGPWR, "SIGPWR")];
@@ -108,7 +108,7 @@ struct ClientState {
 }
 
 /// The driver: the broker plus the policies both transports share.
-pub struct Driver<B: Backend> {
+pub(crate) struct Driver<B: Backend> {
     broker: DaemonBroker<B>,
     max_line: usize,
     max_name: usize,
@@ -132,8 +132,8 @@ impl<B: Backend> fmt::Debug for Driver<B> {
 impl<B: Backend> Driver<B> {
     /// A driver around `broker`. `max_line` is the longest request line of
     /// the development transport, `max_name` the longest network name.
-    pub fn new(broker: DaemonBroker<B>, max_line: usize, max_name: usize) -> Self {
-        Driver {
+    pub(crate) fn new(broker: DaemonBroker<B>, max_line: usize, max_name: usize) -> Self {
+        Self {
             broker,
             max_line,
             max_name,
@@ -143,13 +143,23 @@ impl<B: Backend> Driver<B> {
         }
     }
 
-    /// The longest network name accepted.
-    pub fn max_name(&self) -> usize {
+    /// The longest network name accepted (the XPC transport decodes
+    /// requests itself).
+    #[cfg(any(target_os = "macos", feature = "fake-apple"))]
+    pub(crate) fn max_name(&self) -> usize {
         self.max_name
     }
 
+    /// Connected clients (holding networks or not): the XPC transport
+    /// holds a transaction while there are any.
+    #[cfg(any(target_os = "macos", feature = "fake-apple"))]
+    pub(crate) fn client_count(&self) -> usize {
+        self.broker.client_count()
+    }
+
     /// The broker (read only).
-    pub fn broker(&self) -> &DaemonBroker<B> {
+    #[cfg(test)]
+    pub(crate) fn broker(&self) -> &DaemonBroker<B> {
         &self.broker
     }
 
@@ -159,7 +169,7 @@ impl<B: Backend> Driver<B> {
     ///
     /// The broker's refusal (too many clients); the transport closes the
     /// connection.
-    pub fn handle_connect(
+    pub(crate) fn handle_connect(
         &mut self,
         now: Instant,
         client: ClientId,
@@ -172,7 +182,7 @@ impl<B: Backend> Driver<B> {
 
     /// The client's connection is gone (or its sending side closed): its
     /// holds end.
-    pub fn handle_disconnect(&mut self, now: Instant, client: ClientId) {
+    pub(crate) fn handle_disconnect(&mut self, now: Instant, client: ClientId) {
         if let Some(state) = self.clients.remove(&client)
             && state.invalid_suppressed > 0
         {
@@ -188,7 +198,7 @@ impl<B: Backend> Driver<B> {
 
     /// A decoded request, or why it could not be decoded. Returns the reply
     /// to send.
-    pub fn handle_request<E: fmt::Display>(
+    pub(crate) fn handle_request<E: fmt::Display>(
         &mut self,
         now: Instant,
         client: ClientId,
@@ -204,7 +214,7 @@ impl<B: Backend> Driver<B> {
 
     /// Answers one framed line of the development transport, appending the
     /// reply line to `out`.
-    pub fn handle_line(
+    pub(crate) fn handle_line(
         &mut self,
         now: Instant,
         client: ClientId,
@@ -247,7 +257,7 @@ impl<B: Backend> Driver<B> {
     /// transport reports it after it has taken in the connections and
     /// disconnections already pending, so that clients which left before
     /// the signal do not count.
-    pub fn handle_stop_signal(&mut self, name: &'static str) -> Option<Stop> {
+    pub(crate) fn handle_stop_signal(&mut self, name: &'static str) -> Option<Stop> {
         let holding = self.clients_holding_networks();
         if holding > 0 {
             warn!(
@@ -264,7 +274,7 @@ impl<B: Backend> Driver<B> {
 
     /// A signal from [`ignored_signals`]: logged and ignored, except SIGHUP,
     /// which reads the configuration again.
-    pub fn handle_ignored_signal(&mut self, name: &'static str) {
+    pub(crate) fn handle_ignored_signal(&mut self, name: &'static str) {
         if name == "SIGHUP" {
             info!("SIGHUP received; reading the configuration again");
             self.reload(Instant::now());
@@ -275,36 +285,31 @@ impl<B: Backend> Driver<B> {
 
     /// Reads the whole configuration again: persistent networks start or
     /// stop, changed networks are replaced when idle; logs a summary.
-    pub fn reload(&mut self, now: Instant) {
+    pub(crate) fn reload(&mut self, now: Instant) {
         let summary = self.broker.reload(now);
         info!("configuration read: {summary}");
         self.pump();
     }
 
     /// Time has passed.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         self.broker.handle_timeout(now);
         self.pump();
     }
 
     /// When [`Self::handle_timeout`] has work next.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.broker.poll_timeout()
     }
 
     /// Whether the broker asked to exit (no client for the exit delay).
-    pub fn poll_stop(&mut self) -> Option<Stop> {
+    pub(crate) fn poll_stop(&mut self) -> Option<Stop> {
         self.pump();
         std::mem::take(&mut self.idle_exit).then_some(Stop::Idle)
     }
 
-    /// Connected clients (holding networks or not).
-    pub fn client_count(&self) -> usize {
-        self.broker.client_count()
-    }
-
     /// Connected clients that hold at least one network.
-    pub fn clients_holding_networks(&self) -> usize {
+    pub(crate) fn clients_holding_networks(&self) -> usize {
         self.clients
             .keys()
             .filter(|c| self.broker.held_by(**c).is_some_and(|h| !h.is_empty()))
@@ -312,7 +317,7 @@ impl<B: Backend> Driver<B> {
     }
 
     /// Logs why the broker stops and releases every network.
-    pub fn shutdown(&mut self, why: Stop) {
+    pub(crate) fn shutdown(&mut self, why: Stop) {
         match why {
             Stop::Idle => info!("no clients for the idle delay; exiting"),
             Stop::Signal(name) => info!("{name} with no clients holding networks; exiting"),
@@ -321,7 +326,7 @@ impl<B: Backend> Driver<B> {
     }
 
     /// Releases every network (also on an error exit).
-    pub fn release_all(&mut self) {
+    pub(crate) fn release_all(&mut self) {
         let released = self.broker.shutdown(Instant::now());
         self.pump();
         info!(networks = released, "all networks released; goodbye");

@@ -25,7 +25,7 @@ use tracing::{info, warn};
 
 /// Why the socket could not be bound.
 #[derive(Debug, thiserror::Error)]
-pub enum BindError {
+pub(super) enum BindError {
     /// Another broker answers on the path.
     #[error(
         "another broker ({holder}) is already serving on {path}; stop it first, or choose another path with --socket"
@@ -76,7 +76,7 @@ pub enum BindError {
 /// the socket file and then the lock file (each only if it is still the one
 /// this broker made), so the driver only has to drop it on exit.
 #[derive(Debug)]
-pub struct Listener {
+pub(super) struct Listener {
     pub listener: mio::net::UnixListener,
     pub path: PathBuf,
     /// Device and inode of the socket file this broker bound.
@@ -95,7 +95,7 @@ impl Drop for Listener {
 /// The held lock on `PATH.lock`; removes the file when dropped, while the
 /// lock is still held.
 #[derive(Debug)]
-pub struct LockGuard {
+pub(super) struct LockGuard {
     path: PathBuf,
     id: (u64, u64),
     _lock: Flock<File>,
@@ -119,7 +119,7 @@ fn remove_if_same(path: &Path, id: Option<(u64, u64)>) {
 }
 
 /// Binds `path`, replacing a stale socket file.
-pub fn bind(path: &Path) -> Result<Listener, BindError> {
+pub(super) fn bind(path: &Path) -> Result<Listener, BindError> {
     let io_err = |source| BindError::Io {
         path: path.to_owned(),
         source,

@@ -5,8 +5,12 @@
 //! encoding, signal and exit policy); `socket` (the development transport)
 //! and `xpc` (the Mach service, macOS only) move bytes or XPC objects.
 
-pub mod driver;
+pub(crate) mod driver;
 mod listener;
+#[allow(
+    unsafe_code,
+    reason = "taking ownership of the inherited --ready-fd descriptor is the one unsafe step"
+)]
 mod ready;
 mod socket;
 #[cfg(any(target_os = "macos", feature = "fake-apple"))]
@@ -30,14 +34,14 @@ use crate::state_store::{StateStore, default_state_dir};
 use crate::sys::{self, SystemAccounts};
 use crate::{EXIT_FAILURE, EXIT_USAGE, logging};
 
-pub use driver::{Driver, WireValue};
+pub(crate) use driver::{Driver, WireValue};
 use ready::ReadyFd;
 
 /// The broker type every driver runs.
-pub type DaemonBroker<B> = Broker<B, ConfigDir, SystemAccounts>;
+pub(crate) type DaemonBroker<B> = Broker<B, ConfigDir, SystemAccounts>;
 
 /// Runs the daemon until it exits; returns the process exit code.
-pub fn run(args: ServeArgs) -> ExitCode {
+pub(crate) fn run(args: ServeArgs) -> ExitCode {
     // Taken over first, before the broker opens anything of its own.
     let ready = match args.ready_fd.map(ReadyFd::inherit).transpose() {
         Ok(r) => r,
@@ -124,7 +128,7 @@ where
 }
 
 /// The driver around a broker configured from the command line.
-pub fn build_driver<B: Backend>(args: &ServeArgs, backend: B) -> Driver<B> {
+pub(crate) fn build_driver<B: Backend>(args: &ServeArgs, backend: B) -> Driver<B> {
     Driver::new(
         build_broker(args, backend),
         args.max_request_size,
@@ -133,7 +137,7 @@ pub fn build_driver<B: Backend>(args: &ServeArgs, backend: B) -> Driver<B> {
 }
 
 /// The broker, configured from the command line.
-pub fn build_broker<B: Backend>(args: &ServeArgs, backend: B) -> DaemonBroker<B> {
+pub(crate) fn build_broker<B: Backend>(args: &ServeArgs, backend: B) -> DaemonBroker<B> {
     let secs = |s: f64| Duration::from_secs_f64(s);
     let options = BrokerOptions {
         network_idle_timeout: secs(args.network_idle_timeout.unwrap_or(args.idle_timeout)),
@@ -210,7 +214,7 @@ pub fn build_broker<B: Backend>(args: &ServeArgs, backend: B) -> DaemonBroker<B>
 /// Reads the whole configuration again (at start and on SIGHUP) and logs
 /// what changed: persistent networks started or retried, idle networks
 /// removed, held ones changing when idle, broken files left alone.
-pub fn reload<B: Backend>(broker: &mut DaemonBroker<B>) {
+pub(crate) fn reload<B: Backend>(broker: &mut DaemonBroker<B>) {
     let summary = broker.reload(Instant::now());
     info!("configuration read: {summary}");
 }
@@ -220,7 +224,7 @@ pub fn reload<B: Backend>(broker: &mut DaemonBroker<B>) {
 fn fastrand_seed() -> u64 {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
+        .map(|d| (d.as_secs() << 30) ^ u64::from(d.subsec_nanos()))
         .unwrap_or(0);
     t ^ (u64::from(std::process::id()) << 32)
 }

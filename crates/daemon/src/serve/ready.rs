@@ -9,7 +9,7 @@ use std::path::Path;
 /// The descriptor to notify, taken over before the broker opens anything
 /// of its own (so the number cannot name the broker's own socket).
 #[derive(Debug)]
-pub struct ReadyFd(File);
+pub(super) struct ReadyFd(File);
 
 impl ReadyFd {
     /// Takes ownership of the inherited descriptor `fd`.
@@ -17,7 +17,7 @@ impl ReadyFd {
     /// # Errors
     ///
     /// A message when `fd` is a standard stream or not an open descriptor.
-    pub fn inherit(fd: i32) -> Result<Self, String> {
+    pub(super) fn inherit(fd: i32) -> Result<Self, String> {
         if fd <= 2 {
             return Err(format!(
                 "--ready-fd {fd}: standard input, output and error cannot be used"
@@ -34,12 +34,12 @@ impl ReadyFd {
         // this process owns it: this runs before the broker opens any file
         // or socket, and the number is taken over only once.
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(ReadyFd(File::from(owned)))
+        Ok(Self(File::from(owned)))
     }
 
     /// Writes one byte and closes the descriptor. A reader that has gone
     /// away is not an error of the broker's: it is logged only.
-    pub fn notify(mut self) {
+    pub(super) fn notify(mut self) {
         if let Err(e) = self.0.write_all(b"\n") {
             tracing::warn!("cannot write to the --ready-fd descriptor: {e}");
         }

@@ -43,11 +43,11 @@ const SIGNALS: Token = Token(1);
 const FIRST_CONN: usize = 2;
 
 /// Queued output above which a connection is neither answered nor read.
-pub const MAX_QUEUED_OUTPUT: usize = 1 << 20;
+pub(super) const MAX_QUEUED_OUTPUT: usize = 1 << 20;
 
 /// How long a client that closed its sending side has to take its pending
 /// replies before its connection is closed.
-pub const EOF_LINGER: Duration = Duration::from_secs(5);
+pub(super) const EOF_LINGER: Duration = Duration::from_secs(5);
 
 /// Size of the read buffer (one read per wake-up at most this much).
 const READ_BUF: usize = 64 * 1024;
@@ -82,7 +82,7 @@ impl Conn {
 }
 
 /// The server: listener, connections and the driver.
-pub struct Server<B: Backend> {
+pub(super) struct Server<B: Backend> {
     poll: Poll,
     listener: Listener,
     signals: Signals,
@@ -109,7 +109,7 @@ where
     B::Serialization: WireValue,
 {
     /// Registers the listener and the signal handlers.
-    pub fn new(
+    pub(super) fn new(
         driver: Driver<B>,
         mut listener: Listener,
         max_line: usize,
@@ -124,7 +124,7 @@ where
         let mut signals = Signals::new(wanted)?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
-        Ok(Server {
+        Ok(Self {
             poll,
             listener,
             signals,
@@ -143,7 +143,7 @@ where
 
     /// Serves until the broker is idle or a stop signal arrives with no
     /// client holding a network; then releases every network.
-    pub fn run(mut self) -> io::Result<()> {
+    pub(super) fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let stop = loop {
             let deadline = match (self.driver.next_deadline(), self.lingering.front()) {

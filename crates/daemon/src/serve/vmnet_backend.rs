@@ -14,11 +14,11 @@ use super::WireValue;
 
 /// Creates networks with vmnet.
 #[derive(Debug, Default)]
-pub struct VmnetBackend;
+pub(super) struct VmnetBackend;
 
 /// A live vmnet network with its serialization (made once, handed out as
 /// retained copies) and addresses.
-pub struct LiveNetwork {
+pub(super) struct LiveNetwork {
     serialization: XpcObject,
     info: NetworkInfo,
     /// Held only to keep the network alive: dropping it releases the

@@ -37,7 +37,7 @@ type Shared<B> = Arc<Mutex<State<B>>>;
 
 /// Serves on the Mach service `name` until the broker exits. Never returns
 /// on success: the process exits from the queue.
-pub fn serve<B>(name: &str, driver: Driver<B>, ready: Option<ReadyFd>) -> Result<(), String>
+pub(super) fn serve<B>(name: &str, driver: Driver<B>, ready: Option<ReadyFd>) -> Result<(), String>
 where
     B: Backend<Serialization = XpcObject> + Send + 'static,
     B::Network: Send,

@@ -33,7 +33,7 @@ const MAX_CACHED: usize = 4096;
 /// Looks names up with getpwnam_r / getgrnam_r, bounded in time and cached.
 /// Consulted only when a network restricts access.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SystemAccounts;
+pub(crate) struct SystemAccounts;
 
 impl AccountLookup for SystemAccounts {
     fn user_id(&self, name: &str) -> Option<u32> {
@@ -138,7 +138,7 @@ fn lookups() -> &'static Lookups {
 
 impl Lookups {
     fn new(timeout: Duration) -> Self {
-        Lookups {
+        Self {
             timeout,
             state: Arc::default(),
         }

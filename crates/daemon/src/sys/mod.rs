@@ -4,17 +4,14 @@
 mod accounts;
 mod peer;
 
-pub use accounts::SystemAccounts;
-pub use peer::peer_credentials;
+pub(crate) use accounts::SystemAccounts;
+pub(crate) use peer::peer_credentials;
 
-/// The effective user id of this process.
-pub fn effective_uid() -> u32 {
-    nix::unistd::geteuid().as_raw()
-}
+pub(crate) use vmnet_broker_client::effective_uid;
 
 /// Raises the soft limit on open files to the hard limit, so that the broker
 /// can serve many clients. Returns the limit now in force.
-pub fn raise_fd_limit() -> Option<u64> {
+pub(crate) fn raise_fd_limit() -> Option<u64> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
     // macOS refuses values above OPEN_MAX for the soft limit.

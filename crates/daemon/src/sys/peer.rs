@@ -6,7 +6,7 @@ use vmnet_broker_core::broker::ClientCredentials;
 
 /// pid, effective uid and gid of the peer (SO_PEERCRED on Linux).
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub fn peer_credentials(fd: &impl AsFd) -> std::io::Result<ClientCredentials> {
+pub(crate) fn peer_credentials(fd: &impl AsFd) -> std::io::Result<ClientCredentials> {
     use nix::sys::socket::{getsockopt, sockopt::PeerCredentials as Opt};
     let c = getsockopt(fd, Opt).map_err(std::io::Error::from)?;
     Ok(ClientCredentials {
@@ -19,7 +19,7 @@ pub fn peer_credentials(fd: &impl AsFd) -> std::io::Result<ClientCredentials> {
 /// Effective uid and gid of the peer (getpeereid), and its pid
 /// (LOCAL_PEERPID) on Apple systems.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub fn peer_credentials(fd: &impl AsFd) -> std::io::Result<ClientCredentials> {
+pub(crate) fn peer_credentials(fd: &impl AsFd) -> std::io::Result<ClientCredentials> {
     let (uid, gid) = nix::unistd::getpeereid(fd).map_err(std::io::Error::from)?;
     #[cfg(target_vendor = "apple")]
     let pid =
@@ -44,6 +44,6 @@ mod tests {
         assert_eq!(c.uid, nix::unistd::geteuid().as_raw());
         assert_eq!(c.gid, nix::unistd::getegid().as_raw());
         #[cfg(target_os = "linux")]
-        assert_eq!(c.pid, std::process::id() as i32);
+        assert_eq!(c.pid, i32::try_from(std::process::id()).unwrap());
     }
 }

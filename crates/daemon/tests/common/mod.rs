@@ -12,15 +12,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub mod netns;
+pub(crate) mod netns;
 
 /// Path of the binary under test.
-pub fn bin() -> PathBuf {
+pub(crate) fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_vmnet-broker"))
 }
 
 /// A running broker with its own temporary directory, socket and config.
-pub struct Broker {
+pub(crate) struct Broker {
     pub dir: tempfile::TempDir,
     pub socket: PathBuf,
     pub config: PathBuf,
@@ -30,13 +30,13 @@ pub struct Broker {
 
 impl Broker {
     /// A broker with the given config files and extra `serve` arguments.
-    pub fn start(files: &[(&str, &str)], extra: &[&str]) -> Broker {
-        let b = Broker::prepare(files);
+    pub(crate) fn start(files: &[(&str, &str)], extra: &[&str]) -> Self {
+        let b = Self::prepare(files);
         b.spawn(extra)
     }
 
     /// Creates the directory and config files without starting anything.
-    pub fn prepare(files: &[(&str, &str)]) -> Broker {
+    pub(crate) fn prepare(files: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("conf");
         std::fs::create_dir(&config).unwrap();
@@ -44,7 +44,7 @@ impl Broker {
         for (name, body) in files {
             write_config(&config, name, body);
         }
-        Broker {
+        Self {
             socket: dir.path().join("broker.sock"),
             log: dir.path().join("broker.log"),
             config,
@@ -54,13 +54,13 @@ impl Broker {
     }
 
     /// Uses `path` as the socket instead of the default one.
-    pub fn with_socket(mut self, path: PathBuf) -> Broker {
+    pub(crate) fn with_socket(mut self, path: PathBuf) -> Self {
         self.socket = path;
         self
     }
 
     /// Starts `serve` and waits until it serves (`--ready-fd`).
-    pub fn spawn(mut self, extra: &[&str]) -> Broker {
+    pub(crate) fn spawn(mut self, extra: &[&str]) -> Self {
         let log = std::fs::File::create(&self.log).unwrap();
         let mut cmd = Command::new(bin());
         cmd.arg("serve")
@@ -80,17 +80,17 @@ impl Broker {
         self
     }
 
-    pub fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// A raw JSON-lines connection.
-    pub fn connect(&self) -> Conn {
+    pub(crate) fn connect(&self) -> Conn {
         Conn::new(UnixStream::connect(&self.socket).unwrap())
     }
 
     /// Runs a `vmnet-broker` client command against this broker.
-    pub fn cli(&self, args: &[&str]) -> Output {
+    pub(crate) fn cli(&self, args: &[&str]) -> Output {
         Command::new(bin())
             .args(args)
             .arg("--socket")
@@ -102,7 +102,7 @@ impl Broker {
 
     /// Starts `vmnet-broker acquire NAMES --hold` as a separate process and
     /// waits until it has printed one line per network.
-    pub fn hold(&self, names: &[&str]) -> Holder {
+    pub(crate) fn hold(&self, names: &[&str]) -> Holder {
         let mut child = Command::new(bin())
             .arg("acquire")
             .args(names)
@@ -126,14 +126,14 @@ impl Broker {
     }
 
     /// The status report as seen by a fresh connection.
-    pub fn status(&self) -> Value {
+    pub(crate) fn status(&self) -> Value {
         let mut c = self.connect();
         let r = c.request(&serde_json::json!({"command": "status"}));
         r["status"].clone()
     }
 
     /// Holders of `name`, or None if the network is not live.
-    pub fn holders(&self, name: &str) -> Option<u64> {
+    pub(crate) fn holders(&self, name: &str) -> Option<u64> {
         self.status()["networks"]
             .as_array()
             .unwrap()
@@ -143,7 +143,7 @@ impl Broker {
     }
 
     /// Waits until `cond` holds, polling (the broker is asynchronous to us).
-    pub fn wait_for(&self, what: &str, mut cond: impl FnMut(&Broker) -> bool) {
+    pub(crate) fn wait_for(&self, what: &str, mut cond: impl FnMut(&Self) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !cond(self) {
             assert!(
@@ -155,12 +155,12 @@ impl Broker {
         }
     }
 
-    pub fn pid(&self) -> i32 {
-        self.child.as_ref().unwrap().id() as i32
+    pub(crate) fn pid(&self) -> i32 {
+        i32::try_from(self.child.as_ref().unwrap().id()).unwrap()
     }
 
     /// Sends a signal to the broker.
-    pub fn signal(&self, sig: i32) {
+    pub(crate) fn signal(&self, sig: i32) {
         let r = Command::new("kill")
             .arg(format!("-{sig}"))
             .arg(self.pid().to_string())
@@ -171,7 +171,7 @@ impl Broker {
 
     /// Stops the broker with SIGTERM, repeated until it exits (a client
     /// that just closed may still count as connected for a moment).
-    pub fn stop(&mut self) -> ExitStatus {
+    pub(crate) fn stop(&mut self) -> ExitStatus {
         for _ in 0..100 {
             self.signal(15);
             if let Some(status) = self.wait_exit(Duration::from_millis(200)) {
@@ -182,7 +182,7 @@ impl Broker {
     }
 
     /// Waits for the broker to exit on its own.
-    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+    pub(crate) fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + within;
         loop {
             if let Some(s) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -206,27 +206,27 @@ impl Drop for Broker {
 }
 
 /// Writes a config file with safe permissions.
-pub fn write_config(dir: &Path, name: &str, body: &str) {
+pub(crate) fn write_config(dir: &Path, name: &str, body: &str) {
     let p = dir.join(name);
     std::fs::write(&p, body).unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
 }
 
 /// A `vmnet-broker acquire --hold` process.
-pub struct Holder {
+pub(crate) struct Holder {
     pub child: Child,
     /// The JSON line printed for each network.
     pub lines: Vec<Value>,
 }
 
 impl Holder {
-    pub fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         let _ = self.child.kill(); // SIGKILL
         let _ = self.child.wait();
     }
 
     /// Ends the hold by closing its standard input; returns its exit status.
-    pub fn finish(mut self) -> ExitStatus {
+    pub(crate) fn finish(mut self) -> ExitStatus {
         drop(self.child.stdin.take());
         self.child.wait().unwrap()
     }
@@ -240,41 +240,41 @@ impl Drop for Holder {
 }
 
 /// A raw connection speaking JSON lines.
-pub struct Conn {
+pub(crate) struct Conn {
     pub stream: UnixStream,
     reader: BufReader<UnixStream>,
 }
 
 impl Conn {
-    pub fn new(stream: UnixStream) -> Conn {
+    pub(crate) fn new(stream: UnixStream) -> Self {
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();
         let reader = BufReader::new(stream.try_clone().unwrap());
-        Conn { stream, reader }
+        Self { stream, reader }
     }
 
     /// Sends raw bytes (add the newline yourself).
-    pub fn send_raw(&mut self, bytes: &[u8]) {
+    pub(crate) fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).unwrap();
     }
 
     /// Reads one reply line.
-    pub fn read_reply(&mut self) -> Value {
+    pub(crate) fn read_reply(&mut self) -> Value {
         let mut line = String::new();
         self.reader.read_line(&mut line).unwrap();
         assert!(line.ends_with('\n'), "no complete reply line: {line:?}");
         serde_json::from_str(&line).unwrap()
     }
 
-    pub fn request(&mut self, v: &Value) -> Value {
+    pub(crate) fn request(&mut self, v: &Value) -> Value {
         let mut line = serde_json::to_vec(v).unwrap();
         line.push(b'\n');
         self.send_raw(&line);
         self.read_reply()
     }
 
-    pub fn acquire(&mut self, name: &str) -> Value {
+    pub(crate) fn acquire(&mut self, name: &str) -> Value {
         self.request(&serde_json::json!({"command": "acquire", "network_name": name}))
     }
 }

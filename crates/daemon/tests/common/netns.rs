@@ -29,20 +29,20 @@ use super::{Broker, bin};
 
 /// Interfaces and routes to create in a fresh namespace.
 #[derive(Debug, Clone, Default)]
-pub struct NetNs {
+pub(crate) struct NetNs {
     /// Shell commands run in the namespace before the program.
     steps: Vec<String>,
 }
 
 impl NetNs {
     /// An empty namespace (only a loopback interface, down).
-    pub fn new() -> NetNs {
-        NetNs::default()
+    pub(crate) fn new() -> Self {
+        Self::default()
     }
 
     /// An interface `name` that is up, with the addresses given as CIDR
     /// (`192.168.105.1/24`, `fd00:105::1/64`).
-    pub fn interface(mut self, name: &str, addrs: &[&str]) -> NetNs {
+    pub(crate) fn interface(mut self, name: &str, addrs: &[&str]) -> Self {
         assert!(is_simple(name), "interface name {name:?}");
         self.steps.push(format!(
             "{{ ip link add {name} type dummy 2>/dev/null || ip link add {name} type bridge; }}"
@@ -59,14 +59,14 @@ impl NetNs {
 
     /// A route to `dest` (CIDR) through the interface `dev`, without an
     /// address of that network on any interface (a VPN's route, say).
-    pub fn route(mut self, dest: &str, dev: &str) -> NetNs {
+    pub(crate) fn route(mut self, dest: &str, dev: &str) -> Self {
         assert!(is_simple(dest) && is_simple(dev), "route {dest} {dev}");
         self.steps.push(format!("ip route add {dest} dev {dev}"));
         self
     }
 
     /// `program args...` to run inside a new namespace set up as described.
-    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+    pub(crate) fn command(&self, program: impl AsRef<OsStr>) -> Command {
         let mut cmd = Command::new("unshare");
         cmd.arg("--net");
         if !is_root() {
@@ -84,7 +84,7 @@ impl NetNs {
 
     /// Runs `ip ARGS` in a namespace set up like this one and returns its
     /// output (to look at the namespace the way the broker sees it).
-    pub fn ip(&self, args: &[&str]) -> String {
+    pub(crate) fn ip(&self, args: &[&str]) -> String {
         let out = self.command("ip").args(args).output().unwrap();
         assert!(
             out.status.success(),
@@ -121,7 +121,7 @@ fn effective_uid() -> u32 {
 
 /// Whether this machine lets the test make a network namespace with an
 /// interface in it; the reason when not. Probed once.
-pub fn netns_available() -> Result<(), String> {
+pub(crate) fn netns_available() -> Result<(), String> {
     static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
     PROBE
         .get_or_init(|| {
@@ -163,7 +163,7 @@ macro_rules! skip_without_netns {
 impl Broker {
     /// Starts `serve` inside a new network namespace set up by `ns` and
     /// waits until the socket answers.
-    pub fn spawn_in(mut self, ns: &NetNs, extra: &[&str]) -> Broker {
+    pub(crate) fn spawn_in(mut self, ns: &NetNs, extra: &[&str]) -> Self {
         let log = std::fs::File::create(&self.log).unwrap();
         let mut cmd = ns.command(bin());
         cmd.arg("serve")
@@ -194,7 +194,7 @@ impl Broker {
 
     /// Runs `vmnet-broker ARGS` (a client command such as `check`) inside
     /// a namespace set up by `ns`.
-    pub fn cli_in(&self, ns: &NetNs, args: &[&str]) -> std::process::Output {
+    pub(crate) fn cli_in(&self, ns: &NetNs, args: &[&str]) -> std::process::Output {
         ns.command(bin())
             .args(args)
             .stdin(Stdio::null())

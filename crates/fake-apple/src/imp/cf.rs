@@ -28,13 +28,13 @@ pub(crate) fn get(p: *const c_void, func: &str) -> &'static CfObj {
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn CFRetain(cf: *const c_void) -> *const c_void {
+pub(crate) unsafe extern "C" fn CFRetain(cf: *const c_void) -> *const c_void {
     get(cf, "CFRetain").rc.fetch_add(1, Ordering::Relaxed);
     cf
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn CFRelease(cf: *const c_void) {
+pub(crate) unsafe extern "C" fn CFRelease(cf: *const c_void) {
     let o = get(cf, "CFRelease");
     if o.rc.fetch_sub(1, Ordering::AcqRel) != 1 {
         return;

@@ -79,8 +79,8 @@ enum Event {
 unsafe impl Send for Event {}
 
 impl Conn {
-    fn new(role: Role, name: String, queue: usize) -> Conn {
-        Conn {
+    fn new(role: Role, name: String, queue: usize) -> Self {
+        Self {
             role,
             name,
             xobj: AtomicUsize::new(0),
@@ -340,6 +340,7 @@ fn peer_creds(s: &UnixStream) -> (i32, u32, u32) {
         uid: 0,
         gid: 0,
     };
+    #[allow(clippy::cast_possible_truncation, reason = "a ucred is 12 bytes")]
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
     // SAFETY: a connected Unix socket and a correctly sized out buffer.
     let rc = unsafe {
@@ -486,7 +487,7 @@ fn spawn_reader(c: &Arc<Conn>, mut stream: UnixStream) {
 // ----- The C functions -----
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_connection_create_mach_service(
+pub(crate) unsafe extern "C" fn xpc_connection_create_mach_service(
     name: *const c_char,
     targetq: DPtr,
     flags: u64,
@@ -517,7 +518,7 @@ pub unsafe extern "C" fn xpc_connection_create_mach_service(
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_connection_set_target_queue(connection: XPtr, targetq: DPtr) {
+pub(crate) unsafe extern "C" fn xpc_connection_set_target_queue(connection: XPtr, targetq: DPtr) {
     let c = conn(connection, "xpc_connection_set_target_queue");
     let new = if targetq.is_null() {
         0
@@ -532,7 +533,7 @@ pub unsafe extern "C" fn xpc_connection_set_target_queue(connection: XPtr, targe
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_connection_set_event_handler(
+pub(crate) unsafe extern "C" fn xpc_connection_set_event_handler(
     connection: XPtr,
     handler: *const Block<dyn Fn(XPtr)>,
 ) {
@@ -544,7 +545,7 @@ pub unsafe extern "C" fn xpc_connection_set_event_handler(
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_connection_activate(connection: XPtr) {
+pub(crate) unsafe extern "C" fn xpc_connection_activate(connection: XPtr) {
     let c = conn(connection, "xpc_connection_activate");
     let (cancelled, stream) = {
         let mut st = lock(&c.st);
@@ -589,13 +590,13 @@ pub unsafe extern "C" fn xpc_connection_activate(connection: XPtr) {
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_connection_resume(connection: XPtr) {
+pub(crate) unsafe extern "C" fn xpc_connection_resume(connection: XPtr) {
     // SAFETY: same contract; the fake has no suspend count.
     unsafe { xpc_connection_activate(connection) }
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_connection_cancel(connection: XPtr) {
+pub(crate) unsafe extern "C" fn xpc_connection_cancel(connection: XPtr) {
     let c = conn(connection, "xpc_connection_cancel");
     {
         let mut st = lock(&c.st);
@@ -637,7 +638,7 @@ fn require_dictionary(message: XPtr, func: &str) -> &'static Dict {
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_connection_send_message(connection: XPtr, message: XPtr) {
+pub(crate) unsafe extern "C" fn xpc_connection_send_message(connection: XPtr, message: XPtr) {
     let c = conn(connection, "xpc_connection_send_message");
     let d = require_dictionary(message, "xpc_connection_send_message");
     let (kind, id) = match d.reply_to {
@@ -662,7 +663,7 @@ pub unsafe extern "C" fn xpc_connection_send_message(connection: XPtr, message: 
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_connection_send_message_with_reply_sync(
+pub(crate) unsafe extern "C" fn xpc_connection_send_message_with_reply_sync(
     connection: XPtr,
     message: XPtr,
 ) -> XPtr {
@@ -721,16 +722,16 @@ pub unsafe extern "C" fn xpc_connection_send_message_with_reply_sync(
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_connection_get_pid(connection: XPtr) -> libc::pid_t {
+pub(crate) unsafe extern "C" fn xpc_connection_get_pid(connection: XPtr) -> libc::pid_t {
     lock(&conn(connection, "xpc_connection_get_pid").creds).0
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_connection_get_euid(connection: XPtr) -> libc::uid_t {
+pub(crate) unsafe extern "C" fn xpc_connection_get_euid(connection: XPtr) -> libc::uid_t {
     lock(&conn(connection, "xpc_connection_get_euid").creds).1
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_connection_get_egid(connection: XPtr) -> libc::gid_t {
+pub(crate) unsafe extern "C" fn xpc_connection_get_egid(connection: XPtr) -> libc::gid_t {
     lock(&conn(connection, "xpc_connection_get_egid").creds).2
 }

@@ -38,7 +38,7 @@ impl<F: ?Sized> SendBlock<F> {
 }
 impl<F: ?Sized> Clone for SendBlock<F> {
     fn clone(&self) -> Self {
-        SendBlock(self.0.clone())
+        Self(self.0.clone())
     }
 }
 
@@ -57,16 +57,16 @@ pub(crate) unsafe fn copy_block<F: ?Sized + block2::BlockFn>(
 /// `dispatch_source_type_s`: only the address matters.
 #[repr(C)]
 #[derive(Debug)]
-pub struct DispatchSourceType {
+pub(crate) struct DispatchSourceType {
     _tag: u8,
 }
 
 /// `DISPATCH_SOURCE_TYPE_SIGNAL`.
 #[unsafe(no_mangle)]
-pub static _dispatch_source_type_signal: DispatchSourceType = DispatchSourceType { _tag: 1 };
+pub(crate) static _dispatch_source_type_signal: DispatchSourceType = DispatchSourceType { _tag: 1 };
 /// `DISPATCH_SOURCE_TYPE_TIMER`.
 #[unsafe(no_mangle)]
-pub static _dispatch_source_type_timer: DispatchSourceType = DispatchSourceType { _tag: 2 };
+pub(crate) static _dispatch_source_type_timer: DispatchSourceType = DispatchSourceType { _tag: 2 };
 
 struct DObj {
     rc: AtomicUsize,
@@ -210,7 +210,10 @@ pub(crate) fn new_queue(label: &str) -> usize {
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn dispatch_queue_create(label: *const c_char, attr: *const c_void) -> DPtr {
+pub(crate) unsafe extern "C" fn dispatch_queue_create(
+    label: *const c_char,
+    attr: *const c_void,
+) -> DPtr {
     if !attr.is_null() {
         violation(
             "dispatch_queue_create: the fake implements serial queues only (attr must be NULL)",
@@ -228,17 +231,17 @@ pub unsafe extern "C" fn dispatch_queue_create(label: *const c_char, attr: *cons
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn dispatch_retain(object: DPtr) {
+pub(crate) unsafe extern "C" fn dispatch_retain(object: DPtr) {
     retain(object);
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn dispatch_release(object: DPtr) {
+pub(crate) unsafe extern "C" fn dispatch_release(object: DPtr) {
     release(object);
 }
 
 #[unsafe(no_mangle)]
-pub extern "C" fn dispatch_main() -> ! {
+pub(crate) extern "C" fn dispatch_main() -> ! {
     loop {
         std::thread::park();
     }
@@ -256,7 +259,7 @@ const FOREVER: u64 = !0;
 /// Fake dispatch times are nanoseconds since a process epoch, plus one (0
 /// is `DISPATCH_TIME_NOW`).
 #[unsafe(no_mangle)]
-pub extern "C" fn dispatch_time(when: u64, delta: i64) -> u64 {
+pub(crate) extern "C" fn dispatch_time(when: u64, delta: i64) -> u64 {
     if when == FOREVER {
         return FOREVER;
     }
@@ -287,7 +290,7 @@ fn source(p: DPtr, func: &str) -> &'static Arc<Source> {
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn dispatch_source_create(
+pub(crate) unsafe extern "C" fn dispatch_source_create(
     kind: *const DispatchSourceType,
     handle: usize,
     mask: usize,
@@ -328,7 +331,7 @@ pub unsafe extern "C" fn dispatch_source_create(
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn dispatch_source_set_event_handler(
+pub(crate) unsafe extern "C" fn dispatch_source_set_event_handler(
     src: DPtr,
     handler: *const Block<dyn Fn()>,
 ) {
@@ -339,7 +342,7 @@ pub unsafe extern "C" fn dispatch_source_set_event_handler(
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn dispatch_activate(object: DPtr) {
+pub(crate) unsafe extern "C" fn dispatch_activate(object: DPtr) {
     if let DKind::Source(s) = &dobj(object, "dispatch_activate").kind {
         let was = std::mem::replace(&mut lock(&s.st).active, true);
         if !was {
@@ -352,13 +355,13 @@ pub unsafe extern "C" fn dispatch_activate(object: DPtr) {
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn dispatch_resume(object: DPtr) {
+pub(crate) unsafe extern "C" fn dispatch_resume(object: DPtr) {
     // SAFETY: same contract.
     unsafe { dispatch_activate(object) }
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn dispatch_source_cancel(src: DPtr) {
+pub(crate) unsafe extern "C" fn dispatch_source_cancel(src: DPtr) {
     let s = source(src, "dispatch_source_cancel");
     let handler = {
         let mut st = lock(&s.st);
@@ -370,7 +373,7 @@ pub unsafe extern "C" fn dispatch_source_cancel(src: DPtr) {
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn dispatch_source_set_timer(
+pub(crate) unsafe extern "C" fn dispatch_source_set_timer(
     src: DPtr,
     start: u64,
     interval: u64,
@@ -482,7 +485,7 @@ static SIGNAL_PIPE: OnceLock<[c_int; 2]> = OnceLock::new();
 
 extern "C" fn on_signal(sig: c_int) {
     if let Some(fds) = SIGNAL_PIPE.get() {
-        let b = sig as u8;
+        let b = u8::try_from(sig).unwrap_or(0);
         // SAFETY: write(2) is async-signal-safe; one byte from a local.
         unsafe { libc::write(fds[1], (&raw const b).cast(), 1) };
     }
@@ -520,15 +523,17 @@ fn catch_signal(sig: c_int) {
         fds
     });
     let _ = fds;
-    // SAFETY: a zeroed sigaction with our async-signal-safe handler; the
-    // signal number was checked by dispatch_source_create.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_signal as extern "C" fn(c_int) as usize;
-        sa.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut sa.sa_mask);
-        libc::sigaction(sig, &sa, std::ptr::null_mut());
-    }
+    // SAFETY: sigaction is plain data; all zeroes is a valid value (no
+    // handler, no flags, an empty-or-garbage mask set just below).
+    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+    sa.sa_sigaction = on_signal as extern "C" fn(c_int) as usize;
+    sa.sa_flags = libc::SA_RESTART;
+    // SAFETY: a valid, exclusively borrowed sigset_t.
+    unsafe { libc::sigemptyset(&mut sa.sa_mask) };
+    // SAFETY: a fully initialized sigaction with our async-signal-safe
+    // handler; the signal number was checked by dispatch_source_create;
+    // the old action is not wanted (NULL is allowed).
+    unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) };
 }
 
 /// For the leak report.

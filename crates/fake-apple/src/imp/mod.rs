@@ -30,10 +30,10 @@ pub(crate) enum Family {
 impl Family {
     fn name(self) -> &'static str {
         match self {
-            Family::Xpc => "XPC object",
-            Family::Dispatch => "dispatch object",
-            Family::Cf => "Core Foundation object",
-            Family::Interface => "vmnet interface",
+            Self::Xpc => "XPC object",
+            Self::Dispatch => "dispatch object",
+            Self::Cf => "Core Foundation object",
+            Self::Interface => "vmnet interface",
         }
     }
 }

@@ -63,8 +63,8 @@ pub(crate) enum CfBody {
 impl CfBody {
     pub(crate) fn describe(&self) -> String {
         match self {
-            CfBody::Config(_) => "vmnet network configuration".into(),
-            CfBody::Network(n) => format!(
+            Self::Config(_) => "vmnet network configuration".into(),
+            Self::Network(n) => format!(
                 "vmnet network {}/{} ({})",
                 Ipv4Addr::from(n.net),
                 n.mask.count_ones(),
@@ -116,7 +116,7 @@ fn read_in_addr(p: *const libc::in_addr, func: &str) -> u32 {
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn vmnet_network_configuration_create(
+pub(crate) unsafe extern "C" fn vmnet_network_configuration_create(
     mode: u32,
     status: *mut u32,
 ) -> *mut c_void {
@@ -132,7 +132,7 @@ pub unsafe extern "C" fn vmnet_network_configuration_create(
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn vmnet_network_configuration_set_external_interface(
+pub(crate) unsafe extern "C" fn vmnet_network_configuration_set_external_interface(
     c: *mut c_void,
     name: *const c_char,
 ) -> u32 {
@@ -155,7 +155,7 @@ pub unsafe extern "C" fn vmnet_network_configuration_set_external_interface(
 macro_rules! disable {
     ($($f:ident => $what:literal;)*) => {$(
         #[unsafe(no_mangle)]
-        pub unsafe extern "C" fn $f(c: *mut c_void) {
+        pub(crate) unsafe extern "C" fn $f(c: *mut c_void) {
             lock(config(c, stringify!($f))).disabled.push($what);
         }
     )*};
@@ -170,7 +170,7 @@ disable! {
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn vmnet_network_configuration_set_ipv4_subnet(
+pub(crate) unsafe extern "C" fn vmnet_network_configuration_set_ipv4_subnet(
     c: *mut c_void,
     addr: *const libc::in_addr,
     mask: *const libc::in_addr,
@@ -193,7 +193,7 @@ pub unsafe extern "C" fn vmnet_network_configuration_set_ipv4_subnet(
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn vmnet_network_configuration_set_ipv6_prefix(
+pub(crate) unsafe extern "C" fn vmnet_network_configuration_set_ipv6_prefix(
     c: *mut c_void,
     prefix: *const libc::in6_addr,
     len: u8,
@@ -209,7 +209,10 @@ pub unsafe extern "C" fn vmnet_network_configuration_set_ipv6_prefix(
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn vmnet_network_configuration_set_mtu(c: *mut c_void, mtu: u32) -> u32 {
+pub(crate) unsafe extern "C" fn vmnet_network_configuration_set_mtu(
+    c: *mut c_void,
+    mtu: u32,
+) -> u32 {
     let cfg = config(c, "vmnet_network_configuration_set_mtu");
     // The range our configuration documents (IPv6 minimum to 16-bit max).
     if !(1280..=65535).contains(&mtu) {
@@ -220,7 +223,7 @@ pub unsafe extern "C" fn vmnet_network_configuration_set_mtu(c: *mut c_void, mtu
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn vmnet_network_configuration_add_dhcp_reservation(
+pub(crate) unsafe extern "C" fn vmnet_network_configuration_add_dhcp_reservation(
     c: *mut c_void,
     client: *const [u8; 6],
     reservation: *const libc::in_addr,
@@ -246,7 +249,7 @@ pub unsafe extern "C" fn vmnet_network_configuration_add_dhcp_reservation(
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn vmnet_network_configuration_add_port_forwarding_rule(
+pub(crate) unsafe extern "C" fn vmnet_network_configuration_add_port_forwarding_rule(
     c: *mut c_void,
     protocol: u8,
     family: libc::sa_family_t,
@@ -287,7 +290,10 @@ fn random_ula() -> [u8; 16] {
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn vmnet_network_create(c: *mut c_void, status: *mut u32) -> *mut c_void {
+pub(crate) unsafe extern "C" fn vmnet_network_create(
+    c: *mut c_void,
+    status: *mut u32,
+) -> *mut c_void {
     let cfg = lock(config(c, "vmnet_network_create"));
     let mut allocated = lock(&ALLOCATED);
     let (net, mask) = match cfg.ipv4 {
@@ -356,13 +362,13 @@ fn set_str(d: XPtr, key: &CStr, v: &str) {
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn vmnet_network_copy_serialization(
+pub(crate) unsafe extern "C" fn vmnet_network_copy_serialization(
     n: *mut c_void,
     status: *mut u32,
 ) -> XPtr {
     let n = network(n, "vmnet_network_copy_serialization");
     let d = xalloc(Body::Dict(Dict::default()));
-    set_i64(d, KEY_ID, n.id as i64);
+    set_i64(d, KEY_ID, i64::try_from(n.id).unwrap_or(i64::MAX));
     set_i64(d, KEY_MODE, i64::from(n.mode));
     set_str(d, KEY_NET, &Ipv4Addr::from(n.net).to_string());
     set_str(d, KEY_MASK, &Ipv4Addr::from(n.mask).to_string());
@@ -413,7 +419,7 @@ fn parse_serialization(d: XPtr) -> Option<Network> {
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn vmnet_network_create_with_serialization(
+pub(crate) unsafe extern "C" fn vmnet_network_create_with_serialization(
     s: XPtr,
     status: *mut u32,
 ) -> *mut c_void {
@@ -430,7 +436,7 @@ pub unsafe extern "C" fn vmnet_network_create_with_serialization(
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn vmnet_network_get_ipv4_subnet(
+pub(crate) unsafe extern "C" fn vmnet_network_get_ipv4_subnet(
     n: *mut c_void,
     subnet: *mut libc::in_addr,
     mask: *mut libc::in_addr,
@@ -439,15 +445,14 @@ pub unsafe extern "C" fn vmnet_network_get_ipv4_subnet(
     if subnet.is_null() || mask.is_null() {
         violation("vmnet_network_get_ipv4_subnet was given a NULL out pointer");
     }
-    // SAFETY: non-NULL out pointers per the prototype.
-    unsafe {
-        (*subnet).s_addr = n.net.to_be();
-        (*mask).s_addr = n.mask.to_be();
-    }
+    // SAFETY: non-NULL, and writable per the prototype.
+    unsafe { (*subnet).s_addr = n.net.to_be() };
+    // SAFETY: as for `subnet`.
+    unsafe { (*mask).s_addr = n.mask.to_be() };
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn vmnet_network_get_ipv6_prefix(
+pub(crate) unsafe extern "C" fn vmnet_network_get_ipv6_prefix(
     n: *mut c_void,
     prefix: *mut libc::in6_addr,
     len: *mut u8,
@@ -456,11 +461,10 @@ pub unsafe extern "C" fn vmnet_network_get_ipv6_prefix(
     if prefix.is_null() || len.is_null() {
         violation("vmnet_network_get_ipv6_prefix was given a NULL out pointer");
     }
-    // SAFETY: non-NULL out pointers per the prototype.
-    unsafe {
-        (*prefix).s6_addr = n.prefix;
-        *len = n.prefix_len;
-    }
+    // SAFETY: non-NULL, and writable per the prototype.
+    unsafe { (*prefix).s6_addr = n.prefix };
+    // SAFETY: as for `prefix`.
+    unsafe { *len = n.prefix_len };
 }
 
 struct Interface {
@@ -468,7 +472,7 @@ struct Interface {
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn vmnet_interface_start_with_network(
+pub(crate) unsafe extern "C" fn vmnet_interface_start_with_network(
     n: *mut c_void,
     desc: XPtr,
     queue: DPtr,
@@ -514,7 +518,7 @@ pub unsafe extern "C" fn vmnet_interface_start_with_network(
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn vmnet_stop_interface(
+pub(crate) unsafe extern "C" fn vmnet_stop_interface(
     interface: *mut c_void,
     queue: DPtr,
     block: *const Block<dyn Fn(u32)>,

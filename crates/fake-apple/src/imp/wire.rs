@@ -44,7 +44,7 @@ pub(crate) fn encode(p: XPtr, out: &mut Vec<u8>) {
         Body::Array(a) => {
             let items = super::lock(a).clone();
             out.push(6);
-            out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+            out.extend_from_slice(&len32(items.len()));
             for v in items {
                 encode(v as XPtr, out);
             }
@@ -52,7 +52,7 @@ pub(crate) fn encode(p: XPtr, out: &mut Vec<u8>) {
         Body::Dict(d) => {
             let items = super::lock(&d.entries).clone();
             out.push(7);
-            out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+            out.extend_from_slice(&len32(items.len()));
             for (k, v) in items {
                 bytes(k.as_bytes(), out);
                 encode(v as XPtr, out);
@@ -65,8 +65,15 @@ pub(crate) fn encode(p: XPtr, out: &mut Vec<u8>) {
     }
 }
 
+/// A length as the wire's little-endian u32. Nothing the fakes send comes
+/// near 4 GiB; a longer one is written as u32::MAX, more bytes than follow,
+/// so the reader fails instead of misreading.
+fn len32(n: usize) -> [u8; 4] {
+    u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes()
+}
+
 fn bytes(b: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(&len32(b.len()));
     out.extend_from_slice(b);
 }
 
@@ -162,7 +169,7 @@ fn value(r: &mut Reader<'_>) -> Option<XPtr> {
 
 pub(crate) fn write_frame(w: &mut impl Write, kind: u8, id: u64, payload: &[u8]) -> io::Result<()> {
     let mut f = Vec::with_capacity(13 + payload.len());
-    f.extend_from_slice(&((payload.len() + 9) as u32).to_le_bytes());
+    f.extend_from_slice(&len32(payload.len() + 9));
     f.push(kind);
     f.extend_from_slice(&id.to_le_bytes());
     f.extend_from_slice(payload);

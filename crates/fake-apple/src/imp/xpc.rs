@@ -15,7 +15,7 @@ pub(crate) type XPtr = *mut c_void;
 /// A type descriptor (`_xpc_type_*`): only its address and name matter.
 #[repr(C)]
 #[derive(Debug)]
-pub struct XpcTypeObject {
+pub(crate) struct XpcTypeObject {
     name: *const c_char,
 }
 
@@ -27,7 +27,7 @@ macro_rules! xpc_types {
         $(
             /// An `XPC_TYPE_*` descriptor.
             #[unsafe(no_mangle)]
-            pub static $sym: XpcTypeObject = XpcTypeObject { name: concat!($name, "\0").as_ptr().cast() };
+            pub(crate) static $sym: XpcTypeObject = XpcTypeObject { name: concat!($name, "\0").as_ptr().cast() };
         )*
         fn is_type_object(t: *const XpcTypeObject) -> bool {
             $( std::ptr::eq(t, &raw const $sym) )||*
@@ -58,7 +58,7 @@ xpc_types! {
 /// dictionary holding only a description.
 #[repr(C)]
 #[derive(Debug)]
-pub struct XpcErrorObject {
+pub(crate) struct XpcErrorObject {
     description: *const c_char,
 }
 
@@ -67,30 +67,31 @@ unsafe impl Sync for XpcErrorObject {}
 
 /// `XPC_ERROR_CONNECTION_INTERRUPTED`.
 #[unsafe(no_mangle)]
-pub static _xpc_error_connection_interrupted: XpcErrorObject = XpcErrorObject {
+pub(crate) static _xpc_error_connection_interrupted: XpcErrorObject = XpcErrorObject {
     description: c"Connection interrupted".as_ptr(),
 };
 /// `XPC_ERROR_CONNECTION_INVALID`.
 #[unsafe(no_mangle)]
-pub static _xpc_error_connection_invalid: XpcErrorObject = XpcErrorObject {
+pub(crate) static _xpc_error_connection_invalid: XpcErrorObject = XpcErrorObject {
     description: c"Connection invalid".as_ptr(),
 };
 /// `XPC_ERROR_TERMINATION_IMMINENT`.
 #[unsafe(no_mangle)]
-pub static _xpc_error_termination_imminent: XpcErrorObject = XpcErrorObject {
+pub(crate) static _xpc_error_termination_imminent: XpcErrorObject = XpcErrorObject {
     description: c"Termination imminent".as_ptr(),
 };
 
 /// A `const char *` that may live in a static.
 #[repr(transparent)]
 #[derive(Debug)]
-pub struct StaticStr(*const c_char);
+pub(crate) struct StaticStr(*const c_char);
 // SAFETY: points to a static NUL-terminated string.
 unsafe impl Sync for StaticStr {}
 
 /// `XPC_ERROR_KEY_DESCRIPTION`: the value of this static is the key.
 #[unsafe(no_mangle)]
-pub static _xpc_error_key_description: StaticStr = StaticStr(c"XPCErrorDescription".as_ptr());
+pub(crate) static _xpc_error_key_description: StaticStr =
+    StaticStr(c"XPCErrorDescription".as_ptr());
 
 pub(crate) fn invalid() -> XPtr {
     (&raw const _xpc_error_connection_invalid).cast_mut().cast()
@@ -155,8 +156,8 @@ impl Dict {
         remote: usize,
         reply_id: Option<u64>,
         reply_to: Option<(usize, u64)>,
-    ) -> Dict {
-        Dict {
+    ) -> Self {
+        Self {
             entries: Mutex::default(),
             remote,
             reply_id: Mutex::new(reply_id),
@@ -281,12 +282,12 @@ pub(crate) fn dict_set(p: XPtr, key: &CStr, value: XPtr, func: &str) {
 // ----- Object protocol -----
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_retain(object: XPtr) -> XPtr {
+pub(crate) unsafe extern "C" fn xpc_retain(object: XPtr) -> XPtr {
     retain(object)
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_release(object: XPtr) {
+pub(crate) unsafe extern "C" fn xpc_release(object: XPtr) {
     release(object)
 }
 
@@ -308,12 +309,12 @@ pub(crate) fn type_of(p: XPtr) -> *const XpcTypeObject {
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_get_type(object: XPtr) -> *const XpcTypeObject {
+pub(crate) unsafe extern "C" fn xpc_get_type(object: XPtr) -> *const XpcTypeObject {
     type_of(object)
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_type_get_name(kind: *const XpcTypeObject) -> *const c_char {
+pub(crate) unsafe extern "C" fn xpc_type_get_name(kind: *const XpcTypeObject) -> *const c_char {
     if !is_type_object(kind) {
         violation("xpc_type_get_name was given something that is not an XPC type");
     }
@@ -362,7 +363,7 @@ fn describe_value(p: XPtr, depth: usize) -> String {
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_copy_description(object: XPtr) -> *mut c_char {
+pub(crate) unsafe extern "C" fn xpc_copy_description(object: XPtr) -> *mut c_char {
     let text = describe_value(object, 0).replace('\0', " ");
     let c = CString::new(text).unwrap_or_default();
     // SAFETY: a valid C string; strdup returns malloc'd memory the caller
@@ -373,63 +374,63 @@ pub unsafe extern "C" fn xpc_copy_description(object: XPtr) -> *mut c_char {
 // ----- Scalars -----
 
 #[unsafe(no_mangle)]
-pub extern "C" fn xpc_null_create() -> XPtr {
+pub(crate) extern "C" fn xpc_null_create() -> XPtr {
     alloc(Body::Null)
 }
 #[unsafe(no_mangle)]
-pub extern "C" fn xpc_bool_create(value: bool) -> XPtr {
+pub(crate) extern "C" fn xpc_bool_create(value: bool) -> XPtr {
     alloc(Body::Bool(value))
 }
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_bool_get_value(x: XPtr) -> bool {
+pub(crate) unsafe extern "C" fn xpc_bool_get_value(x: XPtr) -> bool {
     matches!(obj(x, "xpc_bool_get_value").body, Body::Bool(true))
 }
 #[unsafe(no_mangle)]
-pub extern "C" fn xpc_int64_create(value: i64) -> XPtr {
+pub(crate) extern "C" fn xpc_int64_create(value: i64) -> XPtr {
     alloc(Body::Int64(value))
 }
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_int64_get_value(x: XPtr) -> i64 {
+pub(crate) unsafe extern "C" fn xpc_int64_get_value(x: XPtr) -> i64 {
     match obj(x, "xpc_int64_get_value").body {
         Body::Int64(v) => v,
         _ => 0,
     }
 }
 #[unsafe(no_mangle)]
-pub extern "C" fn xpc_uint64_create(value: u64) -> XPtr {
+pub(crate) extern "C" fn xpc_uint64_create(value: u64) -> XPtr {
     alloc(Body::UInt64(value))
 }
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_uint64_get_value(x: XPtr) -> u64 {
+pub(crate) unsafe extern "C" fn xpc_uint64_get_value(x: XPtr) -> u64 {
     match obj(x, "xpc_uint64_get_value").body {
         Body::UInt64(v) => v,
         _ => 0,
     }
 }
 #[unsafe(no_mangle)]
-pub extern "C" fn xpc_double_create(value: f64) -> XPtr {
+pub(crate) extern "C" fn xpc_double_create(value: f64) -> XPtr {
     alloc(Body::Double(value))
 }
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_double_get_value(x: XPtr) -> f64 {
+pub(crate) unsafe extern "C" fn xpc_double_get_value(x: XPtr) -> f64 {
     match obj(x, "xpc_double_get_value").body {
         Body::Double(v) => v,
         _ => f64::NAN,
     }
 }
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_string_create(string: *const c_char) -> XPtr {
+pub(crate) unsafe extern "C" fn xpc_string_create(string: *const c_char) -> XPtr {
     alloc(Body::Str(cstr(string, "xpc_string_create").to_owned()))
 }
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_string_get_length(x: XPtr) -> usize {
+pub(crate) unsafe extern "C" fn xpc_string_get_length(x: XPtr) -> usize {
     match &obj(x, "xpc_string_get_length").body {
         Body::Str(s) => s.as_bytes().len(),
         _ => 0,
     }
 }
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_string_get_string_ptr(x: XPtr) -> *const c_char {
+pub(crate) unsafe extern "C" fn xpc_string_get_string_ptr(x: XPtr) -> *const c_char {
     match &obj(x, "xpc_string_get_string_ptr").body {
         Body::Str(s) => s.as_ptr(),
         _ => std::ptr::null(),
@@ -439,17 +440,20 @@ pub unsafe extern "C" fn xpc_string_get_string_ptr(x: XPtr) -> *const c_char {
 // ----- Arrays -----
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_array_create(objects: *const XPtr, count: usize) -> XPtr {
+pub(crate) unsafe extern "C" fn xpc_array_create(objects: *const XPtr, count: usize) -> XPtr {
     let mut items = Vec::with_capacity(count);
     for i in 0..count {
-        // SAFETY: the caller passes `count` valid objects (xpc.h).
-        let v = unsafe { *objects.add(i) };
+        // SAFETY: the caller passes an array of `count` objects (xpc.h), so
+        // `objects + i` stays inside it.
+        let p = unsafe { objects.add(i) };
+        // SAFETY: `p` points to one of the caller's objects, readable.
+        let v = unsafe { p.read() };
         items.push(retain(v) as usize);
     }
     alloc(Body::Array(Mutex::new(items)))
 }
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_array_append_value(xarray: XPtr, value: XPtr) {
+pub(crate) unsafe extern "C" fn xpc_array_append_value(xarray: XPtr, value: XPtr) {
     let Body::Array(a) = &obj(xarray, "xpc_array_append_value").body else {
         violation("xpc_array_append_value was given an object that is not an array");
     };
@@ -457,14 +461,14 @@ pub unsafe extern "C" fn xpc_array_append_value(xarray: XPtr, value: XPtr) {
     lock(a).push(value as usize);
 }
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_array_get_count(xarray: XPtr) -> usize {
+pub(crate) unsafe extern "C" fn xpc_array_get_count(xarray: XPtr) -> usize {
     match &obj(xarray, "xpc_array_get_count").body {
         Body::Array(a) => lock(a).len(),
         _ => 0,
     }
 }
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_array_get_value(xarray: XPtr, index: usize) -> XPtr {
+pub(crate) unsafe extern "C" fn xpc_array_get_value(xarray: XPtr, index: usize) -> XPtr {
     let Body::Array(a) = &obj(xarray, "xpc_array_get_value").body else {
         violation("xpc_array_get_value was given an object that is not an array");
     };
@@ -480,15 +484,22 @@ pub unsafe extern "C" fn xpc_array_get_value(xarray: XPtr, index: usize) -> XPtr
 // ----- Dictionaries -----
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_dictionary_create(
+pub(crate) unsafe extern "C" fn xpc_dictionary_create(
     keys: *const *const c_char,
     values: *const XPtr,
     count: usize,
 ) -> XPtr {
     let d = alloc(Body::Dict(Dict::default()));
     for i in 0..count {
-        // SAFETY: the caller passes `count` keys and values (xpc.h).
-        let (k, v) = unsafe { (*keys.add(i), *values.add(i)) };
+        // SAFETY: the caller passes an array of `count` keys (xpc.h), so
+        // `keys + i` stays inside it.
+        let kp = unsafe { keys.add(i) };
+        // SAFETY: likewise an array of `count` values.
+        let vp = unsafe { values.add(i) };
+        // SAFETY: `kp` points to one of the caller's keys, readable.
+        let k = unsafe { kp.read() };
+        // SAFETY: `vp` points to one of the caller's values, readable.
+        let v = unsafe { vp.read() };
         dict_set(
             d,
             cstr(k, "xpc_dictionary_create"),
@@ -500,7 +511,7 @@ pub unsafe extern "C" fn xpc_dictionary_create(
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_dictionary_create_reply(original: XPtr) -> XPtr {
+pub(crate) unsafe extern "C" fn xpc_dictionary_create_reply(original: XPtr) -> XPtr {
     let Some(d) = dict(original, "xpc_dictionary_create_reply") else {
         return std::ptr::null_mut();
     };
@@ -512,7 +523,11 @@ pub unsafe extern "C" fn xpc_dictionary_create_reply(original: XPtr) -> XPtr {
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_dictionary_set_value(xdict: XPtr, key: *const c_char, value: XPtr) {
+pub(crate) unsafe extern "C" fn xpc_dictionary_set_value(
+    xdict: XPtr,
+    key: *const c_char,
+    value: XPtr,
+) {
     dict_set(
         xdict,
         cstr(key, "xpc_dictionary_set_value"),
@@ -522,12 +537,12 @@ pub unsafe extern "C" fn xpc_dictionary_set_value(xdict: XPtr, key: *const c_cha
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_dictionary_get_value(xdict: XPtr, key: *const c_char) -> XPtr {
+pub(crate) unsafe extern "C" fn xpc_dictionary_get_value(xdict: XPtr, key: *const c_char) -> XPtr {
     dict_get(xdict, key, "xpc_dictionary_get_value").map_or(std::ptr::null_mut(), |v| v as XPtr)
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_dictionary_get_count(xdict: XPtr) -> usize {
+pub(crate) unsafe extern "C" fn xpc_dictionary_get_count(xdict: XPtr) -> usize {
     dict(xdict, "xpc_dictionary_get_count").map_or(0, |d| lock(&d.entries).len())
 }
 
@@ -535,7 +550,7 @@ pub unsafe extern "C" fn xpc_dictionary_get_count(xdict: XPtr) -> usize {
 /// has no block encoding of its own).
 #[repr(transparent)]
 #[derive(Debug, Clone, Copy)]
-pub struct CBool(bool);
+pub(crate) struct CBool(bool);
 
 // SAFETY: repr(transparent) over bool, which has the layout of C99 _Bool
 // ("B" encoding).
@@ -546,7 +561,7 @@ unsafe impl objc2::encode::Encode for CBool {
 type Applier = Block<dyn Fn(*const c_char, XPtr) -> CBool>;
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_dictionary_apply(xdict: XPtr, applier: &Applier) -> bool {
+pub(crate) unsafe extern "C" fn xpc_dictionary_apply(xdict: XPtr, applier: &Applier) -> bool {
     let Some(d) = dict(xdict, "xpc_dictionary_apply") else {
         return true;
     };
@@ -570,13 +585,17 @@ pub unsafe extern "C" fn xpc_dictionary_apply(xdict: XPtr, applier: &Applier) ->
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_dictionary_get_remote_connection(xdict: XPtr) -> XPtr {
+pub(crate) unsafe extern "C" fn xpc_dictionary_get_remote_connection(xdict: XPtr) -> XPtr {
     dict(xdict, "xpc_dictionary_get_remote_connection")
         .map_or(std::ptr::null_mut(), |d| d.remote as XPtr)
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_dictionary_set_bool(xdict: XPtr, key: *const c_char, value: bool) {
+pub(crate) unsafe extern "C" fn xpc_dictionary_set_bool(
+    xdict: XPtr,
+    key: *const c_char,
+    value: bool,
+) {
     let v = alloc(Body::Bool(value));
     dict_set(
         xdict,
@@ -588,7 +607,11 @@ pub unsafe extern "C" fn xpc_dictionary_set_bool(xdict: XPtr, key: *const c_char
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_dictionary_set_int64(xdict: XPtr, key: *const c_char, value: i64) {
+pub(crate) unsafe extern "C" fn xpc_dictionary_set_int64(
+    xdict: XPtr,
+    key: *const c_char,
+    value: i64,
+) {
     let v = alloc(Body::Int64(value));
     dict_set(
         xdict,
@@ -600,7 +623,7 @@ pub unsafe extern "C" fn xpc_dictionary_set_int64(xdict: XPtr, key: *const c_cha
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_dictionary_set_string(
+pub(crate) unsafe extern "C" fn xpc_dictionary_set_string(
     xdict: XPtr,
     key: *const c_char,
     string: *const c_char,
@@ -618,7 +641,7 @@ pub unsafe extern "C" fn xpc_dictionary_set_string(
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_dictionary_get_string(
+pub(crate) unsafe extern "C" fn xpc_dictionary_get_string(
     xdict: XPtr,
     key: *const c_char,
 ) -> *const c_char {
@@ -642,7 +665,7 @@ pub unsafe extern "C" fn xpc_dictionary_get_string(
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn xpc_dictionary_get_int64(xdict: XPtr, key: *const c_char) -> i64 {
+pub(crate) unsafe extern "C" fn xpc_dictionary_get_int64(xdict: XPtr, key: *const c_char) -> i64 {
     match dict_get(xdict, key, "xpc_dictionary_get_int64") {
         Some(v) => match obj(v as XPtr, "xpc_dictionary_get_int64").body {
             Body::Int64(i) => i,
@@ -661,12 +684,12 @@ pub(crate) fn open_transactions() -> i64 {
 }
 
 #[unsafe(no_mangle)]
-pub extern "C" fn xpc_transaction_begin() {
+pub(crate) extern "C" fn xpc_transaction_begin() {
     TRANSACTIONS.fetch_add(1, Ordering::Relaxed);
 }
 
 #[unsafe(no_mangle)]
-pub extern "C" fn xpc_transaction_end() {
+pub(crate) extern "C" fn xpc_transaction_end() {
     if TRANSACTIONS.fetch_sub(1, Ordering::Relaxed) <= 0 {
         violation(
             "xpc_transaction_end without a matching xpc_transaction_begin (xpc.h: calls must be balanced)",

@@ -38,7 +38,7 @@ impl XpcConnection {
     /// `ptr` must be NULL or a live `xpc_connection_t`.
     unsafe fn from_borrowed(ptr: xpc_object_t) -> Option<Self> {
         // SAFETY: per the caller.
-        unsafe { XpcObject::from_borrowed(ptr) }.map(|obj| XpcConnection { obj })
+        unsafe { XpcObject::from_borrowed(ptr) }.map(|obj| Self { obj })
     }
 
     /// The raw pointer, still owned by `self`.
@@ -49,14 +49,15 @@ impl XpcConnection {
     /// The peer's pid, euid and egid.
     pub fn credentials(&self) -> PeerCredentials {
         let c = self.as_ptr();
-        // SAFETY: `self` keeps the connection alive; the getters only read
-        // it (SDK xpc/connection.h).
-        unsafe {
-            PeerCredentials {
-                pid: sys::xpc_connection_get_pid(c),
-                euid: sys::xpc_connection_get_euid(c),
-                egid: sys::xpc_connection_get_egid(c),
-            }
+        // SAFETY (the three calls): `self` keeps the connection alive; the
+        // getters only read it (SDK xpc/connection.h).
+        PeerCredentials {
+            // SAFETY: see above.
+            pid: unsafe { sys::xpc_connection_get_pid(c) },
+            // SAFETY: see above.
+            euid: unsafe { sys::xpc_connection_get_euid(c) },
+            // SAFETY: see above.
+            egid: unsafe { sys::xpc_connection_get_egid(c) },
         }
     }
 
@@ -91,7 +92,7 @@ pub struct XpcRequest {
 impl XpcRequest {
     #[cfg(test)]
     pub(crate) fn for_test(message: XpcObject) -> Self {
-        XpcRequest { message }
+        Self { message }
     }
 
     /// The request dictionary. It implements
@@ -108,14 +109,10 @@ impl XpcRequest {
     /// [`XpcError::NoReplyContext`] if the client expects no reply or a
     /// reply was created already.
     pub fn create_reply(&self) -> Result<XpcDictionary, XpcError> {
-        // SAFETY: the message is alive; the result is a fresh +1
-        // dictionary or NULL (SDK xpc/xpc.h).
-        unsafe {
-            XpcDictionary::from_owned_unique(sys::xpc_dictionary_create_reply(
-                self.message.as_ptr(),
-            ))
-        }
-        .ok_or(XpcError::NoReplyContext)
+        // SAFETY: the message is alive (SDK xpc/xpc.h).
+        let raw = unsafe { sys::xpc_dictionary_create_reply(self.message.as_ptr()) };
+        // SAFETY: a fresh +1 dictionary or NULL, referenced by nobody else.
+        unsafe { XpcDictionary::from_owned_unique(raw) }.ok_or(XpcError::NoReplyContext)
     }
 
     /// Sends `reply` (made by [`Self::create_reply`]) over the connection
@@ -140,13 +137,11 @@ impl XpcRequest {
 
     /// The connection the request came from, retained.
     pub fn connection(&self) -> Option<XpcConnection> {
-        // SAFETY: the message is alive; the connection is borrowed from it
-        // and retained at once.
-        unsafe {
-            XpcConnection::from_borrowed(sys::xpc_dictionary_get_remote_connection(
-                self.message.as_ptr(),
-            ))
-        }
+        // SAFETY: the message is alive; the connection (or NULL) is
+        // borrowed from it (SDK xpc/xpc.h).
+        let raw = unsafe { sys::xpc_dictionary_get_remote_connection(self.message.as_ptr()) };
+        // SAFETY: NULL or a live connection, retained at once.
+        unsafe { XpcConnection::from_borrowed(raw) }
     }
 }
 
@@ -285,17 +280,17 @@ unsafe fn error_kind(event: xpc_object_t) -> ErrorKind {
 ///
 /// `event` must be a live error object.
 unsafe fn error_description(event: xpc_object_t) -> String {
-    // SAFETY: the static holds a pointer to a NUL-terminated key (SDK
-    // xpc/xpc.h); the event is a live dictionary-like error object and the
-    // returned string is borrowed from it, copied at once.
-    unsafe {
-        let key = sys::_xpc_error_key_description;
-        if key.is_null() {
-            return String::from("(no description)");
-        }
-        copy_c_str(sys::xpc_dictionary_get_string(event, key))
-            .unwrap_or_else(|| String::from("(no description)"))
+    // SAFETY: an immutable static of libxpc holding a pointer to a
+    // NUL-terminated key (SDK xpc/xpc.h).
+    let key = unsafe { sys::_xpc_error_key_description };
+    if key.is_null() {
+        return String::from("(no description)");
     }
+    // SAFETY: the event is a live dictionary-like error object (per the
+    // caller) and `key` a NUL-terminated key; the string is borrowed.
+    let text = unsafe { sys::xpc_dictionary_get_string(event, key) };
+    // SAFETY: NULL or a NUL-terminated string alive with `event`, copied.
+    unsafe { copy_c_str(text) }.unwrap_or_else(|| String::from("(no description)"))
 }
 
 /// The broker's Mach-service listener
@@ -357,13 +352,12 @@ impl XpcListener {
         });
         // SAFETY: a live, inactive connection; libxpc copies the block
         // (SDK xpc/connection.h), so dropping our RcBlock afterwards is
-        // fine. Then activate (macOS 10.12+), after which it may be
-        // released safely.
-        unsafe {
-            sys::xpc_connection_set_event_handler(connection.as_ptr(), &block);
-            sys::xpc_connection_activate(connection.as_ptr());
-        }
-        Ok(XpcListener { connection })
+        // fine.
+        unsafe { sys::xpc_connection_set_event_handler(connection.as_ptr(), &block) };
+        // SAFETY: the live connection, its handler set; activate (macOS
+        // 10.12+), after which it may be released safely.
+        unsafe { sys::xpc_connection_activate(connection.as_ptr()) };
+        Ok(Self { connection })
     }
 
     /// Stops accepting clients.
@@ -388,7 +382,9 @@ unsafe fn on_listener_event(shared: &Arc<Shared>, event: xpc_object_t) {
         XpcType::Connection => unsafe { accept_peer(shared, event) },
         XpcType::Error => {
             // SAFETY: a live error object.
-            let (kind, description) = unsafe { (error_kind(event), error_description(event)) };
+            let kind = unsafe { error_kind(event) };
+            // SAFETY: a live error object.
+            let description = unsafe { error_description(event) };
             shared.deliver(ServiceEvent::ListenerError {
                 invalid: matches!(kind, ErrorKind::Invalid),
                 description,
@@ -439,12 +435,10 @@ unsafe fn accept_peer(shared: &Arc<Shared>, peer: xpc_object_t) {
     });
     // SAFETY: a live, not yet activated peer connection. A peer from a
     // listener behaves like one created with a NULL target queue (SDK
-    // xpc/connection.h), so we point it at the broker's queue; then set the
-    // handler (copied by libxpc) and activate it.
-    unsafe {
-        sys::xpc_connection_set_target_queue(peer, Some(&*shared.queue));
-        sys::xpc_connection_set_event_handler(peer, &block);
-    }
+    // xpc/connection.h), so we point it at the broker's queue.
+    unsafe { sys::xpc_connection_set_target_queue(peer, Some(&*shared.queue)) };
+    // SAFETY: the same live, inactive peer; libxpc copies the handler.
+    unsafe { sys::xpc_connection_set_event_handler(peer, &block) };
     // SAFETY: a live peer connection with its handler set (SDK
     // xpc/connection.h).
     unsafe { sys::xpc_connection_activate(peer) };
@@ -470,7 +464,9 @@ unsafe fn on_peer_event(shared: &Shared, peer: PeerId, event: xpc_object_t) {
         }
         XpcType::Error => {
             // SAFETY: a live error object.
-            let (kind, description) = unsafe { (error_kind(event), error_description(event)) };
+            let kind = unsafe { error_kind(event) };
+            // SAFETY: a live error object.
+            let description = unsafe { error_description(event) };
             let event = match kind {
                 ErrorKind::Invalid => ServiceEvent::Disconnected { peer },
                 ErrorKind::TerminationImminent => ServiceEvent::TerminationImminent { peer },
@@ -549,13 +545,12 @@ impl XpcClient {
                 }
             });
         });
-        // SAFETY: live inactive connection; the block is copied; then
-        // activate so it may be used and later released.
-        unsafe {
-            sys::xpc_connection_set_event_handler(connection.as_ptr(), &block);
-            sys::xpc_connection_activate(connection.as_ptr());
-        }
-        Ok(XpcClient {
+        // SAFETY: live inactive connection; the block is copied.
+        unsafe { sys::xpc_connection_set_event_handler(connection.as_ptr(), &block) };
+        // SAFETY: the live connection, its handler set; activate so it may
+        // be used and later released.
+        unsafe { sys::xpc_connection_activate(connection.as_ptr()) };
+        Ok(Self {
             service: service.to_owned(),
             connection,
             _queue: queue,
@@ -588,12 +583,9 @@ impl XpcClient {
             return Ok(reply);
         }
         // SAFETY: a live error object.
-        let (kind, description) = unsafe {
-            (
-                error_kind(reply.as_ptr()),
-                error_description(reply.as_ptr()),
-            )
-        };
+        let kind = unsafe { error_kind(reply.as_ptr()) };
+        // SAFETY: a live error object.
+        let description = unsafe { error_description(reply.as_ptr()) };
         let service = self.service.clone();
         Err(match kind {
             ErrorKind::Invalid => XpcError::ConnectionInvalid {
@@ -637,7 +629,7 @@ impl XpcTransaction {
     pub fn begin() -> Self {
         // SAFETY: no arguments; balanced by Drop (SDK xpc/xpc.h).
         unsafe { sys::xpc_transaction_begin() };
-        XpcTransaction { _private: () }
+        Self { _private: () }
     }
 }
 

@@ -46,11 +46,11 @@ pub fn from_json(value: &Value) -> Result<XpcObject, XpcError> {
         Value::String(s) => XpcObject::string(s)?,
         Value::Array(items) => {
             // SAFETY: (NULL, 0) creates an empty array (SDK xpc/xpc.h:
-            // "This parameter may be NULL only if the count is 0"); the
-            // result is +1 and ours alone until returned.
-            let array =
-                unsafe { XpcObject::from_owned(sys::xpc_array_create(std::ptr::null(), 0)) }
-                    .ok_or_else(|| XpcError::Unsupported("array (allocation failed)".into()))?;
+            // "This parameter may be NULL only if the count is 0").
+            let raw = unsafe { sys::xpc_array_create(std::ptr::null(), 0) };
+            // SAFETY: a +1 array (or NULL), ours alone until returned.
+            let array = unsafe { XpcObject::from_owned(raw) }
+                .ok_or_else(|| XpcError::Unsupported("array (allocation failed)".into()))?;
             for item in items {
                 let element = from_json(item)?;
                 // SAFETY: both objects are alive; the array retains the

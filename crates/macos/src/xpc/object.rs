@@ -140,7 +140,7 @@ impl XpcObject {
     /// `XpcObject` exists for it (other than through [`XpcDictionary`]
     /// when that is the only reference).
     pub unsafe fn from_owned(ptr: xpc_object_t) -> Option<Self> {
-        NonNull::new(ptr).map(|ptr| XpcObject { ptr })
+        NonNull::new(ptr).map(|ptr| Self { ptr })
     }
 
     /// Retains a borrowed object (an event given to a handler, a value
@@ -156,7 +156,7 @@ impl XpcObject {
         // it was given (SDK xpc/xpc.h) with one more reference, which the
         // new XpcObject owns.
         unsafe { sys::xpc_retain(ptr.as_ptr()) };
-        Some(XpcObject { ptr })
+        Some(Self { ptr })
     }
 
     /// The raw pointer, still owned by `self`.
@@ -180,11 +180,13 @@ impl XpcObject {
     /// libxpc's name for the object's type (`"dictionary"`, `"int64"`, ...).
     pub fn type_name(&self) -> String {
         // SAFETY: `self` keeps the object alive; xpc_get_type returns a
-        // type descriptor valid for the process lifetime, and
-        // xpc_type_get_name returns a static string not to be freed (SDK
-        // xpc/xpc.h, macOS 10.15).
-        unsafe { copy_c_str(sys::xpc_type_get_name(sys::xpc_get_type(self.as_ptr()))) }
-            .unwrap_or_else(|| "unknown".to_owned())
+        // type descriptor valid for the process lifetime (SDK xpc/xpc.h).
+        let ty = unsafe { sys::xpc_get_type(self.as_ptr()) };
+        // SAFETY: a type descriptor; xpc_type_get_name returns a static
+        // string not to be freed (SDK xpc/xpc.h, macOS 10.15).
+        let name = unsafe { sys::xpc_type_get_name(ty) };
+        // SAFETY: NULL or a static NUL-terminated string, copied.
+        unsafe { copy_c_str(name) }.unwrap_or_else(|| "unknown".to_owned())
     }
 
     /// libxpc's debug description of the object.
@@ -192,16 +194,18 @@ impl XpcObject {
         // SAFETY: `self` keeps the object alive; xpc_copy_description
         // returns a malloc'd string the caller frees with free(3) (SDK
         // xpc/xpc.h).
-        unsafe {
-            let raw = sys::xpc_copy_description(self.as_ptr());
-            let text = if raw.is_null() {
-                String::new()
-            } else {
-                CStr::from_ptr(raw).to_string_lossy().into_owned()
-            };
-            libc::free(raw.cast());
-            text
-        }
+        let raw = unsafe { sys::xpc_copy_description(self.as_ptr()) };
+        let text = if raw.is_null() {
+            String::new()
+        } else {
+            // SAFETY: a NUL-terminated string we own until the free below.
+            unsafe { CStr::from_ptr(raw) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        // SAFETY: NULL or the malloc'd string, freed once, not used after.
+        unsafe { libc::free(raw.cast()) };
+        text
     }
 
     // ----- Constructors of scalar objects.
@@ -214,38 +218,50 @@ impl XpcObject {
     pub fn string(text: &str) -> Result<Self, XpcError> {
         let c = c_string("string", text)?;
         // SAFETY: `c` is NUL-terminated and outlives the call, which copies
-        // it; the result is +1 (SDK xpc/xpc.h).
-        Ok(unsafe { owned(sys::xpc_string_create(c.as_ptr())) })
+        // it (SDK xpc/xpc.h).
+        let raw = unsafe { sys::xpc_string_create(c.as_ptr()) };
+        // SAFETY: a +1 object (or NULL), ours alone.
+        Ok(unsafe { owned(raw) })
     }
 
     /// A signed 64-bit integer object.
     pub fn int64(value: i64) -> Self {
-        // SAFETY: plain value in, +1 object out (SDK xpc/xpc.h).
-        unsafe { owned(sys::xpc_int64_create(value)) }
+        // SAFETY: a plain value in (SDK xpc/xpc.h).
+        let raw = unsafe { sys::xpc_int64_create(value) };
+        // SAFETY: a +1 object (or NULL), ours alone.
+        unsafe { owned(raw) }
     }
 
     /// An unsigned 64-bit integer object.
     pub fn uint64(value: u64) -> Self {
-        // SAFETY: plain value in, +1 object out (SDK xpc/xpc.h).
-        unsafe { owned(sys::xpc_uint64_create(value)) }
+        // SAFETY: a plain value in (SDK xpc/xpc.h).
+        let raw = unsafe { sys::xpc_uint64_create(value) };
+        // SAFETY: a +1 object (or NULL), ours alone.
+        unsafe { owned(raw) }
     }
 
     /// A double object.
     pub fn double(value: f64) -> Self {
-        // SAFETY: plain value in, +1 object out (SDK xpc/xpc.h).
-        unsafe { owned(sys::xpc_double_create(value)) }
+        // SAFETY: a plain value in (SDK xpc/xpc.h).
+        let raw = unsafe { sys::xpc_double_create(value) };
+        // SAFETY: a +1 object (or NULL), ours alone.
+        unsafe { owned(raw) }
     }
 
     /// A boolean object.
     pub fn bool(value: bool) -> Self {
-        // SAFETY: plain value in, +1 object out (SDK xpc/xpc.h).
-        unsafe { owned(sys::xpc_bool_create(value)) }
+        // SAFETY: a plain value in (SDK xpc/xpc.h).
+        let raw = unsafe { sys::xpc_bool_create(value) };
+        // SAFETY: a +1 object (or NULL), ours alone.
+        unsafe { owned(raw) }
     }
 
     /// The null object.
     pub fn null() -> Self {
-        // SAFETY: no arguments, +1 object out (SDK xpc/xpc.h).
-        unsafe { owned(sys::xpc_null_create()) }
+        // SAFETY: no arguments (SDK xpc/xpc.h).
+        let raw = unsafe { sys::xpc_null_create() };
+        // SAFETY: a +1 object (or NULL), ours alone.
+        unsafe { owned(raw) }
     }
 
     // ----- Reading scalars. Each returns `None` for another type.
@@ -255,18 +271,21 @@ impl XpcObject {
         if self.kind() != XpcType::String {
             return None;
         }
-        // SAFETY: a string object; the pointer to its internal storage is
-        // valid while `self` holds the object (SDK xpc/xpc.h), and we copy
-        // it before returning. The length excludes the terminator.
-        unsafe {
-            let ptr = sys::xpc_string_get_string_ptr(self.as_ptr());
-            if ptr.is_null() {
-                return None;
-            }
-            let len = sys::xpc_string_get_length(self.as_ptr());
-            let bytes = std::slice::from_raw_parts(ptr.cast::<u8>(), len);
-            std::str::from_utf8(bytes).ok().map(str::to_owned)
+        // SAFETY: a string object kept alive by `self`; the pointer to its
+        // internal storage is valid while `self` holds the object (SDK
+        // xpc/xpc.h).
+        let ptr = unsafe { sys::xpc_string_get_string_ptr(self.as_ptr()) };
+        if ptr.is_null() {
+            return None;
         }
+        // SAFETY: as above; the getter only reads. The length excludes the
+        // terminator.
+        let len = unsafe { sys::xpc_string_get_length(self.as_ptr()) };
+        // SAFETY: `len` bytes at `ptr` belong to the string object, alive
+        // and unmodified while `self` holds it; we copy them before
+        // returning.
+        let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
+        std::str::from_utf8(bytes).ok().map(str::to_owned)
     }
 
     /// The string, if this is a string object, with bytes that are not
@@ -277,17 +296,18 @@ impl XpcObject {
         if self.kind() != XpcType::String {
             return None;
         }
-        // SAFETY: as in `as_string`: a string object whose storage is valid
-        // while `self` holds it; copied before returning.
-        unsafe {
-            let ptr = sys::xpc_string_get_string_ptr(self.as_ptr());
-            if ptr.is_null() {
-                return None;
-            }
-            let len = sys::xpc_string_get_length(self.as_ptr());
-            let bytes = std::slice::from_raw_parts(ptr.cast::<u8>(), len);
-            Some(String::from_utf8_lossy(bytes).into_owned())
+        // SAFETY: type checked: a live string object (SDK xpc/xpc.h); the
+        // getter only reads.
+        let ptr = unsafe { sys::xpc_string_get_string_ptr(self.as_ptr()) };
+        if ptr.is_null() {
+            return None;
         }
+        // SAFETY: the same live string object; the getter only reads.
+        let len = unsafe { sys::xpc_string_get_length(self.as_ptr()) };
+        // SAFETY: `ptr` points at the object's `len` bytes, valid while
+        // `self` holds the object; they are copied before returning.
+        let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
+        Some(String::from_utf8_lossy(bytes).into_owned())
     }
 
     /// The value, if this is an int64 object.
@@ -317,23 +337,24 @@ impl XpcObject {
     }
 
     /// The elements, retained, if this is an array.
-    pub fn array_elements(&self) -> Option<Vec<XpcObject>> {
+    pub fn array_elements(&self) -> Option<Vec<Self>> {
         if self.kind() != XpcType::Array {
             return None;
         }
-        // SAFETY: an array object kept alive by `self`; indexes are within
-        // 0..count; get_value returns a borrowed object that we retain (SDK
-        // xpc/xpc.h).
-        unsafe {
-            let count = sys::xpc_array_get_count(self.as_ptr());
-            Some(
-                (0..count)
-                    .filter_map(|i| {
-                        XpcObject::from_borrowed(sys::xpc_array_get_value(self.as_ptr(), i))
-                    })
-                    .collect(),
-            )
-        }
+        // SAFETY: an array object kept alive by `self`; the getter only
+        // reads (SDK xpc/xpc.h).
+        let count = unsafe { sys::xpc_array_get_count(self.as_ptr()) };
+        Some(
+            (0..count)
+                .filter_map(|i| {
+                    // SAFETY: as above, and `i` is within 0..count; the
+                    // value is borrowed from the array (SDK xpc/xpc.h).
+                    let value = unsafe { sys::xpc_array_get_value(self.as_ptr(), i) };
+                    // SAFETY: a live object (or NULL), retained at once.
+                    unsafe { Self::from_borrowed(value) }
+                })
+                .collect(),
+        )
     }
 
     // ----- Reading dictionaries. Each returns `None` if `self` is not a
@@ -341,16 +362,16 @@ impl XpcObject {
     // another type.
 
     /// The value under `key`, retained.
-    pub fn get(&self, key: &str) -> Option<XpcObject> {
+    pub fn get(&self, key: &str) -> Option<Self> {
         if self.kind() != XpcType::Dictionary {
             return None;
         }
         let key = CString::new(key).ok()?;
         // SAFETY: a dictionary kept alive by `self`, a NUL-terminated key;
-        // the value is borrowed (SDK xpc/xpc.h) and retained at once.
-        unsafe {
-            XpcObject::from_borrowed(sys::xpc_dictionary_get_value(self.as_ptr(), key.as_ptr()))
-        }
+        // the value is borrowed from the dictionary (SDK xpc/xpc.h).
+        let value = unsafe { sys::xpc_dictionary_get_value(self.as_ptr(), key.as_ptr()) };
+        // SAFETY: a live object (or NULL), retained at once.
+        unsafe { Self::from_borrowed(value) }
     }
 
     /// The string under `key`.
@@ -371,7 +392,7 @@ impl XpcObject {
 
     /// The entries of a dictionary, retained, in libxpc's (unspecified)
     /// order. Keys that are not UTF-8 are skipped.
-    pub fn dictionary_entries(&self) -> Option<Vec<(String, XpcObject)>> {
+    pub fn dictionary_entries(&self) -> Option<Vec<(String, Self)>> {
         if self.kind() != XpcType::Dictionary {
             return None;
         }
@@ -380,10 +401,13 @@ impl XpcObject {
             block2::StackBlock::new(|key: *const c_char, value: xpc_object_t| -> sys::c_bool {
                 // Keep a panic (allocation failure) from unwinding into libxpc.
                 super::no_unwind("xpc_dictionary_apply", || {
-                    // SAFETY: libxpc passes a NUL-terminated key and a live
-                    // value for the duration of this call (SDK xpc/xpc.h,
-                    // `xpc_dictionary_applier_t`); we copy / retain them.
-                    let entry = unsafe { (copy_c_str(key), XpcObject::from_borrowed(value)) };
+                    // SAFETY: libxpc passes a NUL-terminated key for the
+                    // duration of this call (SDK xpc/xpc.h,
+                    // `xpc_dictionary_applier_t`); we copy it.
+                    let k = unsafe { copy_c_str(key) };
+                    // SAFETY: likewise a live value, which we retain.
+                    let v = unsafe { Self::from_borrowed(value) };
+                    let entry = (k, v);
                     if let (Some(k), Some(v)) = entry {
                         entries.borrow_mut().push((k, v));
                     }
@@ -419,7 +443,7 @@ impl Clone for XpcObject {
         // SAFETY: `self` keeps the object alive; one more reference is
         // owned by the clone.
         unsafe { sys::xpc_retain(self.as_ptr()) };
-        XpcObject { ptr: self.ptr }
+        Self { ptr: self.ptr }
     }
 }
 
@@ -465,15 +489,11 @@ impl XpcDictionary {
     /// An empty dictionary.
     pub fn new() -> Self {
         // SAFETY: (NULL, NULL, 0) creates an empty dictionary (SDK
-        // xpc/xpc.h); the result is +1 and ours alone.
-        let obj = unsafe {
-            owned(sys::xpc_dictionary_create(
-                std::ptr::null(),
-                std::ptr::null(),
-                0,
-            ))
-        };
-        XpcDictionary { obj }
+        // xpc/xpc.h).
+        let raw = unsafe { sys::xpc_dictionary_create(std::ptr::null(), std::ptr::null(), 0) };
+        // SAFETY: a +1 dictionary (or NULL), ours alone.
+        let obj = unsafe { owned(raw) };
+        Self { obj }
     }
 
     /// Wraps a fresh dictionary (such as one from
@@ -484,7 +504,7 @@ impl XpcDictionary {
     /// `ptr` must be NULL or a +1 dictionary that nobody else references.
     pub(crate) unsafe fn from_owned_unique(ptr: xpc_object_t) -> Option<Self> {
         // SAFETY: per the caller.
-        unsafe { XpcObject::from_owned(ptr) }.map(|obj| XpcDictionary { obj })
+        unsafe { XpcObject::from_owned(ptr) }.map(|obj| Self { obj })
     }
 
     /// The raw pointer, still owned by `self`.
@@ -597,7 +617,7 @@ impl XpcDictionary {
 
 impl Default for XpcDictionary {
     fn default() -> Self {
-        XpcDictionary::new()
+        Self::new()
     }
 }
 
