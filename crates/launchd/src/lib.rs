@@ -83,6 +83,9 @@ pub const STAMP_FILE_NAME: &str = "vmnet-broker.install-stamp";
 
 const SYSTEM_INSTALL_DIR: &str = "/Library/Application Support/vmnet-broker";
 const SYSTEM_LOG_DIR: &str = "/Library/Logs/vmnet-broker";
+/// Where the system broker keeps its remembered subnets (the daemon's
+/// default `--state-dir` on macOS for root and system accounts).
+const SYSTEM_STATE_DIR: &str = "/var/db/vmnet-broker";
 const SYSTEM_PLIST_DIR: &str = "/Library/LaunchDaemons";
 
 /// Where the job is installed.
@@ -146,6 +149,10 @@ pub struct Paths {
     pub log_dir: PathBuf,
     /// The log file (the job's standard error).
     pub log_file: PathBuf,
+    /// The broker's state directory (remembered subnets): created for the
+    /// service account by a system install; a per-user broker keeps its
+    /// state in the install directory.
+    pub state_dir: PathBuf,
 }
 
 impl JobSpec {
@@ -233,7 +240,12 @@ impl JobSpec {
                 )
             }
         };
+        let state_dir = match &self.scope {
+            Scope::System => PathBuf::from(SYSTEM_STATE_DIR),
+            Scope::User { .. } => install_dir.clone(),
+        };
         Paths {
+            state_dir,
             binary: install_dir.join(BINARY_NAME),
             entitlements: install_dir.join(ENTITLEMENTS_FILE_NAME),
             stamp: install_dir.join(STAMP_FILE_NAME),

@@ -127,6 +127,8 @@ pub struct InstallState {
     pub install_dir: Option<FileMeta>,
     /// The log directory.
     pub log_dir: Option<FileMeta>,
+    /// The state directory (system install only; see [`crate::Paths::state_dir`]).
+    pub state_dir: Option<FileMeta>,
     /// The job file's directory.
     pub plist_dir: Option<FileMeta>,
     /// Users and groups (left empty for the user scope).
@@ -150,6 +152,7 @@ impl InstallState {
             plist: None,
             install_dir: None,
             log_dir: None,
+            state_dir: None,
             plist_dir: None,
             accounts: Accounts::default(),
             job: JobStatus::NotLoaded,
@@ -1001,6 +1004,15 @@ pub fn plan_install(
         });
     }
 
+    // The broker remembers subnets there; only its account may write it.
+    if system && !dir_ok(state.state_dir.as_ref(), 0o700, service.as_ref()) {
+        changes.push(Action::EnsureDir {
+            path: paths.state_dir.clone(),
+            mode: 0o700,
+            owner: service.clone(),
+        });
+    }
+
     let job = job_plist_xml(spec);
     if !file_ok(state.plist.as_ref(), &job, 0o644, root.as_ref()) {
         changes.push(Action::WriteFile {
@@ -1107,6 +1119,12 @@ pub fn plan_uninstall(
         });
     }
     if opts.remove_account && spec.is_system() {
+        // The remembered subnets belong to the account that goes away.
+        if state.state_dir.is_some() {
+            actions.push(Action::RemoveTree {
+                path: paths.state_dir,
+            });
+        }
         if state.accounts.user.is_some() {
             actions.push(Action::DeleteUser {
                 name: SERVICE_ACCOUNT.into(),

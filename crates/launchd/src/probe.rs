@@ -327,6 +327,11 @@ pub fn probe(
         plist: read_file(&paths.plist)?,
         install_dir: read_meta(&paths.install_dir)?,
         log_dir: read_meta(&paths.log_dir)?,
+        state_dir: if spec.is_system() {
+            read_meta(&paths.state_dir)?
+        } else {
+            None
+        },
         plist_dir: read_meta(&paths.plist_dir)?,
         accounts,
         job,

@@ -63,6 +63,7 @@ fn installed(spec: &JobSpec, source: &SourceBinary) -> InstallState {
         }),
         install_dir: Some(meta(root.as_ref(), 0o755)),
         log_dir: Some(meta(service.as_ref(), 0o755)),
+        state_dir: system.then(|| meta(service.as_ref(), 0o700)),
         plist_dir: Some(meta(root.as_ref(), 0o755)),
         accounts,
         job: JobStatus::Loaded,
@@ -125,6 +126,7 @@ fn fresh_system_install_creates_everything_in_order() {
             "codesign",
             "stamp",
             "mkdir",
+            "mkdir",
             "write",
             "bootstrap"
         ]
@@ -179,7 +181,16 @@ fn fresh_system_install_creates_everything_in_order() {
             owner: Some(Owner::service(213, 213))
         }
     );
-    match &plan.actions[8] {
+    // The state directory (remembered subnets): the service account's only.
+    assert_eq!(
+        plan.actions[8],
+        Action::EnsureDir {
+            path: PathBuf::from("/var/db/vmnet-broker"),
+            mode: 0o700,
+            owner: Some(Owner::service(213, 213))
+        }
+    );
+    match &plan.actions[9] {
         Action::WriteFile {
             path,
             contents,
@@ -194,7 +205,7 @@ fn fresh_system_install_creates_everything_in_order() {
         other => panic!("expected the job file, got {other:?}"),
     }
     assert_eq!(
-        plan.actions[9],
+        plan.actions[10],
         Action::Bootstrap {
             domain: "system".into(),
             plist: paths.plist
@@ -509,10 +520,17 @@ fn uninstall_can_also_remove_logs_and_account() {
     let plan = plan_uninstall(&spec, &state, &opts).unwrap();
     assert_eq!(
         &kinds(&plan)[5..],
-        ["rmdir", "rm-tree", "delete-user", "delete-group"]
+        ["rmdir", "rm-tree", "rm-tree", "delete-user", "delete-group"]
+    );
+    // The logs, then the state directory of the account that goes away.
+    assert_eq!(
+        plan.actions[7],
+        Action::RemoveTree {
+            path: PathBuf::from("/var/db/vmnet-broker")
+        }
     );
     assert_eq!(
-        plan.actions[8].shell(),
+        plan.actions[9].shell(),
         ["dscl . -delete /Groups/_vmnetbroker"]
     );
 }
