@@ -13,7 +13,7 @@ use vmnet_broker_core::broker::{BrokerOptions, ClientCredentials, ClientId, NoAc
 use vmnet_broker_core::config::{
     Ipv4Subnet, NetworkConfig, Principal, StaticConfig, parse_json, parse_plist,
 };
-use vmnet_broker_core::testing::Driver;
+use vmnet_broker_core::testing::Harness;
 use vmnet_broker_proto::json::{Frame, LineFramer, parse_request};
 use vmnet_broker_proto::{Mode, NetworkName, Request};
 
@@ -134,7 +134,7 @@ pub fn broker_events(data: &[u8]) {
         .with("narrow", narrow)
         .with("private", private);
 
-    let mut d: Driver<SimBackend, StaticConfig> = Driver::sim(options, config, NoAccounts, 11);
+    let mut d: Harness<SimBackend, StaticConfig> = Harness::sim(options, config, NoAccounts, 11);
     // Invariants are checked below, naming the operation that broke them.
     d.check = false;
     let mut slots: [Option<u64>; SLOTS as usize] = [None; SLOTS as usize];

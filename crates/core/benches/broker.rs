@@ -22,7 +22,7 @@ use vmnet_broker_core::backend::sim::SimBackend;
 use vmnet_broker_core::broker::{BrokerOptions, ClientCredentials, ClientId, NoAccounts, Reply};
 use vmnet_broker_core::config::{Ipv4Subnet, NetworkConfig, StaticConfig};
 use vmnet_broker_core::proto::{Mode, NetworkName, Request};
-use vmnet_broker_core::testing::Driver;
+use vmnet_broker_core::testing::Harness;
 
 const CLIENTS: [usize; 3] = [1, 100, 10_000];
 const NETWORKS: [usize; 3] = [1, 100, 1_000];
@@ -32,7 +32,7 @@ const PER_OWNER: usize = 8;
 const OWNER_BASE: u64 = 1 << 32;
 
 /// The shared fake-clock driver; timed regions call its broker directly.
-type SimDriver = Driver<SimBackend, StaticConfig, NoAccounts>;
+type SimHarness = Harness<SimBackend, StaticConfig, NoAccounts>;
 
 const CREDS: ClientCredentials = ClientCredentials {
     pid: 1000,
@@ -56,7 +56,7 @@ fn net_config(i: usize) -> NetworkConfig {
 /// A broker with `clients` idle clients (ids 0..clients) and `networks` live
 /// networks (`net-0`...), held by extra owner clients so that none of them is
 /// idle. The configuration also knows `fresh`, which is not live.
-fn setup(clients: usize, networks: usize) -> SimDriver {
+fn setup(clients: usize, networks: usize) -> SimHarness {
     let mut config = StaticConfig::empty();
     for i in 0..networks {
         config = config.with(&format!("net-{i}"), net_config(i));
@@ -69,7 +69,7 @@ fn setup(clients: usize, networks: usize) -> SimDriver {
         max_networks: networks + 16,
         ..BrokerOptions::default()
     };
-    let mut d = Driver::sim(options, config, NoAccounts, 1);
+    let mut d = Harness::sim(options, config, NoAccounts, 1);
     // Invariant checks visit every client: far too slow for this setup.
     d.check = false;
     for p in 0..clients {

@@ -28,7 +28,7 @@
 //! benchmarks need and production must not call:
 //! `Broker::check_invariants`, `Broker::backend_mut`,
 //! `SimBackend::fail_next`, and the `testing` module with the one
-//! fake-clock `testing::Driver` they all use.
+//! fake-clock `testing::Harness` they all use.
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]

@@ -4,20 +4,20 @@
 //! The core's unit tests, its property test and model check, the fuzz
 //! targets and the benchmarks all drive a broker the same way a real driver
 //! does (an input, then drain the events, then wait for the input or the
-//! next deadline), only with a clock they move by hand. [`Driver`] is that
+//! next deadline), only with a clock they move by hand. [`Harness`] is that
 //! loop, written once:
 //!
-//! - inputs ([`Driver::connect`], [`Driver::request`],
-//!   [`Driver::disconnect`]...) are given the fake clock's `now`;
-//! - after each input, [`Driver::settle`] drains the broker's events into
-//!   [`Driver::events`] and, unless turned off, checks
+//! - inputs ([`Harness::connect`], [`Harness::request`],
+//!   [`Harness::disconnect`]...) are given the fake clock's `now`;
+//! - after each input, [`Harness::settle`] drains the broker's events into
+//!   [`Harness::events`] and, unless turned off, checks
 //!   [`Broker::check_invariants`] (a violation panics, naming it);
-//! - [`Driver::step`] fires the deadline due at `now`, if any;
-//!   [`Driver::fire_next`] moves the clock to the next deadline and fires
-//!   it; [`Driver::advance`] moves the clock by a duration, firing every
+//! - [`Harness::step`] fires the deadline due at `now`, if any;
+//!   [`Harness::fire_next`] moves the clock to the next deadline and fires
+//!   it; [`Harness::advance`] moves the clock by a duration, firing every
 //!   deadline on the way at its own instant;
-//! - [`Driver::drive`] fires deadlines until none is left (the broker is
-//!   quiet), and [`Driver::drive_bounded`] gives up after a number of steps,
+//! - [`Harness::drive`] fires deadlines until none is left (the broker is
+//!   quiet), and [`Harness::drive_bounded`] gives up after a number of steps,
 //!   so a broker that keeps re-arming a timer fails the test instead of
 //!   hanging it.
 //!
@@ -36,7 +36,7 @@ use crate::broker::{
 };
 use crate::config::ConfigSource;
 
-/// How many deadlines [`Driver::drive`] fires before it gives up. A broker
+/// How many deadlines [`Harness::drive`] fires before it gives up. A broker
 /// has at most one deadline per live network plus the idle exit, so a
 /// quiet broker is reached well before this.
 pub const DRIVE_LIMIT: usize = 10_000;
@@ -44,21 +44,21 @@ pub const DRIVE_LIMIT: usize = 10_000;
 /// A broker and the fake clock that drives it. See the [module
 /// documentation](self).
 #[derive(Debug)]
-pub struct Driver<B: Backend, C: ConfigSource, A: AccountLookup = NoAccounts> {
+pub struct Harness<B: Backend, C: ConfigSource, A: AccountLookup = NoAccounts> {
     /// The broker under test. Call it directly for what the driver does not
-    /// wrap (timed regions of benchmarks, getters), then [`Driver::settle`].
+    /// wrap (timed regions of benchmarks, getters), then [`Harness::settle`].
     pub broker: Broker<B, C, A>,
     /// The fake clock: the instant given to every input.
     pub now: Instant,
     /// Events drained from the broker and not taken yet.
     pub events: Vec<Event>,
-    /// Whether [`Driver::settle`] checks the broker's invariants (default
+    /// Whether [`Harness::settle`] checks the broker's invariants (default
     /// on; turn it off where the checks would cost too much, as in the
     /// setup of a benchmark with thousands of clients).
     pub check: bool,
 }
 
-impl<C: ConfigSource, A: AccountLookup> Driver<SimBackend, C, A> {
+impl<C: ConfigSource, A: AccountLookup> Harness<SimBackend, C, A> {
     /// A broker on the simulated backend (seeded with `seed`), started now.
     pub fn sim(options: BrokerOptions, config: C, accounts: A, seed: u64) -> Self {
         let now = Instant::now();
@@ -79,7 +79,7 @@ impl<C: ConfigSource, A: AccountLookup> Driver<SimBackend, C, A> {
     }
 }
 
-impl<B: Backend, C: ConfigSource, A: AccountLookup> Driver<B, C, A> {
+impl<B: Backend, C: ConfigSource, A: AccountLookup> Harness<B, C, A> {
     /// Drives `broker`, whose clock reads `now`.
     pub fn new(broker: Broker<B, C, A>, now: Instant) -> Self {
         Self {
@@ -126,8 +126,8 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Driver<B, C, A> {
         n
     }
 
-    /// Drains the broker's events into [`Driver::events`] and checks its
-    /// invariants (if [`Driver::check`] is on).
+    /// Drains the broker's events into [`Harness::events`] and checks its
+    /// invariants (if [`Harness::check`] is on).
     ///
     /// # Panics
     ///
@@ -193,12 +193,12 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Driver<B, C, A> {
     ///
     /// # Panics
     ///
-    /// After [`DRIVE_LIMIT`] deadlines (see [`Driver::drive_bounded`]).
+    /// After [`DRIVE_LIMIT`] deadlines (see [`Harness::drive_bounded`]).
     pub fn drive(&mut self) -> usize {
         self.drive_bounded(DRIVE_LIMIT)
     }
 
-    /// Like [`Driver::drive`], giving up after `max` deadlines.
+    /// Like [`Harness::drive`], giving up after `max` deadlines.
     ///
     /// # Panics
     ///
@@ -223,13 +223,13 @@ mod tests {
     use super::*;
     use crate::config::StaticConfig;
 
-    fn driver() -> Driver<SimBackend, StaticConfig> {
+    fn driver() -> Harness<SimBackend, StaticConfig> {
         let options = BrokerOptions {
             network_idle_timeout: Duration::from_secs(10),
             exit_idle_timeout: Some(Duration::from_secs(15)),
             ..BrokerOptions::default()
         };
-        Driver::sim(options, StaticConfig::new(), NoAccounts, 1)
+        Harness::sim(options, StaticConfig::new(), NoAccounts, 1)
     }
 
     #[test]

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use vmnet_broker_core::broker::{BrokerOptions, ClientCredentials, NoAccounts, Reply};
 use vmnet_broker_core::config::{Ipv4Subnet, NetworkConfig, StaticConfig};
 use vmnet_broker_core::proto::{Mode, NetworkName, Request, Status};
-use vmnet_broker_core::testing::Driver;
+use vmnet_broker_core::testing::Harness;
 
 const NETS: [&str; 5] = ["shared", "host", "static-a", "static-b", "missing"];
 
@@ -55,7 +55,7 @@ proptest! {
             max_networks_per_client: 3,
             ..BrokerOptions::default()
         };
-        let mut d = Driver::sim(options, config(), NoAccounts, 7);
+        let mut d = Harness::sim(options, config(), NoAccounts, 7);
         // Invariants are checked below, as a test failure proptest shrinks.
         d.check = false;
         // Reference model: connected clients and what each holds.

@@ -28,7 +28,7 @@ use vmnet_broker_core::broker::{
 };
 use vmnet_broker_core::config::{NetworkConfig, StaticConfig};
 use vmnet_broker_core::proto::{Mode, NetworkName, Request, Status};
-use vmnet_broker_core::testing::Driver;
+use vmnet_broker_core::testing::Harness;
 
 const SLOTS: usize = 3;
 const NETS: [&str; 3] = ["shared", "host", "flaky"];
@@ -75,7 +75,7 @@ impl Model {
 
 struct World {
     /// The broker and its fake clock.
-    d: Driver<SimBackend, StaticConfig>,
+    d: Harness<SimBackend, StaticConfig>,
     model: Model,
     ids: [Option<u64>; SLOTS],
     next_id: u64,
@@ -96,7 +96,7 @@ impl World {
             ..BrokerOptions::default()
         };
         let config = StaticConfig::new().with("flaky", NetworkConfig::new(Mode::Host));
-        let mut d = Driver::sim(options, config, NoAccounts, 3);
+        let mut d = Harness::sim(options, config, NoAccounts, 3);
         // `check_state` checks the invariants, naming the operation.
         d.check = false;
         let start = d.now;

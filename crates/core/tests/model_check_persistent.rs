@@ -36,7 +36,7 @@ use vmnet_broker_core::backend::sim::{FailurePlan, SimBackend};
 use vmnet_broker_core::broker::{BrokerOptions, ClientCredentials, Event, NoAccounts, Reply};
 use vmnet_broker_core::config::{ConfigSource, Ipv4Subnet, Lookup, NetworkConfig};
 use vmnet_broker_core::proto::{Mode, NetworkName, Request};
-use vmnet_broker_core::testing::Driver;
+use vmnet_broker_core::testing::Harness;
 
 const SLOTS: usize = 2;
 const NETS: [&str; 2] = ["always", "lab"];
@@ -87,7 +87,7 @@ enum Op {
 }
 
 struct World {
-    d: Driver<SimBackend, Files>,
+    d: Harness<SimBackend, Files>,
     files: Files,
     ids: [Option<u64>; SLOTS],
     held: [BTreeSet<usize>; SLOTS],
@@ -103,7 +103,7 @@ impl World {
             ..BrokerOptions::default()
         };
         let files = Files::default();
-        let mut d = Driver::sim(options, files.clone(), NoAccounts, 5);
+        let mut d = Harness::sim(options, files.clone(), NoAccounts, 5);
         d.check = false;
         d.broker.reload(d.now);
         d.settle();

@@ -23,7 +23,7 @@ use proptest::prelude::*;
 use vmnet_broker_core::broker::{BrokerOptions, ClientCredentials, Event, NoAccounts, Reply};
 use vmnet_broker_core::config::{ConfigError, ConfigSource, Ipv4Subnet, Lookup, NetworkConfig};
 use vmnet_broker_core::proto::{Mode, NetworkName, Request};
-use vmnet_broker_core::testing::Driver;
+use vmnet_broker_core::testing::Harness;
 
 const NETS: [&str; 3] = ["lab", "always", "other"];
 
@@ -128,7 +128,7 @@ proptest! {
             m.insert("always", Conf::Net { third: 1, persistent: true });
             m.insert("other", Conf::Net { third: 2, persistent: false });
         }
-        let mut d = Driver::sim(options, config.clone(), NoAccounts, 3);
+        let mut d = Harness::sim(options, config.clone(), NoAccounts, 3);
         d.check = false;
         d.broker.reload(d.now);
         d.settle();

@@ -11,7 +11,7 @@ use super::*;
 use crate::backend::BackendError;
 use crate::backend::sim::SimBackend;
 use crate::config::{ConfigError, Ipv4Subnet, NetworkConfig, Principal, StaticConfig};
-use crate::testing::Driver;
+use crate::testing::Harness;
 
 /// A config source whose contents tests can change between lookups.
 #[derive(Default)]
@@ -43,18 +43,18 @@ impl AccountLookup for FakeAccounts {
 }
 
 /// The shared fake-clock driver, with shorthands for these tests.
-struct Harness<C: ConfigSource = StaticConfig, A: AccountLookup = NoAccounts>(
-    Driver<SimBackend, C, A>,
+struct Fixture<C: ConfigSource = StaticConfig, A: AccountLookup = NoAccounts>(
+    Harness<SimBackend, C, A>,
 );
 
-impl<C: ConfigSource, A: AccountLookup> Deref for Harness<C, A> {
-    type Target = Driver<SimBackend, C, A>;
+impl<C: ConfigSource, A: AccountLookup> Deref for Fixture<C, A> {
+    type Target = Harness<SimBackend, C, A>;
     fn deref(&self) -> &Self::Target {
         &self.0
     }
 }
 
-impl<C: ConfigSource, A: AccountLookup> DerefMut for Harness<C, A> {
+impl<C: ConfigSource, A: AccountLookup> DerefMut for Fixture<C, A> {
     fn deref_mut(&mut self) -> &mut Self::Target {
         &mut self.0
     }
@@ -74,7 +74,7 @@ fn creds(uid: u32) -> ClientCredentials {
     }
 }
 
-impl Harness {
+impl Fixture {
     fn new() -> Self {
         Self::with(StaticConfig::new(), NoAccounts, BrokerOptions::default())
     }
@@ -84,9 +84,9 @@ impl Harness {
     }
 }
 
-impl<C: ConfigSource, A: AccountLookup> Harness<C, A> {
+impl<C: ConfigSource, A: AccountLookup> Fixture<C, A> {
     fn with(config: C, accounts: A, options: BrokerOptions) -> Self {
-        Self(Driver::sim(options, config, accounts, 1))
+        Self(Harness::sim(options, config, accounts, 1))
     }
 
     fn connect(&mut self, id: u64, uid: u32) {
@@ -115,7 +115,7 @@ fn status<S: std::fmt::Debug>(r: &Reply<S>) -> Status {
 
 #[test]
 fn first_acquire_creates_later_ones_share() {
-    let mut h = Harness::new();
+    let mut h = Fixture::new();
     h.connect(1, 501);
     h.connect(2, 501);
     assert_eq!(h.subnet(1, "shared"), "192.168.64.0");
@@ -134,7 +134,7 @@ fn first_acquire_creates_later_ones_share() {
 
 #[test]
 fn reacquiring_a_held_network_does_not_count_twice() {
-    let mut h = Harness::new();
+    let mut h = Fixture::new();
     h.connect(1, 501);
     for _ in 0..3 {
         assert_eq!(h.subnet(1, "shared"), "192.168.64.0");
@@ -146,7 +146,7 @@ fn reacquiring_a_held_network_does_not_count_twice() {
 
 #[test]
 fn last_holder_leaving_starts_the_idle_delay() {
-    let mut h = Harness::new();
+    let mut h = Fixture::new();
     h.connect(1, 501);
     h.connect(2, 501);
     h.subnet(1, "shared");
@@ -178,7 +178,7 @@ fn last_holder_leaving_starts_the_idle_delay() {
 
 #[test]
 fn acquire_inside_the_delay_keeps_the_same_network() {
-    let mut h = Harness::new();
+    let mut h = Fixture::new();
     h.connect(1, 501);
     h.subnet(1, "host"); // takes .64
     h.subnet(1, "shared"); // takes .65
@@ -202,7 +202,7 @@ fn a_client_holds_at_most_eight_networks() {
     for i in 0..9 {
         config = config.with(&format!("n{i}"), NetworkConfig::new(Mode::Host));
     }
-    let mut h = Harness::with_config(config);
+    let mut h = Fixture::with_config(config);
     h.connect(1, 501);
     for i in 0..8 {
         h.subnet(1, &format!("n{i}"));
@@ -226,7 +226,7 @@ fn unknown_and_broken_networks_are_not_found() {
         format: "JSON",
         message: "EOF".into(),
     };
-    let mut h = Harness::with_config(StaticConfig::new().with_broken("bad", broken));
+    let mut h = Fixture::with_config(StaticConfig::new().with_broken("bad", broken));
     h.connect(1, 501);
     assert_eq!(status(&h.acquire(1, "no-such-network")), Status::NOT_FOUND);
     assert_eq!(status(&h.acquire(1, "bad")), Status::NOT_FOUND);
@@ -237,7 +237,7 @@ fn unknown_and_broken_networks_are_not_found() {
 
 #[test]
 fn backend_failure_leaves_no_partial_state() {
-    let mut h = Harness::new();
+    let mut h = Fixture::new();
     h.connect(1, 501);
     h.broker.backend_mut().fail_next(1);
     assert_eq!(status(&h.acquire(1, "shared")), Status::CREATE_FAILURE);
@@ -251,7 +251,7 @@ fn overlapping_static_subnet_fails_to_create() {
     let mut a = NetworkConfig::new(Mode::Host);
     a.ipv4 = Some(Ipv4Subnet::new("192.168.100.0".parse().unwrap(), 24));
     let b = a.clone();
-    let mut h = Harness::with_config(StaticConfig::new().with("a", a).with("b", b));
+    let mut h = Fixture::with_config(StaticConfig::new().with("a", a).with("b", b));
     h.connect(1, 501);
     assert_eq!(h.subnet(1, "a"), "192.168.100.0");
     assert_eq!(status(&h.acquire(1, "b")), Status::CREATE_FAILURE);
@@ -260,7 +260,7 @@ fn overlapping_static_subnet_fails_to_create() {
 
 #[test]
 fn release_rules() {
-    let mut h = Harness::new();
+    let mut h = Fixture::new();
     h.connect(1, 501);
     assert_eq!(status(&h.release(1, "shared")), Status::NOT_FOUND);
     h.subnet(1, "shared");
@@ -273,7 +273,7 @@ fn release_rules() {
 
 #[test]
 fn idle_exit_only_without_clients() {
-    let mut h = Harness::new();
+    let mut h = Fixture::new();
     assert_eq!(h.broker.poll_timeout(), Some(h.now + IDLE));
     h.advance(IDLE / 2);
     h.connect(1, 501);
@@ -299,7 +299,7 @@ fn no_idle_exit_when_disabled() {
         exit_idle_timeout: None,
         ..BrokerOptions::default()
     };
-    let mut h = Harness::with(StaticConfig::new(), NoAccounts, options);
+    let mut h = Fixture::with(StaticConfig::new(), NoAccounts, options);
     assert_eq!(h.broker.poll_timeout(), None);
     h.advance(IDLE * 10);
     assert!(h.take_events().is_empty());
@@ -312,7 +312,7 @@ fn poll_timeout_is_the_earliest_deadline() {
         exit_idle_timeout: Some(Duration::from_secs(30)),
         ..BrokerOptions::default()
     };
-    let mut h = Harness::with(StaticConfig::new(), NoAccounts, options);
+    let mut h = Fixture::with(StaticConfig::new(), NoAccounts, options);
     h.connect(1, 501);
     h.subnet(1, "shared");
     h.disconnect(1);
@@ -329,7 +329,7 @@ fn poll_timeout_is_the_earliest_deadline() {
 
 #[test]
 fn shutdown_releases_every_network() {
-    let mut h = Harness::new();
+    let mut h = Fixture::new();
     h.connect(1, 501);
     h.subnet(1, "shared");
     h.subnet(1, "host");
@@ -359,7 +359,7 @@ fn shutdown_releases_every_network() {
 fn config_edits_apply_to_the_next_creation_only() {
     let cfg = Editable::default();
     *cfg.0.borrow_mut() = StaticConfig::new().with("lab", NetworkConfig::new(Mode::Host));
-    let mut h = Harness::with(cfg, NoAccounts, BrokerOptions::default());
+    let mut h = Fixture::with(cfg, NoAccounts, BrokerOptions::default());
     h.connect(1, 501);
     let Reply::Acquired { info, .. } = h.acquire(1, "lab") else {
         panic!()
@@ -402,11 +402,11 @@ fn access_lists() {
     let config = StaticConfig::new()
         .with("users", users)
         .with("groups", groups);
-    let mut h = Harness::with(config, accounts, BrokerOptions::default());
+    let mut h = Fixture::with(config, accounts, BrokerOptions::default());
     for uid in [0, 501, 502, 503, 504] {
         h.connect(u64::from(uid) + 1, uid);
     }
-    let ok = |h: &mut Harness<StaticConfig, FakeAccounts>, uid: u32, net: &str| {
+    let ok = |h: &mut Fixture<StaticConfig, FakeAccounts>, uid: u32, net: &str| {
         status(&h.acquire(u64::from(uid) + 1, net))
     };
     assert_eq!(ok(&mut h, 502, "users"), Status::NOT_ALLOWED);
@@ -451,7 +451,7 @@ fn limits_on_clients_and_networks() {
         max_networks: 1,
         ..BrokerOptions::default()
     };
-    let mut h = Harness::with(StaticConfig::new(), NoAccounts, options);
+    let mut h = Fixture::with(StaticConfig::new(), NoAccounts, options);
     h.connect(1, 501);
     h.connect(2, 501);
     assert_eq!(
@@ -469,7 +469,7 @@ fn limits_on_clients_and_networks() {
 
 #[test]
 fn requests_from_unknown_clients_are_internal_errors() {
-    let mut h = Harness::new();
+    let mut h = Fixture::new();
     assert_eq!(status(&h.acquire(9, "shared")), Status::INTERNAL_ERROR);
     assert_eq!(h.broker.network_count(), 0);
     h.disconnect(9); // ignored
@@ -477,7 +477,7 @@ fn requests_from_unknown_clients_are_internal_errors() {
 
 #[test]
 fn status_shows_networks_clients_and_hides_other_users() {
-    let mut h = Harness::new();
+    let mut h = Fixture::new();
     h.connect(1, 501);
     h.connect(2, 502);
     h.connect(3, 0);
@@ -514,7 +514,7 @@ fn status_shows_networks_clients_and_hides_other_users() {
 
 #[test]
 fn bad_requests_are_counted() {
-    let mut h = Harness::new();
+    let mut h = Fixture::new();
     h.connect(1, 501);
     let r = h.bad_request(1, "not JSON");
     assert_eq!(status(&r), Status::INVALID_REQUEST);
@@ -541,7 +541,7 @@ fn every_refused_acquire_keeps_its_reason() {
         max_networks: 2,
         ..BrokerOptions::default()
     };
-    let mut h = Harness::with(config, NoAccounts, options);
+    let mut h = Fixture::with(config, NoAccounts, options);
     h.connect(1, 501);
     h.connect(2, 501);
     h.connect(3, 501);
@@ -617,7 +617,7 @@ impl ConfigSource for Recording {
 #[test]
 fn any_unconfigured_name_is_not_found_and_ill_formed_ones_are_never_looked_up() {
     let config = Recording::default();
-    let mut h = Harness::with(&config, NoAccounts, BrokerOptions::default());
+    let mut h = Fixture::with(&config, NoAccounts, BrokerOptions::default());
     h.connect(1, 501);
     let long = "x".repeat(65);
     for raw in [
