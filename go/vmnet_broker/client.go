@@ -4,6 +4,7 @@ package vmnet_broker
 
 import (
 	"sync"
+	"time"
 )
 
 // transport is one connection to the broker: XPC on macOS, or the
@@ -15,6 +16,8 @@ type transport interface {
 	// isLost reports whether the connection broke, so that the broker has
 	// dropped its holds.
 	isLost() bool
+	// setTimeout bounds each later request (a positive duration).
+	setTimeout(timeout time.Duration)
 	close() error
 }
 

@@ -86,14 +86,19 @@ func ConnectSocketTimeout(path string, timeout time.Duration) (*Client, error) {
 }
 
 // SetTimeout changes how long each later request of c may take, from
-// sending it to the whole reply (development socket only; XPC requests are
-// not bounded yet). Values that are not positive are ignored.
+// sending it to the whole reply (over the development socket and over XPC;
+// after an XPC timeout the connection is cancelled and its networks are
+// lost). Values that are not positive are ignored.
 func (c *Client) SetTimeout(timeout time.Duration) {
-	if t, ok := c.t.(*socketTransport); ok && timeout > 0 {
-		t.mu.Lock()
-		t.timeout = timeout
-		t.mu.Unlock()
+	if timeout > 0 {
+		c.t.setTimeout(timeout)
 	}
+}
+
+func (t *socketTransport) setTimeout(timeout time.Duration) {
+	t.mu.Lock()
+	t.timeout = timeout
+	t.mu.Unlock()
 }
 
 func dialSocketTimeout(path string, timeout time.Duration) (*socketTransport, error) {

@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 )
 
@@ -34,7 +35,7 @@ func defaultTransport() (transport, error) {
 	if conn == nil {
 		return nil, ErrXPCFailure
 	}
-	return &xpcTransport{conn: conn}, nil
+	return &xpcTransport{conn: conn, timeout: DefaultTimeout}, nil
 }
 
 // processTransport is the connection AcquireNetwork uses: always the XPC
@@ -47,7 +48,7 @@ func processTransport() (transport, error) {
 	if conn == nil {
 		return nil, ErrXPCFailure
 	}
-	return &xpcTransport{conn: conn, bare: true}, nil
+	return &xpcTransport{conn: conn, bare: true, timeout: DefaultTimeout}, nil
 }
 
 // xpcTransport is a connection to com.github.nirs.vmnet-broker. libxpc
@@ -56,6 +57,10 @@ func processTransport() (transport, error) {
 type xpcTransport struct {
 	mu   sync.RWMutex
 	conn unsafe.Pointer // nil once closed
+
+	// How long one request may wait for its reply (Client.SetTimeout).
+	// After a timeout the connection is cancelled: later requests fail.
+	timeout time.Duration
 	// bare: report connection failures as the bare ErrXPCFailure (the
 	// original API) rather than a *TransportError saying what happened.
 	bare bool
@@ -129,6 +134,50 @@ func (t *xpcTransport) xpcStatus(status C.int64_t) error {
 	return statusFromCode(int64(status))
 }
 
+// call runs one request of the shim, giving up after t.timeout. libxpc has
+// no timeout for a synchronous request and a stopped broker never answers,
+// so the request runs on another goroutine; when no reply came in time the
+// connection is cancelled, which ends the wait (the pending reply becomes
+// XPC_ERROR_CONNECTION_INVALID), and every hold counts as lost. It returns
+// the shim's status and whether the time ran out. Call with t.mu held for
+// reading.
+func (t *xpcTransport) call(request func() C.int64_t) (C.int64_t, bool) {
+	done := make(chan C.int64_t, 1)
+	go func() { done <- request() }()
+	timer := time.NewTimer(t.timeout)
+	defer timer.Stop()
+	select {
+	case status := <-done:
+		return status, false
+	case <-timer.C:
+	}
+	C.vbgo_cancel(t.conn)
+	status := <-done
+	t.holds.Lock()
+	t.interrupted = true
+	if t.dropped == nil {
+		t.dropped = make(map[string]bool)
+	}
+	for name := range t.held {
+		t.dropped[name] = true
+	}
+	t.held = nil
+	t.holds.Unlock()
+	return status, true
+}
+
+// timeoutError is the error of a request that got no reply in time.
+func (t *xpcTransport) timeoutError() error {
+	if t.bare {
+		return ErrXPCFailure
+	}
+	return &TransportError{
+		Status: ErrXPCFailure,
+		Err:    fmt.Errorf("the broker did not answer within %v; it may be stopped or overloaded", t.timeout),
+		Hint:   "the connection was cancelled and its networks are lost: connect again",
+	}
+}
+
 // errClosedXPC is returned by a closed client.
 var errClosedXPC = &TransportError{Status: ErrXPCFailure, Err: errClosed}
 
@@ -156,7 +205,13 @@ func (t *xpcTransport) acquire(name string) (*Serialization, error) {
 	t.sync()
 	var network unsafe.Pointer
 	var info C.vbgo_network_info
-	status := C.vbgo_acquire(t.conn, cname, &network, &info)
+	status, late := t.call(func() C.int64_t { return C.vbgo_acquire(t.conn, cname, &network, &info) })
+	if late {
+		if status == 0 && network != nil {
+			C.vbgo_object_release(network)
+		}
+		return nil, t.timeoutError()
+	}
 	if status != 0 {
 		return nil, t.xpcStatus(status)
 	}
@@ -207,7 +262,11 @@ func (t *xpcTransport) release(name string) error {
 	if lost {
 		return lostError()
 	}
-	if status := C.vbgo_release(t.conn, cname); status != 0 {
+	status, late := t.call(func() C.int64_t { return C.vbgo_release(t.conn, cname) })
+	if late {
+		return t.timeoutError()
+	}
+	if status != 0 {
 		return t.xpcStatus(status)
 	}
 	t.holds.Lock()
@@ -224,7 +283,14 @@ func (t *xpcTransport) status() (*StatusReport, error) {
 	}
 	t.sync()
 	var report unsafe.Pointer
-	if status := C.vbgo_status(t.conn, &report); status != 0 {
+	status, late := t.call(func() C.int64_t { return C.vbgo_status(t.conn, &report) })
+	if late {
+		if status == 0 && report != nil {
+			C.vbgo_object_release(report)
+		}
+		return nil, t.timeoutError()
+	}
+	if status != 0 {
 		return nil, t.xpcStatus(status)
 	}
 	defer C.vbgo_object_release(report)
@@ -296,6 +362,12 @@ func (t *xpcTransport) isLost() bool {
 	t.holds.Lock()
 	defer t.holds.Unlock()
 	return t.interrupted
+}
+
+func (t *xpcTransport) setTimeout(timeout time.Duration) {
+	t.mu.Lock()
+	t.timeout = timeout
+	t.mu.Unlock()
 }
 
 func (t *xpcTransport) close() error {

@@ -58,6 +58,11 @@ void *vbgo_connect(void);
 // Cancels and releases a connection from vbgo_connect.
 void vbgo_disconnect(void *connection);
 
+// Cancels a connection from vbgo_connect without releasing it: a request
+// waiting for its reply returns VBGO_CONNECTION_INVALID at once (used when
+// the broker does not answer in time). Release it with vbgo_disconnect.
+void vbgo_cancel(void *connection);
+
 // How many times the connection has been interrupted (the broker went away)
 // since vbgo_connect; counted by the connection's event handler, so it also
 // moves when no request is in flight.

@@ -78,6 +78,13 @@ uint64_t vbgo_interruptions(void *connection) {
     return atomic_load(&c->events->interruptions);
 }
 
+void vbgo_cancel(void *connection) {
+    vbgo_connection *c = connection;
+    if (c != NULL) {
+        xpc_connection_cancel(c->connection);
+    }
+}
+
 void vbgo_disconnect(void *connection) {
     vbgo_connection *c = connection;
     if (c == NULL) {
