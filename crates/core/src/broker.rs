@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, error, info, warn};
 use vmnet_broker_proto::{
     ClientStatus, Counters, NetworkInfo, NetworkName, NetworkStatus, Request, Status, StatusReport,
+    WaitingNetwork,
 };
 
 use crate::backend::{Backend, BackendError};
@@ -356,8 +357,9 @@ pub struct Broker<B: Backend, C: ConfigSource, A: AccountLookup = NoAccounts> {
     remembered_dirty: bool,
     /// Where changes of `remembered` are written.
     store: Option<Box<dyn SubnetStore + Send>>,
-    /// Persistent networks that failed to be created, with their backoff.
-    retries: HashMap<NetworkName, crate::retry::Backoff>,
+    /// Persistent networks that failed to be created, with their backoff
+    /// and last error.
+    retries: HashMap<NetworkName, persistent::Retry>,
     /// Their next attempts, earliest first.
     retry_deadlines: BTreeSet<(Instant, NetworkName)>,
 }
@@ -689,6 +691,20 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
             })
             .collect();
         networks.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut waiting_networks: Vec<WaitingNetwork> = self
+            .retries
+            .iter()
+            .map(|(name, r)| WaitingNetwork {
+                name: name.to_string(),
+                failed_attempts: r.backoff.failures(),
+                last_error: r.last_error.clone(),
+                retry_in_seconds: r
+                    .backoff
+                    .next_attempt()
+                    .map_or(0.0, |t| secs(t.saturating_duration_since(now))),
+            })
+            .collect();
+        waiting_networks.sort_by(|a, b| a.name.cmp(&b.name));
         let mut clients: Vec<ClientStatus> = self
             .clients
             .iter()
@@ -719,6 +735,7 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
             hidden_clients: self.clients.len() - clients.len(),
             client_count: self.clients.len(),
             networks,
+            waiting_networks,
             clients,
             counters: self.counters.clone(),
         }

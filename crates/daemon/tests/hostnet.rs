@@ -214,6 +214,45 @@ fn persistent_networks_live_without_clients() {
     assert!(b.log_text().contains("removed: always"), "{}", b.log_text());
 }
 
+/// A persistent network whose creation keeps failing is listed by
+/// `status` (JSON and text) with its failed attempts, its last error and
+/// when it is tried next, and the attempts go on with backoff.
+#[test]
+fn status_lists_persistent_networks_waiting_for_a_retry() {
+    let b = Broker::start(
+        &[("always.json", r#"{"mode": "host", "persistent": true}"#)],
+        &["--no-idle-exit", "--sim-fail-create", "always"],
+    );
+    // The attempt at start and the one 1 s later fail.
+    b.wait_for("a second failed attempt", |b| {
+        let out = b.cli(&["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["waiting_networks"][0]["failed_attempts"].as_u64() >= Some(2)
+    });
+    let out = b.cli(&["status", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["networks"], serde_json::json!([]), "{v}");
+    let waiting = &v["waiting_networks"][0];
+    assert_eq!(waiting["name"], "always", "{v}");
+    let error = waiting["last_error"].as_str().unwrap();
+    assert!(error.contains("always"), "{error}");
+    let next = waiting["retry_in_seconds"].as_f64().unwrap();
+    assert!((0.0..=60.0).contains(&next), "{next}");
+
+    let text = stdout(&b.cli(&["status"]));
+    assert!(
+        text.contains("Persistent networks waiting to be created:"),
+        "{text}"
+    );
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("always "))
+        .unwrap_or_else(|| panic!("no row for always in\n{text}"));
+    assert!(row.contains(error), "{row}");
+    assert_eq!(b.holders("always"), None);
+}
+
 /// Editing and deleting a file takes effect without a restart: a held
 /// network keeps its configuration until idle (status says so), an idle
 /// one is created again, and a deleted one answers 5.

@@ -27,7 +27,8 @@ pub mod json;
 
 pub use name::{MAX_NETWORK_NAME_LEN, NameError, NetworkName};
 pub use reply::{
-    ClientStatus, Counters, Mode, NetworkInfo, NetworkStatus, StatusReport, decode_acquire_reply,
+    ClientStatus, Counters, Mode, NetworkInfo, NetworkStatus, StatusReport, WaitingNetwork,
+    decode_acquire_reply,
 };
 pub use request::{Dict, Request, RequestError};
 pub use status::Status;

@@ -106,6 +106,12 @@ pub struct StatusReport {
     pub log_level: Option<String>,
     /// Every live network, sorted by name.
     pub networks: Vec<NetworkStatus>,
+    /// Persistent networks that are not live because their creation
+    /// failed, each waiting for its next attempt, sorted by name (added in
+    /// 0.1; absent when there are none and from reports of brokers that do
+    /// not say).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting_networks: Vec<WaitingNetwork>,
     /// Connected clients the caller may see, sorted by id.
     #[serde(rename = "peers")]
     pub clients: Vec<ClientStatus>,
@@ -152,6 +158,21 @@ pub struct NetworkStatus {
     /// when it is idle.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub configuration_pending: bool,
+}
+
+/// A persistent network in a [`StatusReport`] that is not live: its
+/// creation failed and is tried again later (1 s after the first failure,
+/// doubling up to 60 s between attempts).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WaitingNetwork {
+    /// Network name.
+    pub name: String,
+    /// Attempts to create it that failed so far.
+    pub failed_attempts: u32,
+    /// Why the last attempt failed.
+    pub last_error: String,
+    /// Seconds until the next attempt (0 when it is due).
+    pub retry_in_seconds: f64,
 }
 
 /// One connected client in a [`StatusReport`].

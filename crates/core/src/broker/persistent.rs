@@ -23,6 +23,24 @@ use vmnet_broker_proto::NetworkName;
 use super::{AccountLookup, AcquireError, Broker, RemovalReason};
 use crate::backend::Backend;
 use crate::config::{ConfigSource, Lookup, NetworkConfig};
+use crate::retry::Backoff;
+
+/// The retry state of a persistent network that failed to be created.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Retry {
+    /// Failures and the next attempt.
+    pub(super) backoff: Backoff,
+    /// Why the last attempt failed, for `status`.
+    pub(super) last_error: String,
+}
+
+impl Retry {
+    /// Records a failure at `now` for `reason`; returns when to try again.
+    fn failed(&mut self, now: Instant, reason: String) -> Instant {
+        self.last_error = reason;
+        self.backoff.failed(now)
+    }
+}
 
 /// What [`Broker::reload`] did, for the log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -130,7 +148,7 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
         let mut v: Vec<(String, u32)> = self
             .retries
             .iter()
-            .map(|(n, b)| (n.to_string(), b.failures()))
+            .map(|(n, r)| (n.to_string(), r.backoff.failures()))
             .collect();
         v.sort();
         v
@@ -170,12 +188,12 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
         name: &NetworkName,
         error: &AcquireError,
     ) {
-        let backoff = self.retries.entry(name.clone()).or_default();
-        if let Some(old) = backoff.next_attempt() {
+        let retry = self.retries.entry(name.clone()).or_default();
+        if let Some(old) = retry.backoff.next_attempt() {
             self.retry_deadlines.remove(&(old, name.clone()));
         }
-        let at = backoff.failed(now);
-        let attempt = backoff.failures();
+        let at = retry.failed(now, error.to_string());
+        let attempt = retry.backoff.failures();
         warn!(
             network = %name,
             attempt,
@@ -187,8 +205,8 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
 
     /// Forgets a pending retry of `name`.
     pub(super) fn clear_retry(&mut self, name: &NetworkName) {
-        if let Some(backoff) = self.retries.remove(name)
-            && let Some(at) = backoff.next_attempt()
+        if let Some(retry) = self.retries.remove(name)
+            && let Some(at) = retry.backoff.next_attempt()
         {
             self.retry_deadlines.remove(&(at, name.clone()));
         }
@@ -206,8 +224,8 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
             match self.config.lookup(&name) {
                 Lookup::Found(config) if config.persistent => {
                     // start_persistent reschedules from the current backoff.
-                    if let Some(b) = self.retries.get(&name)
-                        && let Some(at) = b.next_attempt()
+                    if let Some(r) = self.retries.get(&name)
+                        && let Some(at) = r.backoff.next_attempt()
                     {
                         self.retry_deadlines.insert((at, name.clone()));
                     }
@@ -215,7 +233,8 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
                 }
                 Lookup::Broken(e) => {
                     warn!(network = %name, "persistent network not retried: configuration unusable: {e}");
-                    let at = self.retries.get_mut(&name).map(|b| b.failed(now));
+                    let reason = format!("configuration unusable: {e}");
+                    let at = self.retries.get_mut(&name).map(|r| r.failed(now, reason));
                     if let Some(at) = at {
                         self.retry_deadlines.insert((at, name));
                     }

@@ -352,3 +352,48 @@ fn a_persistent_network_that_fails_to_come_back_is_retried() {
     t.advance(IDLE * 2);
     assert!(!t.exited());
 }
+
+/// `status` lists a persistent network waiting for its next attempt, with
+/// its failed attempts, the last error and the time left, and drops it once
+/// it is live.
+#[test]
+fn status_lists_waiting_persistent_networks() {
+    let config = StaticConfig::new().with("always", persistent(Mode::Host));
+    let mut h = crate::testing::Harness::sim(BrokerOptions::default(), config, NoAccounts, 1);
+    h.broker.backend_mut().fail_next(2);
+    let now = h.now;
+    h.broker.reload(now);
+    h.settle();
+    let report = h.broker.status(h.now, None);
+    assert!(report.networks.is_empty());
+    assert_eq!(report.waiting_networks.len(), 1, "{report:?}");
+    let waiting = &report.waiting_networks[0];
+    assert_eq!(waiting.name, "always");
+    assert_eq!(waiting.failed_attempts, 1);
+    assert!(
+        waiting.last_error.contains("next creation set to fail"),
+        "{}",
+        waiting.last_error
+    );
+    assert!((waiting.retry_in_seconds - 1.0).abs() < 1e-9, "{waiting:?}");
+
+    // Half a second later, half a second is left.
+    h.advance(Duration::from_millis(500));
+    let waiting = h.broker.status(h.now, None).waiting_networks[0].clone();
+    assert!((waiting.retry_in_seconds - 0.5).abs() < 1e-9, "{waiting:?}");
+
+    // The attempt at 1 s fails too: two failures, next try 2 s later.
+    h.advance(Duration::from_millis(500));
+    let waiting = h.broker.status(h.now, None).waiting_networks[0].clone();
+    assert_eq!(waiting.failed_attempts, 2);
+    assert!((waiting.retry_in_seconds - 2.0).abs() < 1e-9, "{waiting:?}");
+
+    // The one at 3 s succeeds: live, no longer waiting, and the report's
+    // JSON has no `waiting_networks` key.
+    h.advance(Duration::from_secs(2));
+    let report = h.broker.status(h.now, None);
+    assert!(report.waiting_networks.is_empty(), "{report:?}");
+    assert_eq!(report.networks.len(), 1);
+    let json = serde_json::to_value(&report).unwrap();
+    assert!(json.get("waiting_networks").is_none(), "{json}");
+}

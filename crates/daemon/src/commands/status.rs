@@ -115,6 +115,27 @@ pub(crate) fn render(s: &StatusReport) -> String {
             }
         }
     }
+    if !s.waiting_networks.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "Persistent networks waiting to be created:");
+        let rows: Vec<[String; 4]> = s
+            .waiting_networks
+            .iter()
+            .map(|w| {
+                [
+                    escape(&w.name).into_owned(),
+                    w.failed_attempts.to_string(),
+                    duration(w.retry_in_seconds),
+                    escape(&w.last_error).into_owned(),
+                ]
+            })
+            .collect();
+        table(
+            &mut out,
+            ["NETWORK", "FAILED ATTEMPTS", "NEXT TRY IN", "LAST ERROR"],
+            &rows,
+        );
+    }
     let _ = writeln!(out);
     if s.clients.is_empty() {
         let _ = writeln!(out, "No clients visible to you.");
@@ -245,6 +266,33 @@ mod tests {
             text.contains("network idle delay 5m00s; exit idle delay none (never exits when idle)"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn waiting_networks_are_listed_with_their_error_escaped() {
+        let report: StatusReport = serde_json::from_value(serde_json::json!({
+            "version": "0.1.0", "pid": 10, "backend": "simulated", "uptime_seconds": 1.0,
+            "network_idle_timeout_seconds": 300.0, "exit_idle_timeout_seconds": null,
+            "networks": [], "peers": [], "peer_count": 0, "hidden_peers": 0,
+            "waiting_networks": [{"name": "always", "failed_attempts": 3,
+                                  "last_error": "vmnet said no\u{1b}[2J", "retry_in_seconds": 3.6}],
+            "counters": {"connects": 0, "disconnects": 0, "requests": 0, "acquires": 0,
+                         "releases": 0, "creations": 0, "removals": 0, "failures": {}}
+        }))
+        .expect("report");
+        let text = render(&report);
+        assert!(
+            text.contains("Persistent networks waiting to be created:"),
+            "{text}"
+        );
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("always"))
+            .expect("a row for the waiting network");
+        assert!(row.contains(" 3 "), "{row}");
+        assert!(row.contains(" 4s "), "{row}");
+        assert!(row.contains("vmnet said no"), "{row}");
+        assert!(!text.contains('\u{1b}'), "{text:?}");
     }
 
     #[test]
