@@ -111,7 +111,7 @@ pub(crate) fn render(s: &StatusReport) -> String {
                 notes.push("configuration changed, applies when idle".to_owned());
             }
             if !notes.is_empty() {
-                let _ = writeln!(out, "  {}: {}", n.name, notes.join("; "));
+                let _ = writeln!(out, "  {}: {}", escape(&n.name), notes.join("; "));
             }
         }
     }
