@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use block2::Block;
 
 use super::dispatch::{
-    self, DPtr, SendBlock, copy_block, current_queue, enqueue_then, new_queue, queue_check,
+    self, DPtr, SendBlock, copy_block, current_queue, enqueue, new_queue, queue_check,
 };
 use super::wire::{self, MESSAGE, REPLY, REQUEST};
 use super::xpc::{self, Body, Dict, XPtr, alloc, interrupted, invalid, obj, release, retain};
@@ -212,9 +212,7 @@ pub(crate) fn wait_in_flight(limit: std::time::Duration) {
         return;
     }
     let deadline = std::time::Instant::now() + limit;
-    while (IN_FLIGHT.load(Ordering::Acquire) > 0 || dispatch::jobs_pending())
-        && std::time::Instant::now() < deadline
-    {
+    while IN_FLIGHT.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
@@ -231,15 +229,7 @@ fn post(c: &Arc<Conn>, event: Event) {
         IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
     }
     let c2 = c.clone();
-    // A final event counts as in flight until its job has run, the
-    // connection's and the work item's references to the queue are gone,
-    // so that the report at exit never sees them half way.
-    let done: Option<dispatch::Job> = is_final.then(|| -> dispatch::Job {
-        Box::new(|| {
-            IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
-        })
-    });
-    enqueue_then(
+    enqueue(
         queue,
         Box::new(move || {
             let (handler, finished) = {
@@ -271,11 +261,11 @@ fn post(c: &Arc<Conn>, event: Event) {
                 if internal {
                     release(c2.xobj.load(Ordering::Relaxed) as XPtr);
                 }
+                IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
             } else {
                 drop_event(event);
             }
         }),
-        done,
     );
 }
 

@@ -19,7 +19,7 @@ use block2::{Block, RcBlock};
 use super::{Family, Live, check, lock, register, unregister, violation};
 
 pub(crate) type DPtr = *mut c_void;
-pub(crate) type Job = Box<dyn FnOnce() + Send>;
+type Job = Box<dyn FnOnce() + Send>;
 
 /// A block called later on another thread. Blocks handed to dispatch,
 /// libxpc and vmnet run on whatever queue they are given, so the code that
@@ -105,20 +105,7 @@ struct SourceState {
     interval: u64,
 }
 
-/// Work items enqueued and not yet finished (their queue reference
-/// released); the report at exit waits for them, bounded.
-static PENDING_JOBS: AtomicUsize = AtomicUsize::new(0);
-
-/// Whether work is pending on queues, not counting a job running on the
-/// calling thread (a program may exit from inside a job).
-pub(crate) fn jobs_pending() -> bool {
-    let own = usize::from(IN_JOB.with(Cell::get));
-    PENDING_JOBS.load(Ordering::Acquire) > own
-}
-
 thread_local! {
-    /// Set while this thread runs a work item.
-    static IN_JOB: Cell<bool> = const { Cell::new(false) };
     static CURRENT_QUEUE: Cell<usize> = const { Cell::new(0) };
 }
 
@@ -186,33 +173,17 @@ pub(crate) fn release(p: DPtr) {
 
 /// Runs `job` on queue `q` (retained until the job has run).
 pub(crate) fn enqueue(q: usize, job: Job) {
-    enqueue_then(q, job, None);
-}
-
-/// [`enqueue`], running `done` once the job has run and the work item's
-/// reference to the queue is gone (for bookkeeping that must see the queue
-/// as the job left it, such as the count of final events in flight).
-pub(crate) fn enqueue_then(q: usize, job: Job, done: Option<Job>) {
     let DKind::Queue(queue) = &dobj(q as DPtr, "dispatch_async").kind else {
         violation("work was sent to a dispatch object that is not a queue");
     };
     retain(q as DPtr);
-    PENDING_JOBS.fetch_add(1, Ordering::AcqRel);
     let wrapped: Job = Box::new(move || {
-        IN_JOB.with(|f| f.set(true));
         job();
         release(q as DPtr);
-        if let Some(done) = done {
-            done();
-        }
-        IN_JOB.with(|f| f.set(false));
-        PENDING_JOBS.fetch_sub(1, Ordering::AcqRel);
     });
     let tx = lock(&queue.tx).clone();
-    let sent = tx.is_some_and(|tx| tx.send(wrapped).is_ok());
-    if !sent {
-        // The queue is gone: the job never runs, so it is not pending.
-        PENDING_JOBS.fetch_sub(1, Ordering::AcqRel);
+    if let Some(tx) = tx {
+        let _ = tx.send(wrapped);
     }
 }
 
