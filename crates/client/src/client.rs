@@ -124,14 +124,18 @@ impl Client {
     }
 
     /// [`Client::connect`] with another timeout (see
-    /// [`Client::connect_socket_with_timeout`]). Over XPC the timeout does
-    /// not apply yet.
+    /// [`Client::connect_socket_with_timeout`]). Over XPC it bounds each
+    /// request (connecting does not wait there).
     pub fn connect_with_timeout(timeout: Duration) -> Result<Self, Error> {
         #[cfg(target_os = "macos")]
         {
             match std::env::var_os(crate::SOCKET_ENV) {
                 Some(path) if !path.is_empty() => Self::connect_socket_with_timeout(path, timeout),
-                _ => Self::connect_xpc(),
+                _ => {
+                    let client = Self::connect_xpc()?;
+                    client.set_timeout(timeout);
+                    Ok(client)
+                }
             }
         }
         #[cfg(not(target_os = "macos"))]

@@ -445,6 +445,39 @@ fn bad_requests_get_error_4_and_a_message_without_reply_is_only_logged() {
 }
 
 #[test]
+fn a_stopped_broker_makes_xpc_requests_time_out_and_it_serves_again_when_continued() {
+    const SIGSTOP: i32 = 19;
+    const SIGCONT: i32 = 18;
+    let b = Broker::start(&[], &["--no-idle-exit"]);
+    b.status();
+    b.signal(SIGSTOP);
+
+    // The CLI gives up after --timeout with XPC_FAILURE and says why.
+    let started = Instant::now();
+    let out = b.cli(&["status", "--timeout", "1"]);
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 1, "{stderr}");
+    assert!(stderr.contains("did not answer in time"), "{stderr}");
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+
+    // So does the Rust client, with its own timeout.
+    let client = Client::connect_xpc_service(&b.service).unwrap();
+    client.set_timeout(Duration::from_millis(500));
+    let e = client.status().unwrap_err();
+    assert_eq!(e.status(), Status::XPC_FAILURE, "{e}");
+    assert!(e.to_string().contains("did not answer in time"), "{e}");
+
+    // Once continued, the broker answers again, and so does the same
+    // client (it connects again).
+    b.signal(SIGCONT);
+    client.set_timeout(Duration::from_secs(10));
+    client.status().unwrap();
+    let out = b.cli(&["acquire", "shared"]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
 fn a_second_broker_on_the_same_service_exits_1() {
     let mut b = Broker::start(&[], &["--no-idle-exit"]);
     let mut second = Broker::spawn(&b.dir, &b.service, &["--no-idle-exit"]);

@@ -245,8 +245,8 @@ vmnet_broker_client *_Nullable vmnet_broker_client_connect_socket(
     vmnet_broker_return_t *_Nullable status);
 
 /*
- * Sets how long `client` waits to connect again and for each reply (the
- * development socket; XPC requests are not bounded yet). The default is 30
+ * Sets how long `client` waits to connect again (development socket) and
+ * for each reply (socket and XPC). The default is 30
  * seconds; a broker that does not answer in time fails the request with
  * VMNET_BROKER_XPC_FAILURE. Every client connection also checks that the
  * process serving the socket runs as root or as this user, and fails with

@@ -71,8 +71,8 @@ pub unsafe extern "C" fn vmnet_broker_client_connect_socket(
     unsafe { finish_ptr(result, status) }
 }
 
-/// Sets how long `client` waits to connect again and for each reply
-/// (development socket; XPC requests are not bounded yet). The default is
+/// Sets how long `client` waits to connect again (development socket) and
+/// for each reply (socket and XPC). The default is
 /// 30 seconds. A broker that does not answer in time fails the request with
 /// `VMNET_BROKER_XPC_FAILURE`.
 ///

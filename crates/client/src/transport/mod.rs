@@ -44,13 +44,12 @@ impl Transport {
         SocketTransport::connect(path, timeout).map(Transport::Socket)
     }
 
-    /// Changes the bound on connecting and on each request (development
-    /// socket only: XPC requests are not bounded yet).
+    /// Changes the bound on connecting (socket) and on each request.
     pub(crate) fn set_timeout(&mut self, timeout: Duration) {
         match self {
             Self::Socket(t) => t.set_timeout(timeout),
             #[cfg(any(target_os = "macos", feature = "fake-apple"))]
-            Self::Xpc(_) => {}
+            Self::Xpc(t) => t.set_timeout(timeout),
         }
     }
 

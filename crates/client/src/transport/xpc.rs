@@ -6,6 +6,7 @@
 
 use std::ffi::c_void;
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use vmnet_broker_macos::xpc::{XpcClient, XpcDictionary, XpcError, XpcObject, XpcType, to_json};
 use vmnet_broker_proto::{StatusReport, commands, keys};
@@ -84,6 +85,8 @@ pub(crate) struct XpcTransport {
     service: String,
     client: Option<XpcClient>,
     epoch: u64,
+    /// How long one request may wait for its reply.
+    timeout: Duration,
 }
 
 fn xpc_error(e: XpcError) -> Error {
@@ -100,7 +103,13 @@ impl XpcTransport {
             service: service.to_owned(),
             client: Some(client),
             epoch: 0,
+            timeout: crate::DEFAULT_TIMEOUT,
         })
+    }
+
+    /// Changes how long each request may wait for its reply.
+    pub(crate) fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
     }
 
     pub(crate) fn service(&self) -> &str {
@@ -150,8 +159,19 @@ impl XpcTransport {
                 .client
                 .insert(XpcClient::connect(&self.service, false).map_err(xpc_error)?),
         };
-        match client.request(&message) {
+        match client.request_within(&message, self.timeout) {
             Ok(reply) => Ok(reply),
+            Err(XpcError::Timeout { .. }) => {
+                // The connection was cancelled, and the broker drops what
+                // it held for it: the holds are gone, and the next request
+                // makes a new connection.
+                self.epoch += 1;
+                self.client = None;
+                Err(Error::Timeout {
+                    what: "waiting for the reply over XPC",
+                    after: self.timeout,
+                })
+            }
             Err(e @ XpcError::ConnectionInterrupted { .. }) => {
                 self.epoch += 1;
                 Err(xpc_error(e))

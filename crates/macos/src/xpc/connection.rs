@@ -565,41 +565,57 @@ impl XpcClient {
     /// or [`XpcError::Other`] when libxpc answers with an error object
     /// instead of a reply.
     pub fn request(&self, message: &XpcDictionary) -> Result<XpcObject, XpcError> {
-        // SAFETY: live connection and message; the result is +1 (SDK
-        // xpc/connection.h). We are not on the connection's private queue.
-        let raw = unsafe {
-            sys::xpc_connection_send_message_with_reply_sync(
-                self.connection.as_ptr(),
-                message.as_ptr(),
-            )
-        };
-        // SAFETY: fresh +1 object (a reply, or one of the well-known error
-        // objects, which tolerate retain/release).
-        let reply = unsafe { XpcObject::from_owned(raw) }.ok_or_else(|| XpcError::Other {
-            service: self.service.clone(),
-            description: "no reply".into(),
-        })?;
-        if reply.kind() != XpcType::Error {
-            return Ok(reply);
-        }
-        // SAFETY: a live error object.
-        let kind = unsafe { error_kind(reply.as_ptr()) };
-        // SAFETY: a live error object.
-        let description = unsafe { error_description(reply.as_ptr()) };
+        send_sync(&self.connection, &self.service, message)
+    }
+
+    /// [`XpcClient::request`], waiting at most `timeout` for the reply.
+    ///
+    /// libxpc has no timeout for a synchronous request, and a stopped or
+    /// stuck broker never answers. The request is made on a helper thread
+    /// (with its own references to the connection and the message); when
+    /// no reply came in time the connection is cancelled, which ends that
+    /// wait with `XPC_ERROR_CONNECTION_INVALID` (SDK xpc/connection.h: a
+    /// cancelled connection's outstanding replies get that error), and the
+    /// thread ends. The client cannot be used after a timeout: make a new
+    /// one.
+    ///
+    /// # Errors
+    ///
+    /// As [`XpcClient::request`], and [`XpcError::Timeout`].
+    pub fn request_within(
+        &self,
+        message: &XpcDictionary,
+        timeout: std::time::Duration,
+    ) -> Result<XpcObject, XpcError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let connection = self.connection.clone();
+        let message = message.retained();
         let service = self.service.clone();
-        Err(match kind {
-            ErrorKind::Invalid => XpcError::ConnectionInvalid {
-                service,
-                description,
-            },
-            ErrorKind::Interrupted => XpcError::ConnectionInterrupted {
-                service,
-                description,
-            },
-            ErrorKind::TerminationImminent | ErrorKind::Other => XpcError::Other {
-                service,
-                description,
-            },
+        std::thread::Builder::new()
+            .name("vmnet-broker-xpc-request".into())
+            .spawn(move || {
+                let result = send_sync(&connection, &service, &message);
+                // Release this thread's references before the caller can
+                // go on (and its process end) with the result.
+                drop(message);
+                drop(connection);
+                // The receiver may be gone (timed out): nothing to do then.
+                let _ = tx.send(result);
+            })
+            .map_err(|e| XpcError::Other {
+                service: self.service.clone(),
+                description: format!("cannot start a thread for the request: {e}"),
+            })?;
+        rx.recv_timeout(timeout).unwrap_or_else(|_| {
+            self.connection.cancel();
+            // Cancelling ends the helper's wait at once; give it a moment
+            // to return and drop its references (a late reply, if one
+            // crossed the cancel, is dropped with them).
+            let _ = rx.recv_timeout(std::time::Duration::from_secs(1));
+            Err(XpcError::Timeout {
+                service: self.service.clone(),
+                after: timeout,
+            })
         })
     }
 
@@ -607,6 +623,47 @@ impl XpcClient {
     pub fn connection(&self) -> &XpcConnection {
         &self.connection
     }
+}
+
+/// One synchronous request on `connection` (see [`XpcClient::request`]).
+fn send_sync(
+    connection: &XpcConnection,
+    service: &str,
+    message: &XpcDictionary,
+) -> Result<XpcObject, XpcError> {
+    // SAFETY: live connection and message; the result is +1 (SDK
+    // xpc/connection.h). We are not on the connection's private queue.
+    let raw = unsafe {
+        sys::xpc_connection_send_message_with_reply_sync(connection.as_ptr(), message.as_ptr())
+    };
+    // SAFETY: fresh +1 object (a reply, or one of the well-known error
+    // objects, which tolerate retain/release).
+    let reply = unsafe { XpcObject::from_owned(raw) }.ok_or_else(|| XpcError::Other {
+        service: service.to_owned(),
+        description: "no reply".into(),
+    })?;
+    if reply.kind() != XpcType::Error {
+        return Ok(reply);
+    }
+    // SAFETY: a live error object.
+    let kind = unsafe { error_kind(reply.as_ptr()) };
+    // SAFETY: a live error object.
+    let description = unsafe { error_description(reply.as_ptr()) };
+    let service = service.to_owned();
+    Err(match kind {
+        ErrorKind::Invalid => XpcError::ConnectionInvalid {
+            service,
+            description,
+        },
+        ErrorKind::Interrupted => XpcError::ConnectionInterrupted {
+            service,
+            description,
+        },
+        ErrorKind::TerminationImminent | ErrorKind::Other => XpcError::Other {
+            service,
+            description,
+        },
+    })
 }
 
 impl Drop for XpcClient {

@@ -78,6 +78,17 @@ pub enum XpcError {
         /// libxpc's description.
         description: String,
     },
+    /// No reply came in time; the connection was cancelled.
+    #[error(
+        "the broker {service} did not answer within {}s (the connection was cancelled)",
+        after.as_secs_f64()
+    )]
+    Timeout {
+        /// The service name.
+        service: String,
+        /// The time waited.
+        after: std::time::Duration,
+    },
     /// Another error object.
     #[error("XPC error from {service}: {description}")]
     Other {
