@@ -144,8 +144,10 @@ impl Client {
         }
     }
 
-    /// Changes how long connecting again and each request may take, from
-    /// the next request on (development socket only).
+    /// Changes how long connecting again (development socket) and each
+    /// request (socket and XPC) may take, from the next request on. Over
+    /// XPC a request that times out cancels the connection: the holds are
+    /// gone and the next request connects again.
     pub fn set_timeout(&self, timeout: Duration) {
         self.inner.lock().transport.set_timeout(timeout);
     }

@@ -26,6 +26,7 @@ unsafe extern "C" {
     fn xpc_connection_cancel(c: Obj);
     fn xpc_connection_send_message_with_reply_sync(c: Obj, m: Obj) -> Obj;
     fn xpc_connection_send_message(c: Obj, m: Obj);
+    fn xpc_connection_send_message_with_reply(c: Obj, m: Obj, q: Obj, h: *const Block<dyn Fn(Obj)>);
     fn xpc_connection_set_target_queue(c: Obj, q: Obj);
     fn xpc_dictionary_create_reply(m: Obj) -> Obj;
     fn xpc_dictionary_get_remote_connection(m: Obj) -> Obj;
@@ -34,6 +35,7 @@ unsafe extern "C" {
     fn xpc_get_type(o: Obj) -> *const c_void;
     static _xpc_type_connection: u8;
     static _xpc_type_dictionary: u8;
+    static _xpc_error_connection_invalid: u8;
     fn dispatch_queue_create(label: *const c_char, attr: Obj) -> Obj;
     fn dispatch_release(o: Obj);
     fn dispatch_source_create(t: *const c_void, h: usize, m: usize, q: Obj) -> Obj;
@@ -174,6 +176,86 @@ unsafe fn run(case: &str) {
                 xpc_release(l);
                 dispatch_release(q);
             }
+            "async-reply" | "async-null-handler" => {
+                let name = format!("svc-{}\0", std::process::id());
+                let q = dispatch_queue_create(c"listener".as_ptr(), std::ptr::null_mut());
+                let l = xpc_connection_create_mach_service(name.as_ptr().cast(), q, 1);
+                let qu = q as usize;
+                // The listener answers the first request and never the
+                // second, as a stuck service would.
+                let on_peer = RcBlock::new(move |peer: Obj| {
+                    if xpc_get_type(peer) != (&raw const _xpc_type_connection).cast() {
+                        return;
+                    }
+                    xpc_connection_set_target_queue(peer, qu as Obj);
+                    let seen = std::cell::Cell::new(0);
+                    let on_message = RcBlock::new(move |msg: Obj| {
+                        if xpc_get_type(msg) != (&raw const _xpc_type_dictionary).cast() {
+                            return;
+                        }
+                        seen.set(seen.get() + 1);
+                        if seen.get() > 1 {
+                            return;
+                        }
+                        let reply = xpc_dictionary_create_reply(msg);
+                        xpc_dictionary_set_int64(reply, c"answer".as_ptr(), 42);
+                        xpc_connection_send_message(
+                            xpc_dictionary_get_remote_connection(msg),
+                            reply,
+                        );
+                        xpc_release(reply);
+                    });
+                    xpc_connection_set_event_handler(peer, &on_message);
+                    xpc_connection_activate(peer);
+                });
+                xpc_connection_set_event_handler(l, &on_peer);
+                xpc_connection_activate(l);
+                let cq = dispatch_queue_create(c"client".as_ptr(), std::ptr::null_mut());
+                let c = xpc_connection_create_mach_service(name.as_ptr().cast(), cq, 0);
+                let quiet = RcBlock::new(|_e: Obj| {});
+                xpc_connection_set_event_handler(c, &quiet);
+                xpc_connection_activate(c);
+                let msg = xpc_dictionary_create(std::ptr::null(), std::ptr::null(), 0);
+                if case == "async-null-handler" {
+                    xpc_connection_send_message_with_reply(c, msg, cq, std::ptr::null());
+                }
+                // Each handler reports what it got: the answer, or -1 for
+                // XPC_ERROR_CONNECTION_INVALID.
+                let (tx, rx) = std::sync::mpsc::channel::<i64>();
+                let handler = move |tx: std::sync::mpsc::Sender<i64>| {
+                    RcBlock::new(move |reply: Obj| {
+                        let got = if std::ptr::eq(
+                            reply.cast_const().cast(),
+                            &raw const _xpc_error_connection_invalid,
+                        ) {
+                            -1
+                        } else {
+                            xpc_dictionary_get_int64(reply, c"answer".as_ptr())
+                        };
+                        let _ = tx.send(got);
+                    })
+                };
+                let first = handler(tx.clone());
+                xpc_connection_send_message_with_reply(c, msg, cq, &*first);
+                let wait = std::time::Duration::from_secs(10);
+                assert_eq!(rx.recv_timeout(wait), Ok(42), "the first reply");
+                let second = handler(tx);
+                xpc_connection_send_message_with_reply(c, msg, cq, &*second);
+                assert!(
+                    rx.recv_timeout(std::time::Duration::from_millis(200))
+                        .is_err(),
+                    "the second request has no answer"
+                );
+                // Cancelling ends the outstanding request with INVALID.
+                xpc_connection_cancel(c);
+                assert_eq!(rx.recv_timeout(wait), Ok(-1), "the cancelled request");
+                xpc_release(msg);
+                xpc_release(c);
+                dispatch_release(cq);
+                xpc_connection_cancel(l);
+                xpc_release(l);
+                dispatch_release(q);
+            }
             "inactive-source" => {
                 let q = dispatch_queue_create(c"q".as_ptr(), std::ptr::null_mut());
                 let t = dispatch_source_create(
@@ -256,6 +338,18 @@ fn a_reply_context_is_used_once_and_the_reply_comes_back() {
     let (code, err) = outcome("reply-once");
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains(": 0 leaked,"), "{err}");
+}
+
+#[test]
+fn an_async_request_gets_its_reply_or_invalid_once_cancelled_without_a_leak() {
+    let (code, err) = outcome("async-reply");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains(": 0 leaked,"), "{err}");
+}
+
+#[test]
+fn an_async_request_without_a_handler_aborts() {
+    assert_aborts("async-null-handler", "NULL handler");
 }
 
 #[test]

@@ -29,8 +29,20 @@ unsafe extern "C" {
     static _xpc_type_dictionary: u8;
 }
 
+/// The broker process, killed when the test ends, also when it fails (a
+/// stopped broker left behind would keep the test's output open).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// One test only: it points this whole process at a private fake-XPC
-/// directory, where the broker listens on the default service name.
+/// directory, where the broker listens on the default service name. It
+/// takes about 30 s: it waits out the default request timeout once.
 #[test]
 fn the_upstream_entry_point_acquires_over_xpc() {
     let dir = tempfile::tempdir().unwrap();
@@ -42,7 +54,7 @@ fn the_upstream_entry_point_acquires_over_xpc() {
     // thread of its own reads the environment.
     unsafe { std::env::set_var("VMNET_BROKER_FAKE_XPC_DIR", &xpc_dir) };
 
-    let mut broker = Command::new(common::broker_bin())
+    let broker = Command::new(common::broker_bin())
         .args(["serve", "--backend", "vmnet", "--no-idle-exit"])
         .arg("--config-dir")
         .arg(&conf)
@@ -53,10 +65,11 @@ fn the_upstream_entry_point_acquires_over_xpc() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
+    let mut broker = KillOnDrop(broker);
     let socket = xpc_dir.join(vmnet_broker_proto::MACH_SERVICE_NAME);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !socket.exists() {
-        if let Some(status) = broker.try_wait().unwrap() {
+        if let Some(status) = broker.0.try_wait().unwrap() {
             panic!(
                 "the broker exited ({status}); was it built with `cargo build -p vmnet-broker \
                  --features fake-apple`?"
@@ -93,8 +106,37 @@ fn the_upstream_entry_point_acquires_over_xpc() {
     let null = unsafe { vmnet_broker_acquire_network(std::ptr::null(), std::ptr::null_mut()) };
     assert!(null.is_null());
 
+    // A stopped broker still takes connections but never answers: the
+    // request gives up after the default 30 s with XPC_FAILURE, and once
+    // the broker runs again the next call connects again and succeeds.
+    let signal = |name: &str| {
+        let sent = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(broker.0.id().to_string())
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{name}");
+    };
+    signal("STOP");
+    let started = Instant::now();
+    // SAFETY: as above.
+    let stuck = unsafe { vmnet_broker_acquire_network(name.as_ptr(), &mut status) };
+    let waited = started.elapsed();
+    signal("CONT");
+    assert!(stuck.is_null());
+    assert_eq!(status, i32::try_from(Status::XPC_FAILURE.code()).unwrap());
+    assert!(
+        waited >= Duration::from_secs(29) && waited < Duration::from_secs(90),
+        "gave up after {waited:?}, not the default 30 s"
+    );
+    // SAFETY: as above.
+    let again = unsafe { vmnet_broker_acquire_network(name.as_ptr(), &mut status) };
+    assert_eq!(status, 0);
+    assert!(!again.is_null());
+    // SAFETY: released once, as the header asks.
+    unsafe { xpc_release(again) };
+
     // The process-wide connection stays open by design (as upstream), so
-    // the broker keeps this client and ignores SIGTERM; end it here.
-    let _ = broker.kill();
-    let _ = broker.wait();
+    // the broker keeps this client and ignores SIGTERM; it is killed when
+    // `broker` is dropped.
 }

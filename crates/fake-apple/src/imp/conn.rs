@@ -16,11 +16,11 @@ use std::sync::{Arc, Mutex};
 use block2::Block;
 
 use super::dispatch::{
-    self, DPtr, SendBlock, copy_block, current_queue, enqueue, new_queue, queue_check,
+    self, DPtr, SendBlock, copy_block, current_queue, enqueue_owned, new_queue, queue_check,
 };
 use super::wire::{self, MESSAGE, REPLY, REQUEST};
 use super::xpc::{self, Body, Dict, XPtr, alloc, interrupted, invalid, obj, release, retain};
-use super::{Live, lock, violation};
+use super::{Live, lock, lock_at_exit, violation};
 
 /// `XPC_CONNECTION_MACH_SERVICE_LISTENER`.
 const LISTENER: u64 = 1;
@@ -39,7 +39,8 @@ pub(crate) struct Conn {
     xobj: AtomicUsize,
     st: Mutex<State>,
     writer: Mutex<Option<UnixStream>>,
-    pending: Mutex<HashMap<u64, Sender<Option<Vec<u8>>>>>,
+    /// Requests waiting for their reply, by request id.
+    pending: Mutex<HashMap<u64, Waiter>>,
     next_id: AtomicU64,
     creds: Mutex<(i32, u32, u32)>,
 }
@@ -63,6 +64,77 @@ struct State {
     path: Option<PathBuf>,
     /// Peer: the accepted socket, read once activated.
     peer_stream: Option<UnixStream>,
+}
+
+/// Who waits for a reply.
+enum Waiter {
+    /// `xpc_connection_send_message_with_reply_sync`: the payload, or
+    /// `None` when the connection ended first.
+    Sync(Sender<Option<Vec<u8>>>),
+    /// `xpc_connection_send_message_with_reply`: the handler runs once on
+    /// `queue`. Both the queue and the connection (`xobj`) are retained
+    /// until it has run, as libxpc keeps what an outstanding reply needs.
+    Async {
+        xobj: usize,
+        queue: usize,
+        handler: SendBlock<dyn Fn(XPtr)>,
+    },
+}
+
+// SAFETY: the addresses are a retained XPC connection and a retained
+// dispatch queue, whose reference counts are atomic; the block is Send by
+// SendBlock's contract.
+unsafe impl Send for Waiter {}
+
+/// Ends one wait: with the reply's payload, or (`None`) with the
+/// connection's end, which is `XPC_ERROR_CONNECTION_INVALID` once it was
+/// cancelled and `XPC_ERROR_CONNECTION_INTERRUPTED` otherwise
+/// (connection.h, `xpc_connection_send_message_with_reply` and
+/// `xpc_connection_cancel`).
+fn answer(c: &Conn, waiter: Waiter, payload: Option<Vec<u8>>) {
+    match waiter {
+        Waiter::Sync(tx) => {
+            let _ = tx.send(payload);
+        }
+        Waiter::Async {
+            xobj,
+            queue,
+            handler,
+        } => {
+            let reply = match payload {
+                Some(payload) => {
+                    let remote = retain(xobj as XPtr) as usize;
+                    let top = Dict::new(remote, None, None);
+                    wire::decode(&payload, top).unwrap_or_else(interrupted)
+                }
+                None if lock(&c.st).cancelled => invalid(),
+                None => interrupted(),
+            };
+            // As an address: an XPC object's reference count is atomic.
+            let reply = reply as usize;
+            // The waiter's reference to the queue goes to the work item.
+            enqueue_owned(
+                queue,
+                Box::new(move || {
+                    let reply = reply as XPtr;
+                    handler.get().call((reply,));
+                    drop(handler);
+                    // The reply was borrowed by the handler; the error
+                    // objects are static.
+                    release(reply);
+                    release(xobj as XPtr);
+                }),
+            );
+        }
+    }
+}
+
+/// Ends every wait of `c` (the connection ended or was cancelled).
+fn answer_all(c: &Conn) {
+    let waiters: Vec<Waiter> = lock(&c.pending).drain().map(|(_, w)| w).collect();
+    for w in waiters {
+        answer(c, w, None);
+    }
 }
 
 enum Event {
@@ -110,9 +182,7 @@ impl Conn {
 
     /// `rc` is the object's reference count.
     pub(crate) fn live(&self, rc: usize) -> Live {
-        let (active, cancelled, internal, queue) = self
-            .st
-            .try_lock()
+        let (active, cancelled, internal, queue) = lock_at_exit(&self.st)
             .map(|s| (s.active, s.cancelled, s.internal_ref, s.queue))
             .unwrap_or((true, false, false, 0));
         // Cancelled, and the runtime still holds its reference: the final
@@ -204,15 +274,17 @@ thread_local! {
     static IN_FINAL_EVENT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Waits (up to `limit`) for queued final events to be delivered, so that
-/// the leak report does not mistake cancellation in progress for a leak.
+/// Waits (up to `limit`) for queued final events to be delivered and for
+/// work items on other queues to finish, so that the leak report does not
+/// mistake cancellation in progress, or a queue reference a work item still
+/// holds, for a leak.
 pub(crate) fn wait_in_flight(limit: std::time::Duration) {
-    if IN_FINAL_EVENT.with(std::cell::Cell::get) {
-        // Exiting from a final event's handler: it cannot finish.
-        return;
-    }
+    // Exiting from a final event's handler: that one cannot finish.
+    let own = usize::from(IN_FINAL_EVENT.with(std::cell::Cell::get));
     let deadline = std::time::Instant::now() + limit;
-    while IN_FLIGHT.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
+    while (IN_FLIGHT.load(Ordering::Acquire) > own || dispatch::jobs_pending_elsewhere())
+        && std::time::Instant::now() < deadline
+    {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
@@ -220,7 +292,16 @@ pub(crate) fn wait_in_flight(limit: std::time::Duration) {
 /// Queues `event` for the connection's handler on its target queue.
 fn post(c: &Arc<Conn>, event: Event) {
     let is_final = matches!(event, Event::Error(_, true));
-    let queue = lock(&c.st).queue;
+    // Retained under the lock: the connection's last release (on another
+    // thread) may release its queue as soon as the lock is free. That
+    // reference goes to the work item.
+    let queue = {
+        let st = lock(&c.st);
+        if st.queue != 0 {
+            dispatch::retain(st.queue as DPtr);
+        }
+        st.queue
+    };
     if queue == 0 {
         drop_event(event);
         return;
@@ -229,7 +310,7 @@ fn post(c: &Arc<Conn>, event: Event) {
         IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
     }
     let c2 = c.clone();
-    enqueue(
+    enqueue_owned(
         queue,
         Box::new(move || {
             let (handler, finished) = {
@@ -299,9 +380,7 @@ fn finish(c: &Arc<Conn>) {
         }
         post
     };
-    for (_, tx) in lock(&c.pending).drain() {
-        let _ = tx.send(None);
-    }
+    answer_all(c);
     if post_final {
         post(c, Event::Error(invalid(), true));
     }
@@ -446,8 +525,9 @@ fn spawn_reader(c: &Arc<Conn>, mut stream: UnixStream) {
         .spawn(move || {
             while let Some((kind, id, payload)) = wire::read_frame(&mut stream) {
                 if kind == REPLY {
-                    if let Some(tx) = lock(&c.pending).remove(&id) {
-                        let _ = tx.send(Some(payload));
+                    let waiter = lock(&c.pending).remove(&id);
+                    if let Some(w) = waiter {
+                        answer(&c, w, Some(payload));
                     }
                     continue;
                 }
@@ -463,10 +543,12 @@ fn spawn_reader(c: &Arc<Conn>, mut stream: UnixStream) {
                     post(&c, Event::Message(m));
                 }
             }
-            // End of stream.
-            for (_, tx) in lock(&c.pending).drain() {
-                let _ = tx.send(None);
+            // End of stream. A client's writer goes first, so that a
+            // request sent from now on fails rather than waits forever.
+            if c.role == Role::Client {
+                lock(&c.writer).take();
             }
+            answer_all(&c);
             if lock(&c.st).cancelled {
                 return;
             }
@@ -475,7 +557,6 @@ fn spawn_reader(c: &Arc<Conn>, mut stream: UnixStream) {
                 // reconnect on the next send, and so does the fake.
                 Role::Client => {
                     lock(&c.st).broken = true;
-                    lock(&c.writer).take();
                     post(&c, Event::Error(interrupted(), false));
                 }
                 // The client is gone: the peer connection is invalid.
@@ -603,6 +684,10 @@ pub(crate) unsafe extern "C" fn xpc_connection_cancel(connection: XPtr) {
         if st.cancelled {
             return;
         }
+        // Cancelled from here on: the reader, which sees its stream end
+        // when the writer is shut down below, then ends outstanding
+        // requests with XPC_ERROR_CONNECTION_INVALID, not INTERRUPTED.
+        st.cancelled = true;
         if st.listen_fd >= 0 {
             // SAFETY: our own listening socket; shutdown wakes accept.
             unsafe { libc::shutdown(st.listen_fd, libc::SHUT_RDWR) };
@@ -662,49 +747,103 @@ pub(crate) unsafe extern "C" fn xpc_connection_send_message(connection: XPtr, me
     send_frame(c, kind, id, message);
 }
 
+/// Sends a request whose reply goes to `waiter`; a request that cannot be
+/// sent ends its wait at once (see [`answer`]).
+fn send_request(c: &Arc<Conn>, message: XPtr, waiter: Waiter, func: &str) {
+    if c.role != Role::Client {
+        violation(&format!(
+            "{func}: the fake supports requests on client connections only"
+        ));
+    }
+    let (cancelled, broken) = {
+        let st = lock(&c.st);
+        (st.cancelled, st.broken)
+    };
+    if cancelled || (broken && !connect_client(c)) {
+        return answer(c, waiter, None);
+    }
+    let id = c.next_id.fetch_add(1, Ordering::Relaxed);
+    lock(&c.pending).insert(id, waiter);
+    // A connection that ends from here on either finds the waiter (and
+    // answers it) or has taken the writer first, so that this send fails.
+    if !send_frame(c, REQUEST, id, message) {
+        let waiter = lock(&c.pending).remove(&id);
+        if let Some(w) = waiter {
+            answer(c, w, None);
+        }
+    }
+}
+
+/// The checks both request functions make first.
+fn check_request(connection: XPtr, message: XPtr, func: &str) -> &'static Arc<Conn> {
+    let c = conn(connection, func);
+    require_dictionary(message, func);
+    if !lock(&c.st).active {
+        violation(&format!(
+            "{func} on a connection that was never activated (connection.h)"
+        ));
+    }
+    c
+}
+
+#[unsafe(no_mangle)]
+pub(crate) unsafe extern "C" fn xpc_connection_send_message_with_reply(
+    connection: XPtr,
+    message: XPtr,
+    replyq: DPtr,
+    handler: *const Block<dyn Fn(XPtr)>,
+) {
+    const F: &str = "xpc_connection_send_message_with_reply";
+    let c = check_request(connection, message, F);
+    // SAFETY: NULL or a block of type xpc_handler_t per connection.h.
+    let Some(handler) = (unsafe { copy_block(handler) }) else {
+        violation(&format!(
+            "{F} was given a NULL handler (connection.h: XPC_NONNULL4)"
+        ));
+    };
+    let queue = if replyq.is_null() {
+        // connection.h does not say what a NULL reply queue means; the
+        // fake takes the connection's target queue (its reading).
+        let st = lock(&c.st);
+        if st.queue == 0 {
+            violation(&format!(
+                "{F}: NULL reply queue on a connection without a queue"
+            ));
+        }
+        dispatch::retain(st.queue as DPtr) as usize
+    } else {
+        queue_check(replyq, F);
+        dispatch::retain(replyq) as usize
+    };
+    let xobj = retain(connection) as usize;
+    send_request(
+        c,
+        message,
+        Waiter::Async {
+            xobj,
+            queue,
+            handler,
+        },
+        F,
+    );
+}
+
 #[unsafe(no_mangle)]
 pub(crate) unsafe extern "C" fn xpc_connection_send_message_with_reply_sync(
     connection: XPtr,
     message: XPtr,
 ) -> XPtr {
     const F: &str = "xpc_connection_send_message_with_reply_sync";
-    let c = conn(connection, F);
-    require_dictionary(message, F);
-    if c.role != Role::Client {
-        violation("the fake supports synchronous sends on client connections only");
-    }
-    let (active, cancelled, broken, queue) = {
-        let st = lock(&c.st);
-        (st.active, st.cancelled, st.broken, st.queue)
-    };
+    let c = check_request(connection, message, F);
+    let queue = lock(&c.st).queue;
     if queue != 0 && current_queue() == queue {
         violation(
             "xpc_connection_send_message_with_reply_sync was called from the connection's own \
              target queue (connection.h: doing so deadlocks)",
         );
     }
-    if !active {
-        violation(&format!(
-            "{F} on a connection that was never activated (connection.h)"
-        ));
-    }
-    if cancelled {
-        return invalid();
-    }
-    if broken && !connect_client(c) {
-        return invalid();
-    }
-    let id = c.next_id.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = channel();
-    lock(&c.pending).insert(id, tx);
-    if !send_frame(c, REQUEST, id, message) {
-        lock(&c.pending).remove(&id);
-        return if lock(&c.st).cancelled {
-            invalid()
-        } else {
-            interrupted()
-        };
-    }
+    send_request(c, message, Waiter::Sync(tx), F);
     match rx.recv() {
         Ok(Some(payload)) => {
             let remote = retain(connection) as usize;

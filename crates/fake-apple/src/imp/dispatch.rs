@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use block2::{Block, RcBlock};
 
-use super::{Family, Live, check, lock, register, unregister, violation};
+use super::{Family, Live, check, lock, lock_at_exit, register, unregister, violation};
 
 pub(crate) type DPtr = *mut c_void;
 type Job = Box<dyn FnOnce() + Send>;
@@ -81,6 +81,34 @@ enum DKind {
 struct Queue {
     label: String,
     tx: Mutex<Option<Sender<Job>>>,
+    /// Work items sent to this queue and not finished (shared with the
+    /// queue's thread).
+    pending: Arc<AtomicUsize>,
+}
+
+/// Work items sent to any queue and not finished: each holds a reference to
+/// its queue until it has run. The report at exit waits for them (see
+/// [`jobs_pending_elsewhere`]) so that such a reference, which the runtime
+/// holds and not the program, is never taken for a leak.
+static PENDING_JOBS: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether work items are pending on queues other than the one whose thread
+/// calls this: a program may exit from inside a work item, and the items
+/// behind it on its own queue can then never run.
+pub(crate) fn jobs_pending_elsewhere() -> bool {
+    let own = OWN_PENDING.try_with(|p| {
+        let p = p.get();
+        if p.is_null() {
+            0
+        } else {
+            // SAFETY: set by this queue's thread to its own count, which
+            // that thread keeps alive for as long as it runs (and this is
+            // that thread).
+            unsafe { &*p }.load(Ordering::Acquire)
+        }
+    });
+    let own = own.unwrap_or(0);
+    PENDING_JOBS.load(Ordering::Acquire) > own
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -107,6 +135,11 @@ struct SourceState {
 
 thread_local! {
     static CURRENT_QUEUE: Cell<usize> = const { Cell::new(0) };
+    /// On a queue's thread: that queue's count of pending work items. A
+    /// plain pointer, as a thread-local without a destructor stays readable
+    /// from exit handlers (glibc's `exit` destroys the calling thread's
+    /// thread-locals that have destructors before it runs them).
+    static OWN_PENDING: Cell<*const AtomicUsize> = const { Cell::new(std::ptr::null()) };
 }
 
 /// The queue whose thread is running now (0 if none).
@@ -173,32 +206,54 @@ pub(crate) fn release(p: DPtr) {
 
 /// Runs `job` on queue `q` (retained until the job has run).
 pub(crate) fn enqueue(q: usize, job: Job) {
+    retain(q as DPtr);
+    enqueue_owned(q, job);
+}
+
+/// Runs `job` on queue `q`, whose reference the caller hands over: the work
+/// item releases it once the job has run. A reference released after the
+/// enqueue instead could outlive the job, and a program that exits as soon
+/// as the job has run would then see it at exit.
+pub(crate) fn enqueue_owned(q: usize, job: Job) {
     let DKind::Queue(queue) = &dobj(q as DPtr, "dispatch_async").kind else {
         violation("work was sent to a dispatch object that is not a queue");
     };
-    retain(q as DPtr);
+    let pending = Arc::clone(&queue.pending);
+    pending.fetch_add(1, Ordering::AcqRel);
+    PENDING_JOBS.fetch_add(1, Ordering::AcqRel);
+    let done = move || {
+        release(q as DPtr);
+        pending.fetch_sub(1, Ordering::AcqRel);
+        PENDING_JOBS.fetch_sub(1, Ordering::AcqRel);
+    };
     let wrapped: Job = Box::new(move || {
         job();
-        release(q as DPtr);
+        done();
     });
     let tx = lock(&queue.tx).clone();
-    if let Some(tx) = tx {
-        let _ = tx.send(wrapped);
+    // The work item's reference keeps the queue (and so its sender) alive,
+    // so the send cannot fail; should it, the item is finished unrun.
+    if let Some(Err(std::sync::mpsc::SendError(_unrun))) = tx.map(|tx| tx.send(wrapped)) {
+        violation("a queue that work still references has no thread");
     }
 }
 
 /// A new serial queue (+1).
 pub(crate) fn new_queue(label: &str) -> usize {
     let (tx, rx) = channel::<Job>();
+    let pending = Arc::new(AtomicUsize::new(0));
     let q = Arc::new(Queue {
         label: label.to_owned(),
         tx: Mutex::new(Some(tx)),
+        pending: Arc::clone(&pending),
     });
     let p = alloc(DKind::Queue(q)) as usize;
     let spawned = std::thread::Builder::new()
         .name(format!("fake-dispatch {label}"))
         .spawn(move || {
             CURRENT_QUEUE.with(|c| c.set(p));
+            // `pending` lives in this closure as long as the thread runs.
+            OWN_PENDING.with(|o| o.set(Arc::as_ptr(&pending)));
             while let Ok(job) = rx.recv() {
                 job();
             }
@@ -551,10 +606,9 @@ pub(crate) unsafe fn describe(addr: usize) -> Live {
             targets: None,
         },
         DKind::Source(s) => {
-            let (active, cancelled) =
-                s.st.try_lock()
-                    .map(|st| (st.active, st.cancelled))
-                    .unwrap_or((true, false));
+            let (active, cancelled) = lock_at_exit(&s.st)
+                .map(|st| (st.active, st.cancelled))
+                .unwrap_or((true, false));
             let kind = match s.kind {
                 SourceKind::Signal(n) => format!("signal {n}"),
                 SourceKind::Timer => "timer".into(),

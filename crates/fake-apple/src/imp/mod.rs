@@ -52,6 +52,24 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// For the report at exit: the lock, if another thread lets go of it
+/// within a moment. The exiting thread may itself hold it (a program may
+/// exit from anywhere), so waiting without a bound could hang the exit;
+/// giving up at once would misread an object another thread is briefly
+/// working on.
+pub(crate) fn lock_at_exit<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    for _ in 0..200 {
+        match m.try_lock() {
+            Ok(g) => return Some(g),
+            Err(std::sync::TryLockError::Poisoned(e)) => return Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+    }
+    None
+}
+
 fn with_registry<T>(f: impl FnOnce(&mut Registry) -> T) -> T {
     let mut guard = lock(&REGISTRY);
     let reg = guard.get_or_insert_with(|| Registry {

@@ -294,6 +294,17 @@ unsafe extern "C" {
     /// xpc_object_t message);` the dictionary is logically copied (SDK
     /// xpc/connection.h).
     pub fn xpc_connection_send_message(connection: xpc_connection_t, message: xpc_object_t);
+    /// `void xpc_connection_send_message_with_reply(xpc_connection_t
+    /// connection, xpc_object_t message, dispatch_queue_t _Nullable replyq,
+    /// xpc_handler_t handler);` the message is logically copied and the
+    /// block copied; the handler is submitted to `replyq` once, with the
+    /// reply or an error object (SDK xpc/connection.h).
+    pub fn xpc_connection_send_message_with_reply(
+        connection: xpc_connection_t,
+        message: xpc_object_t,
+        replyq: Option<&DispatchQueue>,
+        handler: &xpc_handler_t,
+    );
     /// `xpc_object_t xpc_connection_send_message_with_reply_sync(
     /// xpc_connection_t connection, xpc_object_t message);` retained reply
     /// or error object (SDK xpc/connection.h).

@@ -1,7 +1,8 @@
 //! XPC connections: the broker's Mach-service listener and the client.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use block2::RcBlock;
 use dispatch2::{DispatchObject, DispatchQueue, DispatchRetained};
@@ -504,7 +505,8 @@ unsafe fn on_peer_event(shared: &Shared, peer: PeerId, event: xpc_object_t) {
 pub struct XpcClient {
     service: String,
     connection: XpcConnection,
-    _queue: DispatchRetained<DispatchQueue>,
+    /// The connection's target queue, also the queue of reply handlers.
+    queue: DispatchRetained<DispatchQueue>,
 }
 
 impl XpcClient {
@@ -553,7 +555,7 @@ impl XpcClient {
         Ok(Self {
             service: service.to_owned(),
             connection,
-            _queue: queue,
+            queue,
         })
     }
 
@@ -565,19 +567,34 @@ impl XpcClient {
     /// or [`XpcError::Other`] when libxpc answers with an error object
     /// instead of a reply.
     pub fn request(&self, message: &XpcDictionary) -> Result<XpcObject, XpcError> {
-        send_sync(&self.connection, &self.service, message)
+        // SAFETY: live connection and message; the result is +1 (SDK
+        // xpc/connection.h). We are not on the connection's private queue.
+        let raw = unsafe {
+            sys::xpc_connection_send_message_with_reply_sync(
+                self.connection.as_ptr(),
+                message.as_ptr(),
+            )
+        };
+        // SAFETY: fresh +1 object (a reply, or one of the well-known error
+        // objects, which tolerate retain/release).
+        let reply = unsafe { XpcObject::from_owned(raw) }.ok_or_else(|| XpcError::Other {
+            service: self.service.clone(),
+            description: "no reply".into(),
+        })?;
+        reply_result(reply, &self.service)
     }
 
     /// [`XpcClient::request`], waiting at most `timeout` for the reply.
     ///
-    /// libxpc has no timeout for a synchronous request, and a stopped or
-    /// stuck broker never answers. The request is made on a helper thread
-    /// (with its own references to the connection and the message); when
-    /// no reply came in time the connection is cancelled, which ends that
-    /// wait with `XPC_ERROR_CONNECTION_INVALID` (SDK xpc/connection.h: a
-    /// cancelled connection's outstanding replies get that error), and the
-    /// thread ends. The client cannot be used after a timeout: make a new
-    /// one.
+    /// libxpc has no timeout for a request, and a stopped or stuck broker
+    /// never answers. So the message is sent with
+    /// `xpc_connection_send_message_with_reply`, whose handler (on the
+    /// client's private queue) hands the reply over, and this thread waits
+    /// for it at most `timeout`. When no reply came in time the connection
+    /// is cancelled: libxpc then calls the outstanding handler with
+    /// `XPC_ERROR_CONNECTION_INVALID` (SDK xpc/connection.h,
+    /// `xpc_connection_cancel`), which nobody waits for any more. The
+    /// client cannot be used after a timeout: make a new one.
     ///
     /// # Errors
     ///
@@ -585,38 +602,47 @@ impl XpcClient {
     pub fn request_within(
         &self,
         message: &XpcDictionary,
-        timeout: std::time::Duration,
+        timeout: Duration,
     ) -> Result<XpcObject, XpcError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let connection = self.connection.clone();
-        let message = message.retained();
-        let service = self.service.clone();
-        std::thread::Builder::new()
-            .name("vmnet-broker-xpc-request".into())
-            .spawn(move || {
-                let result = send_sync(&connection, &service, &message);
-                // Release this thread's references before the caller can
-                // go on (and its process end) with the result.
-                drop(message);
-                drop(connection);
-                // The receiver may be gone (timed out): nothing to do then.
-                let _ = tx.send(result);
-            })
-            .map_err(|e| XpcError::Other {
+        let slot = Arc::new(ReplySlot::default());
+        let handler_slot = Arc::clone(&slot);
+        let block = RcBlock::new(move |reply: xpc_object_t| {
+            no_unwind("vmnet-broker XPC reply", || {
+                // SAFETY: libxpc passes a live object (the reply or an
+                // error object) for the duration of the handler; it is
+                // retained here.
+                let reply = unsafe { XpcObject::from_borrowed(reply) };
+                handler_slot.fill(reply);
+            });
+        });
+        // SAFETY: a live connection and dictionary (both logically copied
+        // or retained by libxpc), the client's live private queue, and a
+        // block that libxpc copies (SDK xpc/connection.h). The handler only
+        // stores the reply and wakes this thread, so it is safe to call on
+        // the queue's thread.
+        unsafe {
+            sys::xpc_connection_send_message_with_reply(
+                self.connection.as_ptr(),
+                message.as_ptr(),
+                Some(&self.queue),
+                &block,
+            );
+        }
+        drop(block);
+        match slot.wait(timeout) {
+            Some(Some(reply)) => reply_result(reply, &self.service),
+            Some(None) => Err(XpcError::Other {
                 service: self.service.clone(),
-                description: format!("cannot start a thread for the request: {e}"),
-            })?;
-        rx.recv_timeout(timeout).unwrap_or_else(|_| {
-            self.connection.cancel();
-            // Cancelling ends the helper's wait at once; give it a moment
-            // to return and drop its references (a late reply, if one
-            // crossed the cancel, is dropped with them).
-            let _ = rx.recv_timeout(std::time::Duration::from_secs(1));
-            Err(XpcError::Timeout {
-                service: self.service.clone(),
-                after: timeout,
-            })
-        })
+                description: "no reply".into(),
+            }),
+            None => {
+                self.connection.cancel();
+                Err(XpcError::Timeout {
+                    service: self.service.clone(),
+                    after: timeout,
+                })
+            }
+        }
     }
 
     /// The underlying connection.
@@ -625,23 +651,50 @@ impl XpcClient {
     }
 }
 
-/// One synchronous request on `connection` (see [`XpcClient::request`]).
-fn send_sync(
-    connection: &XpcConnection,
-    service: &str,
-    message: &XpcDictionary,
-) -> Result<XpcObject, XpcError> {
-    // SAFETY: live connection and message; the result is +1 (SDK
-    // xpc/connection.h). We are not on the connection's private queue.
-    let raw = unsafe {
-        sys::xpc_connection_send_message_with_reply_sync(connection.as_ptr(), message.as_ptr())
-    };
-    // SAFETY: fresh +1 object (a reply, or one of the well-known error
-    // objects, which tolerate retain/release).
-    let reply = unsafe { XpcObject::from_owned(raw) }.ok_or_else(|| XpcError::Other {
-        service: service.to_owned(),
-        description: "no reply".into(),
-    })?;
+/// Where a reply handler leaves the reply for the thread that waits.
+#[derive(Default)]
+struct ReplySlot {
+    /// `None` until the handler ran; then the reply (`None` if libxpc
+    /// passed NULL, which it does not document).
+    reply: Mutex<Option<Option<XpcObject>>>,
+    ready: Condvar,
+}
+
+impl ReplySlot {
+    fn fill(&self, reply: Option<XpcObject>) {
+        let mut slot = self.reply.lock().unwrap_or_else(PoisonError::into_inner);
+        // The handler runs once; should it run again, the first reply
+        // stands.
+        if slot.is_none() {
+            *slot = Some(reply);
+        }
+        self.ready.notify_all();
+    }
+
+    /// The reply, or `None` when `timeout` passed first.
+    fn wait(&self, timeout: Duration) -> Option<Option<XpcObject>> {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut slot = self.reply.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(reply) = slot.take() {
+                return Some(reply);
+            }
+            let left = match deadline {
+                Some(d) => d.checked_duration_since(Instant::now())?,
+                // Too far ahead to represent: wait without a bound.
+                None => Duration::MAX,
+            };
+            slot = self
+                .ready
+                .wait_timeout(slot, left)
+                .map_or_else(|e| e.into_inner().0, |(guard, _)| guard);
+        }
+    }
+}
+
+/// A reply as a result: a dictionary is the broker's answer; an error
+/// object is the connection's state.
+fn reply_result(reply: XpcObject, service: &str) -> Result<XpcObject, XpcError> {
     if reply.kind() != XpcType::Error {
         return Ok(reply);
     }

@@ -486,16 +486,6 @@ pub struct XpcDictionary {
 unsafe impl Send for XpcDictionary {}
 
 impl XpcDictionary {
-    /// Another reference to the same dictionary (`xpc_retain`), for a
-    /// thread that sends it while the caller keeps its own.
-    pub(crate) fn retained(&self) -> Self {
-        Self {
-            obj: self.obj.clone(),
-        }
-    }
-}
-
-impl XpcDictionary {
     /// An empty dictionary.
     pub fn new() -> Self {
         // SAFETY: (NULL, NULL, 0) creates an empty dictionary (SDK
