@@ -130,38 +130,8 @@ unsafe fn run(case: &str) {
             }
             "reply-once" => {
                 let name = format!("svc-{}\0", std::process::id());
-                let q = dispatch_queue_create(c"listener".as_ptr(), std::ptr::null_mut());
-                let l = xpc_connection_create_mach_service(name.as_ptr().cast(), q, 1);
-                let qu = q as usize;
-                let on_peer = RcBlock::new(move |peer: Obj| {
-                    if xpc_get_type(peer) != (&raw const _xpc_type_connection).cast() {
-                        return;
-                    }
-                    xpc_connection_set_target_queue(peer, qu as Obj);
-                    let on_message = RcBlock::new(|msg: Obj| {
-                        if xpc_get_type(msg) != (&raw const _xpc_type_dictionary).cast() {
-                            return;
-                        }
-                        let reply = xpc_dictionary_create_reply(msg);
-                        assert!(!reply.is_null(), "first reply context");
-                        assert!(xpc_dictionary_create_reply(msg).is_null(), "second call");
-                        xpc_dictionary_set_int64(reply, c"answer".as_ptr(), 42);
-                        xpc_connection_send_message(
-                            xpc_dictionary_get_remote_connection(msg),
-                            reply,
-                        );
-                        xpc_release(reply);
-                    });
-                    xpc_connection_set_event_handler(peer, &on_message);
-                    xpc_connection_activate(peer);
-                });
-                xpc_connection_set_event_handler(l, &on_peer);
-                xpc_connection_activate(l);
-                let cq = dispatch_queue_create(c"client".as_ptr(), std::ptr::null_mut());
-                let c = xpc_connection_create_mach_service(name.as_ptr().cast(), cq, 0);
-                let quiet = RcBlock::new(|_e: Obj| {});
-                xpc_connection_set_event_handler(c, &quiet);
-                xpc_connection_activate(c);
+                let (l, q) = answering_listener(&name, usize::MAX);
+                let (c, cq) = client(&name);
                 let msg = xpc_dictionary_create(std::ptr::null(), std::ptr::null(), 0);
                 let reply = xpc_connection_send_message_with_reply_sync(c, msg);
                 assert_eq!(xpc_dictionary_get_int64(reply, c"answer".as_ptr()), 42);
@@ -178,43 +148,10 @@ unsafe fn run(case: &str) {
             }
             "async-reply" | "async-null-handler" => {
                 let name = format!("svc-{}\0", std::process::id());
-                let q = dispatch_queue_create(c"listener".as_ptr(), std::ptr::null_mut());
-                let l = xpc_connection_create_mach_service(name.as_ptr().cast(), q, 1);
-                let qu = q as usize;
                 // The listener answers the first request and never the
                 // second, as a stuck service would.
-                let on_peer = RcBlock::new(move |peer: Obj| {
-                    if xpc_get_type(peer) != (&raw const _xpc_type_connection).cast() {
-                        return;
-                    }
-                    xpc_connection_set_target_queue(peer, qu as Obj);
-                    let seen = std::cell::Cell::new(0);
-                    let on_message = RcBlock::new(move |msg: Obj| {
-                        if xpc_get_type(msg) != (&raw const _xpc_type_dictionary).cast() {
-                            return;
-                        }
-                        seen.set(seen.get() + 1);
-                        if seen.get() > 1 {
-                            return;
-                        }
-                        let reply = xpc_dictionary_create_reply(msg);
-                        xpc_dictionary_set_int64(reply, c"answer".as_ptr(), 42);
-                        xpc_connection_send_message(
-                            xpc_dictionary_get_remote_connection(msg),
-                            reply,
-                        );
-                        xpc_release(reply);
-                    });
-                    xpc_connection_set_event_handler(peer, &on_message);
-                    xpc_connection_activate(peer);
-                });
-                xpc_connection_set_event_handler(l, &on_peer);
-                xpc_connection_activate(l);
-                let cq = dispatch_queue_create(c"client".as_ptr(), std::ptr::null_mut());
-                let c = xpc_connection_create_mach_service(name.as_ptr().cast(), cq, 0);
-                let quiet = RcBlock::new(|_e: Obj| {});
-                xpc_connection_set_event_handler(c, &quiet);
-                xpc_connection_activate(c);
+                let (l, q) = answering_listener(&name, 1);
+                let (c, cq) = client(&name);
                 let msg = xpc_dictionary_create(std::ptr::null(), std::ptr::null(), 0);
                 if case == "async-null-handler" {
                     xpc_connection_send_message_with_reply(c, msg, cq, std::ptr::null());
@@ -241,9 +178,9 @@ unsafe fn run(case: &str) {
                 assert_eq!(rx.recv_timeout(wait), Ok(42), "the first reply");
                 let second = handler(tx);
                 xpc_connection_send_message_with_reply(c, msg, cq, &*second);
+                let quiet_for = std::time::Duration::from_millis(200);
                 assert!(
-                    rx.recv_timeout(std::time::Duration::from_millis(200))
-                        .is_err(),
+                    rx.recv_timeout(quiet_for).is_err(),
                     "the second request has no answer"
                 );
                 // Cancelling ends the outstanding request with INVALID.
@@ -268,6 +205,59 @@ unsafe fn run(case: &str) {
             }
             other => panic!("unknown case {other}"),
         }
+    }
+}
+
+/// A listener on `name` (NUL-terminated) whose peers answer their first
+/// `answers` requests with `{"answer": 42}` and ignore the rest. Each reply
+/// context is checked to exist once. Returns the listener and its queue.
+unsafe fn answering_listener(name: &str, answers: usize) -> (Obj, Obj) {
+    // SAFETY: valid names and queues; blocks of the handler signature.
+    unsafe {
+        let q = dispatch_queue_create(c"listener".as_ptr(), std::ptr::null_mut());
+        let l = xpc_connection_create_mach_service(name.as_ptr().cast(), q, 1);
+        let qu = q as usize;
+        let on_peer = RcBlock::new(move |peer: Obj| {
+            if xpc_get_type(peer) != (&raw const _xpc_type_connection).cast() {
+                return;
+            }
+            xpc_connection_set_target_queue(peer, qu as Obj);
+            let seen = std::cell::Cell::new(0);
+            let on_message = RcBlock::new(move |msg: Obj| {
+                if xpc_get_type(msg) != (&raw const _xpc_type_dictionary).cast() {
+                    return;
+                }
+                seen.set(seen.get() + 1);
+                if seen.get() > answers {
+                    return;
+                }
+                let reply = xpc_dictionary_create_reply(msg);
+                assert!(!reply.is_null(), "first reply context");
+                assert!(xpc_dictionary_create_reply(msg).is_null(), "second call");
+                xpc_dictionary_set_int64(reply, c"answer".as_ptr(), 42);
+                xpc_connection_send_message(xpc_dictionary_get_remote_connection(msg), reply);
+                xpc_release(reply);
+            });
+            xpc_connection_set_event_handler(peer, &on_message);
+            xpc_connection_activate(peer);
+        });
+        xpc_connection_set_event_handler(l, &on_peer);
+        xpc_connection_activate(l);
+        (l, q)
+    }
+}
+
+/// An active client connection to `name` (NUL-terminated), with a handler
+/// that ignores its events. Returns the connection and its queue.
+unsafe fn client(name: &str) -> (Obj, Obj) {
+    // SAFETY: a valid name and queue; a block of the handler signature.
+    unsafe {
+        let cq = dispatch_queue_create(c"client".as_ptr(), std::ptr::null_mut());
+        let c = xpc_connection_create_mach_service(name.as_ptr().cast(), cq, 0);
+        let quiet = RcBlock::new(|_e: Obj| {});
+        xpc_connection_set_event_handler(c, &quiet);
+        xpc_connection_activate(c);
+        (c, cq)
     }
 }
 
