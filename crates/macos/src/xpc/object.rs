@@ -266,26 +266,32 @@ impl XpcObject {
 
     // ----- Reading scalars. Each returns `None` for another type.
 
-    /// The string, if this is a UTF-8 string object.
-    pub fn as_string(&self) -> Option<String> {
+    /// The bytes of a string object (without the terminator), borrowed
+    /// from `self`; `None` for another type.
+    fn string_bytes(&self) -> Option<&[u8]> {
         if self.kind() != XpcType::String {
             return None;
         }
-        // SAFETY: a string object kept alive by `self`; the pointer to its
-        // internal storage is valid while `self` holds the object (SDK
-        // xpc/xpc.h).
+        // SAFETY: type checked: a live string object kept alive by `self`
+        // (SDK xpc/xpc.h); the getter only reads.
         let ptr = unsafe { sys::xpc_string_get_string_ptr(self.as_ptr()) };
         if ptr.is_null() {
             return None;
         }
-        // SAFETY: as above; the getter only reads. The length excludes the
-        // terminator.
+        // SAFETY: the same live string object; the getter only reads. The
+        // length excludes the terminator.
         let len = unsafe { sys::xpc_string_get_length(self.as_ptr()) };
-        // SAFETY: `len` bytes at `ptr` belong to the string object, alive
-        // and unmodified while `self` holds it; we copy them before
-        // returning.
-        let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
-        std::str::from_utf8(bytes).ok().map(str::to_owned)
+        // SAFETY: `len` bytes at `ptr` belong to the string object, which
+        // is immutable and alive while `self` holds it; the slice borrows
+        // `self`, so it cannot outlive that.
+        Some(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) })
+    }
+
+    /// The string, if this is a UTF-8 string object.
+    pub fn as_string(&self) -> Option<String> {
+        std::str::from_utf8(self.string_bytes()?)
+            .ok()
+            .map(str::to_owned)
     }
 
     /// The string, if this is a string object, with bytes that are not
@@ -293,21 +299,7 @@ impl XpcObject {
     /// broker looks up whatever C string it gets, so a name that is not
     /// UTF-8 must still be a (not found) name, not a missing one.
     pub fn as_string_lossy(&self) -> Option<String> {
-        if self.kind() != XpcType::String {
-            return None;
-        }
-        // SAFETY: type checked: a live string object (SDK xpc/xpc.h); the
-        // getter only reads.
-        let ptr = unsafe { sys::xpc_string_get_string_ptr(self.as_ptr()) };
-        if ptr.is_null() {
-            return None;
-        }
-        // SAFETY: the same live string object; the getter only reads.
-        let len = unsafe { sys::xpc_string_get_length(self.as_ptr()) };
-        // SAFETY: `ptr` points at the object's `len` bytes, valid while
-        // `self` holds the object; they are copied before returning.
-        let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
-        Some(String::from_utf8_lossy(bytes).into_owned())
+        Some(String::from_utf8_lossy(self.string_bytes()?).into_owned())
     }
 
     /// The value, if this is an int64 object.
