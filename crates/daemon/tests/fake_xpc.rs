@@ -16,259 +16,22 @@
 #![cfg(feature = "fake-apple")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+mod common;
+
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use common::{Broker, bin, unique_service};
 use vmnet_broker_client::{Client, Status};
 use vmnet_broker_macos::vmnet::{VmnetInterface, VmnetNetwork};
 use vmnet_broker_macos::xpc::{XpcClient, XpcDictionary};
 
 const SIGTERM: i32 = 15;
 const SIGINT: i32 = 2;
-const LEAK_EXIT_STATUS: i32 = 87;
 
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_vmnet-broker"))
-}
-
-/// A service name no other test (or test process) uses. The sockets live
-/// in the fakes' default per-user directory, which this process shares
-/// with the processes it starts.
-fn unique_service() -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "test.fake-xpc.{}.{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-struct Broker {
-    dir: tempfile::TempDir,
-    service: String,
-    child: Child,
-}
-
-impl Broker {
-    fn start(files: &[(&str, &str)], extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let conf = dir.path().join("conf");
-        std::fs::create_dir(&conf).unwrap();
-        std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o755)).unwrap();
-        for (name, body) in files {
-            let p = conf.join(name);
-            std::fs::write(&p, body).unwrap();
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        }
-        std::fs::create_dir(dir.path().join("reports")).unwrap();
-        let service = unique_service();
-        let child = Self::spawn(&dir, &service, extra);
-        let b = Self {
-            dir,
-            service,
-            child,
-        };
-        b.wait_listening();
-        b
-    }
-
-    fn spawn(dir: &tempfile::TempDir, service: &str, extra: &[&str]) -> Child {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.path().join("broker.log"))
-            .unwrap();
-        Command::new(bin())
-            .args(["serve", "--backend", "vmnet", "--mach-service", service])
-            .arg("--config-dir")
-            .arg(dir.path().join("conf"))
-            // Without --socket the state would go to the user's default
-            // directory, shared between runs.
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .args(["--log-level", "debug"])
-            .args(extra)
-            .env("VMNET_BROKER_FAKE_REPORT_DIR", dir.path().join("reports"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap()
-    }
-
-    fn wait_listening(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !self.log().contains("listening on the Mach service") {
-            assert!(
-                Instant::now() < deadline,
-                "broker did not start:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("broker.log")).unwrap_or_default()
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// `vmnet-broker ARGS --mach-service NAME`.
-    fn cli(&self, args: &[&str]) -> Output {
-        Command::new(bin())
-            .args(args)
-            .args(["--mach-service", &self.service])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    fn status(&self) -> Value {
-        let out = self.cli(&["status", "--json"]);
-        assert!(out.status.success(), "status: {out:?}");
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    fn holders(&self, name: &str) -> Option<u64> {
-        self.status()["networks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| n["name"] == name)
-            .map(|n| n["holders"].as_u64().unwrap())
-    }
-
-    fn wait_for(&self, what: &str, mut cond: impl FnMut(&Self) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !cond(self) {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
-    }
-
-    /// `vmnet-broker acquire NAMES --hold --mach-service NAME`, once it has
-    /// printed a line per network.
-    fn hold(&self, names: &[&str]) -> Holder {
-        let mut child = Command::new(bin())
-            .arg("acquire")
-            .args(names)
-            .args(["--hold", "--mach-service", &self.service])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut lines = Vec::new();
-        for _ in names {
-            let mut line = String::new();
-            out.read_line(&mut line).unwrap();
-            assert!(!line.is_empty(), "holder printed nothing");
-            lines.push(serde_json::from_str::<Value>(&line).unwrap());
-        }
-        Holder { child, lines }
-    }
-
-    fn signal(&self, sig: i32) {
-        let r = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.pid().to_string())
-            .status()
-            .unwrap();
-        assert!(r.success());
-    }
-
-    fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return Some(s);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGTERM, repeated until the broker exits (a client that just left
-    /// may count as connected for a moment).
-    fn stop(&mut self) -> ExitStatus {
-        for _ in 0..100 {
-            self.signal(SIGTERM);
-            if let Some(status) = self.wait_exit(Duration::from_millis(200)) {
-                return status;
-            }
-        }
-        panic!("broker did not stop on SIGTERM:\n{}", self.log());
-    }
-
-    /// The broker's leak report (it must have exited).
-    fn leak_report(&self) -> String {
-        let path = self
-            .dir
-            .path()
-            .join("reports")
-            .join(format!("report-{}.txt", self.pid()));
-        std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("no leak report {}: {e}\n{}", path.display(), self.log()))
-    }
-
-    fn assert_clean_exit(&mut self, status: ExitStatus) {
-        assert_ne!(
-            status.code(),
-            Some(LEAK_EXIT_STATUS),
-            "the broker leaked:\n{}",
-            self.leak_report()
-        );
-        assert!(status.success(), "{status}\n{}", self.log());
-        let report = self.leak_report();
-        assert!(report.contains(": 0 leaked,"), "{report}");
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Holder {
-    child: Child,
-    lines: Vec<Value>,
-}
-
-impl Holder {
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Ends the hold (end of standard input); the exit status.
-    fn finish(mut self) -> ExitStatus {
-        drop(self.child.stdin.take());
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Holder {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A broker on a private Mach service over the fakes.
+fn start(files: &[(&str, &str)], extra: &[&str]) -> Broker {
+    Broker::prepare_xpc(files).spawn(extra)
 }
 
 fn code(out: &Output) -> i32 {
@@ -277,7 +40,7 @@ fn code(out: &Output) -> i32 {
 
 #[test]
 fn two_clients_share_a_network_and_a_killed_clients_hold_is_dropped() {
-    let mut b = Broker::start(&[], &["--no-idle-exit", "--network-idle-timeout", "1"]);
+    let mut b = start(&[], &["--no-idle-exit", "--network-idle-timeout", "1"]);
     let mut first = b.hold(&["shared"]);
     let second = b.hold(&["shared"]);
     assert_eq!(first.lines[0]["subnet"], second.lines[0]["subnet"]);
@@ -309,7 +72,7 @@ fn the_ninth_network_is_refused() {
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
-    let mut b = Broker::start(&refs, &["--no-idle-exit"]);
+    let mut b = start(&refs, &["--no-idle-exit"]);
 
     // The CLI, as a separate process: its exit code is the status.
     let names: Vec<String> = (0..9).map(|i| format!("net{i}")).collect();
@@ -318,7 +81,7 @@ fn the_ninth_network_is_refused() {
     assert_eq!(code(&b.cli(&args)), 7);
 
     // The Rust client's XPC transport, in this process.
-    let client = Client::connect_xpc_service(&b.service).unwrap();
+    let client = Client::connect_xpc_service(b.service()).unwrap();
     let mut held = Vec::new();
     for name in &names[..8] {
         held.push(client.acquire(name).unwrap());
@@ -337,41 +100,41 @@ fn the_ninth_network_is_refused() {
 
 #[test]
 fn sigterm_and_sigint_are_ignored_with_clients_and_exit_0_without() {
-    let mut b = Broker::start(&[], &["--no-idle-exit"]);
+    let mut b = start(&[], &["--no-idle-exit"]);
     let holder = b.hold(&["shared"]);
     b.signal(SIGTERM);
     b.signal(SIGINT);
     b.wait_for("the signals to be logged", |b| {
-        b.log().contains("SIGINT received")
+        b.log_text().contains("SIGINT received")
     });
     assert_eq!(b.holders("shared"), Some(1));
     assert!(b.wait_exit(Duration::from_millis(300)).is_none());
     assert!(holder.finish().success());
     let status = b.stop();
     b.assert_clean_exit(status);
-    let log = b.log();
+    let log = b.log_text();
     assert!(log.contains("all networks released"), "{log}");
     assert!(log.contains("network removed"), "{log}");
 }
 
 #[test]
 fn the_broker_exits_when_idle_and_releases_every_network() {
-    let mut b = Broker::start(&[], &["--idle-timeout", "0.5"]);
+    let mut b = start(&[], &["--idle-timeout", "0.5"]);
     let out = b.cli(&["acquire", "shared", "host"]);
     assert!(out.status.success(), "{out:?}");
     let status = b
         .wait_exit(Duration::from_secs(20))
         .expect("the broker should exit when idle");
     b.assert_clean_exit(status);
-    let log = b.log();
+    let log = b.log_text();
     assert!(log.contains("no clients for the idle delay"), "{log}");
     assert_eq!(log.matches("network removed").count(), 2, "{log}");
 }
 
 #[test]
 fn the_rust_client_acquires_over_xpc_and_the_serialization_makes_a_network() {
-    let mut b = Broker::start(&[], &["--no-idle-exit"]);
-    let client = Client::connect_xpc_service(&b.service).unwrap();
+    let mut b = start(&[], &["--no-idle-exit"]);
+    let client = Client::connect_xpc_service(b.service()).unwrap();
     let network = client.acquire("shared").unwrap();
     let info = network
         .info()
@@ -411,8 +174,8 @@ fn the_rust_client_acquires_over_xpc_and_the_serialization_makes_a_network() {
 
 #[test]
 fn bad_requests_get_error_4_and_a_message_without_reply_is_only_logged() {
-    let mut b = Broker::start(&[], &["--no-idle-exit"]);
-    let raw = XpcClient::connect(&b.service, false).unwrap();
+    let mut b = start(&[], &["--no-idle-exit"]);
+    let raw = XpcClient::connect(b.service(), false).unwrap();
 
     let empty = XpcDictionary::new();
     let reply = raw.request(&empty).unwrap();
@@ -432,7 +195,7 @@ fn bad_requests_get_error_4_and_a_message_without_reply_is_only_logged() {
     status.set_string("command", "status").unwrap();
     raw.connection().send(&status);
     b.wait_for("the broker to log that it cannot reply", |b| {
-        b.log().contains("cannot reply")
+        b.log_text().contains("cannot reply")
     });
 
     // Still serving, on the same connection.
@@ -448,7 +211,7 @@ fn bad_requests_get_error_4_and_a_message_without_reply_is_only_logged() {
 fn a_stopped_broker_makes_xpc_requests_time_out_and_it_serves_again_when_continued() {
     const SIGSTOP: i32 = 19;
     const SIGCONT: i32 = 18;
-    let b = Broker::start(&[], &["--no-idle-exit"]);
+    let b = start(&[], &["--no-idle-exit"]);
     b.status();
     b.signal(SIGSTOP);
 
@@ -462,7 +225,7 @@ fn a_stopped_broker_makes_xpc_requests_time_out_and_it_serves_again_when_continu
     assert!(took < Duration::from_secs(20), "took {took:?}");
 
     // So does the Rust client, with its own timeout.
-    let client = Client::connect_xpc_service(&b.service).unwrap();
+    let client = Client::connect_xpc_service(b.service()).unwrap();
     client.set_timeout(Duration::from_millis(500));
     let e = client.status().unwrap_err();
     assert_eq!(e.status(), Status::XPC_FAILURE, "{e}");
@@ -479,8 +242,8 @@ fn a_stopped_broker_makes_xpc_requests_time_out_and_it_serves_again_when_continu
 
 #[test]
 fn a_second_broker_on_the_same_service_exits_1() {
-    let mut b = Broker::start(&[], &["--no-idle-exit"]);
-    let mut second = Broker::spawn(&b.dir, &b.service, &["--no-idle-exit"]);
+    let mut b = start(&[], &["--no-idle-exit"]);
+    let mut second = b.serve_command(&["--no-idle-exit"]).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(s) = second.try_wait().unwrap() {
@@ -489,8 +252,12 @@ fn a_second_broker_on_the_same_service_exits_1() {
         assert!(Instant::now() < deadline, "the second broker kept running");
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert_eq!(status.code(), Some(1), "{}", b.log());
-    assert!(b.log().contains("listener is invalid"), "{}", b.log());
+    assert_eq!(status.code(), Some(1), "{}", b.log_text());
+    assert!(
+        b.log_text().contains("listener is invalid"),
+        "{}",
+        b.log_text()
+    );
     // The first one is unaffected.
     assert!(b.cli(&["status"]).status.success());
     let status = b.stop();

@@ -1,5 +1,7 @@
 //! Shared harness for end-to-end tests: starts the real `vmnet-broker`
-//! binary on a private socket and talks to it as real clients do.
+//! binary on a private socket (or, built with the `fake-apple` feature, on
+//! a private Mach service over the fakes of crates/fake-apple) and talks to
+//! it as real clients do.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,6 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -19,10 +22,29 @@ pub(crate) fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_vmnet-broker"))
 }
 
+/// The exit status of a process that touched the fakes and leaked (see
+/// docs/macos-fakes.md).
+pub(crate) const LEAK_EXIT_STATUS: i32 = 87;
+
+/// A Mach service name no other test (or test process) uses. The fakes'
+/// sockets live in their default per-user directory, which this process
+/// shares with the processes it starts.
+pub(crate) fn unique_service() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "test.fake-xpc.{}.{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// A running broker with its own temporary directory, socket and config.
 pub(crate) struct Broker {
     pub dir: tempfile::TempDir,
     pub socket: PathBuf,
+    /// Set by [`Broker::prepare_xpc`]: the broker serves this Mach service
+    /// (through the XPC driver and the fakes) instead of `socket`.
+    pub service: Option<String>,
     pub config: PathBuf,
     pub child: Option<Child>,
     pub log: PathBuf,
@@ -46,10 +68,71 @@ impl Broker {
         }
         Self {
             socket: dir.path().join("broker.sock"),
+            service: None,
             log: dir.path().join("broker.log"),
             config,
             dir,
             child: None,
+        }
+    }
+
+    /// [`Broker::prepare`] for a broker that serves a private Mach service
+    /// over the fakes, with the vmnet backend, and writes its leak report
+    /// into its directory (the binary must be built with `fake-apple`).
+    pub(crate) fn prepare_xpc(files: &[(&str, &str)]) -> Self {
+        let mut b = Self::prepare(files);
+        std::fs::create_dir(b.dir.path().join("reports")).unwrap();
+        b.service = Some(unique_service());
+        b
+    }
+
+    /// The Mach service (for a broker made by [`Broker::prepare_xpc`]).
+    pub(crate) fn service(&self) -> &str {
+        self.service.as_deref().expect("a broker on a Mach service")
+    }
+
+    /// The `serve` command for this broker, with `extra` arguments.
+    pub(crate) fn serve_command(&self, extra: &[&str]) -> Command {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let mut cmd = Command::new(bin());
+        cmd.arg("serve");
+        match &self.service {
+            None => {
+                cmd.arg("--socket")
+                    .arg(&self.socket)
+                    .args(["--sim-seed", "1"]);
+            }
+            Some(service) => {
+                cmd.args(["--backend", "vmnet", "--mach-service", service])
+                    // Without --socket the state would go to the user's
+                    // default directory, shared between runs.
+                    .arg("--state-dir")
+                    .arg(self.dir.path().join("state"))
+                    .env(
+                        "VMNET_BROKER_FAKE_REPORT_DIR",
+                        self.dir.path().join("reports"),
+                    );
+            }
+        }
+        cmd.arg("--config-dir")
+            .arg(&self.config)
+            .args(["--log-level", "debug"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        cmd
+    }
+
+    /// The arguments that point a client command at this broker.
+    fn client_args(&self) -> Vec<std::ffi::OsString> {
+        match &self.service {
+            None => vec!["--socket".into(), self.socket.clone().into()],
+            Some(service) => vec!["--mach-service".into(), service.into()],
         }
     }
 
@@ -61,18 +144,7 @@ impl Broker {
 
     /// Starts `serve` and waits until it serves (`--ready-fd`).
     pub(crate) fn spawn(mut self, extra: &[&str]) -> Self {
-        let log = std::fs::File::create(&self.log).unwrap();
-        let mut cmd = Command::new(bin());
-        cmd.arg("serve")
-            .arg("--socket")
-            .arg(&self.socket)
-            .arg("--config-dir")
-            .arg(&self.config)
-            .args(["--sim-seed", "1", "--log-level", "debug"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
+        let mut cmd = self.serve_command(extra);
         match vmnet_broker_testkit::spawn_serving(&mut cmd) {
             Ok(child) => self.child = Some(child),
             Err(e) => panic!("{e}:\n{}", self.log_text()),
@@ -93,8 +165,7 @@ impl Broker {
     pub(crate) fn cli(&self, args: &[&str]) -> Output {
         Command::new(bin())
             .args(args)
-            .arg("--socket")
-            .arg(&self.socket)
+            .args(self.client_args())
             .stdin(Stdio::null())
             .output()
             .unwrap()
@@ -107,8 +178,7 @@ impl Broker {
             .arg("acquire")
             .args(names)
             .arg("--hold")
-            .arg("--socket")
-            .arg(&self.socket)
+            .args(self.client_args())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -125,8 +195,14 @@ impl Broker {
         Holder { child, lines }
     }
 
-    /// The status report as seen by a fresh connection.
+    /// The status report as seen by a fresh connection (over a Mach
+    /// service: from `status --json`).
     pub(crate) fn status(&self) -> Value {
+        if self.service.is_some() {
+            let out = self.cli(&["status", "--json"]);
+            assert!(out.status.success(), "status: {out:?}");
+            return serde_json::from_slice(&out.stdout).unwrap();
+        }
         let mut c = self.connect();
         let r = c.request(&serde_json::json!({"command": "status"}));
         r["status"].clone()
@@ -193,6 +269,39 @@ impl Broker {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+impl Broker {
+    /// The fakes' leak report of the broker (it must have exited; see
+    /// [`Broker::prepare_xpc`]).
+    pub(crate) fn leak_report(&self) -> String {
+        let path = self
+            .dir
+            .path()
+            .join("reports")
+            .join(format!("report-{}.txt", self.pid()));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "no leak report {}: {e}\n{}",
+                path.display(),
+                self.log_text()
+            )
+        })
+    }
+
+    /// Asserts that the broker exited 0 and its leak report says "0
+    /// leaked".
+    pub(crate) fn assert_clean_exit(&self, status: ExitStatus) {
+        assert_ne!(
+            status.code(),
+            Some(LEAK_EXIT_STATUS),
+            "the broker leaked:\n{}",
+            self.leak_report()
+        );
+        assert!(status.success(), "{status}\n{}", self.log_text());
+        let report = self.leak_report();
+        assert!(report.contains(": 0 leaked,"), "{report}");
     }
 }
 
