@@ -12,9 +12,6 @@ use std::time::Duration;
 use common::{Broker, bin, write_config};
 use serde_json::json;
 
-const SIGTERM: i32 = 15;
-const SIGINT: i32 = 2;
-
 fn code(out: &std::process::Output) -> i32 {
     out.status.code().unwrap_or(-1)
 }
@@ -207,21 +204,8 @@ fn a_world_writable_config_file_is_ignored() {
 #[test]
 fn sigterm_is_ignored_with_clients_and_exits_0_without() {
     let mut b = Broker::start(&[], &["--no-idle-exit"]);
-    let holder = b.hold(&["shared"]);
-    b.signal(SIGTERM);
-    b.signal(SIGINT);
-    // Still serving, still holding.
-    b.wait_for("the signals to be logged", |b| {
-        b.log_text().contains("SIGINT received")
-    });
-    assert_eq!(b.holders("shared"), Some(1));
-    assert!(b.wait_exit(Duration::from_millis(300)).is_none());
-    assert!(holder.finish().success());
-    b.wait_for("the client to leave", |b| b.status()["peer_count"] == 1);
-    let status = b.stop();
+    let status = b.signals_wait_for_holders();
     assert!(status.success(), "{status}");
-    let log = b.log_text();
-    assert!(log.contains("all networks released"), "{log}");
     assert!(!b.socket.exists(), "socket file removed");
 }
 

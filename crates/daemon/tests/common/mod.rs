@@ -272,6 +272,29 @@ impl Broker {
     }
 }
 
+/// Scenarios both transports run (tests/e2e.rs, tests/fake_xpc.rs).
+impl Broker {
+    /// SIGTERM and SIGINT are logged and ignored while a client holds a
+    /// network; once the holder has left, SIGTERM ends the broker, which
+    /// releases every network. Returns the broker's exit status.
+    pub(crate) fn signals_wait_for_holders(&mut self) -> ExitStatus {
+        let holder = self.hold(&["shared"]);
+        self.signal(15);
+        self.signal(2);
+        // Still serving, still holding.
+        self.wait_for("the signals to be logged", |b| {
+            b.log_text().contains("SIGINT received")
+        });
+        assert_eq!(self.holders("shared"), Some(1));
+        assert!(self.wait_exit(Duration::from_millis(300)).is_none());
+        assert!(holder.finish().success());
+        let status = self.stop();
+        let log = self.log_text();
+        assert!(log.contains("all networks released"), "{log}");
+        status
+    }
+}
+
 impl Broker {
     /// The fakes' leak report of the broker (it must have exited; see
     /// [`Broker::prepare_xpc`]).
