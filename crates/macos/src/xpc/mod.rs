@@ -231,5 +231,52 @@ mod tests {
         msg.set_string("command", "status").unwrap();
         let err = client.request(&msg).unwrap_err();
         assert!(matches!(err, XpcError::ConnectionInvalid { .. }), "{err}");
+        let err = client
+            .request_within(&msg, std::time::Duration::from_secs(30))
+            .unwrap_err();
+        assert!(matches!(err, XpcError::ConnectionInvalid { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_bounded_request_gets_its_reply_or_times_out_and_cancels() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::time::Duration;
+
+        let name = format!("test.request-within.{}", std::process::id());
+        let queue = dispatch2::DispatchQueue::new("test.listener", None);
+        // Answers the first request only, as a broker that then stops.
+        let answered = AtomicUsize::new(0);
+        let listener = XpcListener::start(&name, &queue, move |event| {
+            if let ServiceEvent::Request { request, .. } = event
+                && answered.fetch_add(1, Ordering::Relaxed) == 0
+            {
+                let mut reply = request.create_reply().unwrap();
+                reply.set_i64("answer", 42).unwrap();
+                request.send_reply(&reply).unwrap();
+            }
+        })
+        .unwrap();
+        let client = XpcClient::connect(&name, false).unwrap();
+        let msg = XpcDictionary::new();
+
+        let reply = client
+            .request_within(&msg, Duration::from_secs(30))
+            .unwrap();
+        assert_eq!(reply.get_i64("answer"), Some(42));
+
+        let err = client
+            .request_within(&msg, Duration::from_millis(200))
+            .unwrap_err();
+        assert!(
+            matches!(err, XpcError::Timeout { after, .. } if after == Duration::from_millis(200)),
+            "{err}"
+        );
+        // The timeout cancelled the connection.
+        let err = client
+            .request_within(&msg, Duration::from_secs(30))
+            .unwrap_err();
+        assert!(matches!(err, XpcError::ConnectionInvalid { .. }), "{err}");
+        drop(client);
+        drop(listener);
     }
 }
