@@ -60,13 +60,25 @@ struct TempUser {
 }
 
 impl TempUser {
+    /// An ordinary user (a uid in the range for people).
     fn new(tag: &str) -> Self {
+        Self::create(tag, &[])
+    }
+
+    /// A system account (`useradd --system`: a uid below the range for
+    /// people, as a service account has).
+    fn system(tag: &str) -> Self {
+        Self::create(tag, &["--system"])
+    }
+
+    fn create(tag: &str, kind: &[&str]) -> Self {
         let _guard = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
         let name = format!("vbh{}{tag}", std::process::id() % 100_000);
         // /etc/passwd may be locked by another useradd for a moment.
         let mut last = String::new();
         for _ in 0..50 {
             let out = Command::new("useradd")
+                .args(kind)
                 .args(["-M", "-N", "-s", "/usr/sbin/nologin", &name])
                 .output()
                 .unwrap();
@@ -449,6 +461,84 @@ fn clients_refuse_a_broker_run_by_another_user() {
     // The other user's own client trusts its own broker.
     let out = run_bounded(user.command(&["status", "--socket", sock_s]));
     assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+// Configuration ownership (issue 12): a broker must not accept files its
+// own account could write, unless that account is an ordinary user's.
+
+#[test]
+fn a_system_account_broker_takes_only_roots_files_and_a_person_also_their_own() {
+    if skip_unless_root(
+        "a_system_account_broker_takes_only_roots_files_and_a_person_also_their_own",
+    ) {
+        return;
+    }
+    for (user, own_accepted) in [(TempUser::system("s"), false), (TempUser::new("p"), true)] {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        // The configuration directory belongs to root; one file to root,
+        // one to the broker's account.
+        let config = tmp.path().join("conf");
+        fs::create_dir(&config).unwrap();
+        fs::set_permissions(&config, fs::Permissions::from_mode(0o755)).unwrap();
+        write_config(&config, "by-root.json", r#"{"mode": "host"}"#);
+        write_config(&config, "by-broker.json", r#"{"mode": "host"}"#);
+        std::os::unix::fs::chown(config.join("by-broker.json"), Some(user.uid), None).unwrap();
+        // The socket's directory belongs to the broker's account.
+        let run = tmp.path().join("run");
+        fs::create_dir(&run).unwrap();
+        fs::set_permissions(&run, fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::chown(&run, Some(user.uid), None).unwrap();
+        let sock = run.join("broker.sock");
+        let (sock_s, config_s) = (sock.to_str().unwrap(), config.to_str().unwrap());
+
+        let log = run.join("broker.log");
+        let mut serve = user.command(&[
+            "serve",
+            "--socket",
+            sock_s,
+            "--config-dir",
+            config_s,
+            "--backend",
+            "simulated",
+            "--no-idle-exit",
+        ]);
+        serve.stderr(fs::File::create(&log).unwrap());
+        let _broker = KillOnDrop(vmnet_broker_testkit::spawn_serving(&mut serve).unwrap());
+        let log_text = || fs::read_to_string(&log).unwrap_or_default();
+
+        // Clients run as the same account (they trust root or themselves).
+        let acquire = |name: &str| {
+            run_bounded(user.command(&["acquire", name, "--socket", sock_s]))
+                .status
+                .code()
+        };
+        assert_eq!(acquire("by-root"), Some(0), "{}", log_text());
+        let expected = if own_accepted { 0 } else { 5 };
+        assert_eq!(
+            acquire("by-broker"),
+            Some(expected),
+            "uid {}:\n{}",
+            user.uid,
+            log_text()
+        );
+        if !own_accepted {
+            assert!(
+                log_text().contains(&format!("owned by uid {}", user.uid)),
+                "{}",
+                log_text()
+            );
+        }
+        // `check`, run as the broker's account, states the same rule.
+        let out = run_bounded(user.command(&["check", "--config-dir", config_s]));
+        let stdout = text(&out.stdout);
+        let rule = if own_accepted {
+            format!("the broker runs as the ordinary user uid {}", user.uid)
+        } else {
+            format!("the broker runs as the system account uid {}", user.uid)
+        };
+        assert!(stdout.contains(&rule), "{stdout}");
+    }
 }
 
 // 8. FIFOs in the configuration directory.
