@@ -101,6 +101,13 @@ func (t *xpcTransport) sync() bool {
 		return false
 	}
 	t.seen = n
+	t.dropHolds()
+	return true
+}
+
+// dropHolds records that every hold is gone: the connection was
+// interrupted or cancelled. Call with t.holds held.
+func (t *xpcTransport) dropHolds() {
 	t.interrupted = true
 	if t.dropped == nil {
 		t.dropped = make(map[string]bool)
@@ -109,7 +116,6 @@ func (t *xpcTransport) sync() bool {
 		t.dropped[name] = true
 	}
 	t.held = nil
-	return true
 }
 
 // xpcStatus turns a status from the shim into an error.
@@ -154,14 +160,7 @@ func (t *xpcTransport) call(request func() C.int64_t) (C.int64_t, bool) {
 	C.vbgo_cancel(t.conn)
 	status := <-done
 	t.holds.Lock()
-	t.interrupted = true
-	if t.dropped == nil {
-		t.dropped = make(map[string]bool)
-	}
-	for name := range t.held {
-		t.dropped[name] = true
-	}
-	t.held = nil
+	t.dropHolds()
 	t.holds.Unlock()
 	return status, true
 }
