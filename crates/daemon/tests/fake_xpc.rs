@@ -196,11 +196,10 @@ fn bad_requests_get_error_4_and_a_message_without_reply_is_only_logged() {
 
 #[test]
 fn a_stopped_broker_makes_xpc_requests_time_out_and_it_serves_again_when_continued() {
-    const SIGSTOP: i32 = 19;
     const SIGCONT: i32 = 18;
     let b = start(&[], &["--no-idle-exit"]);
     b.status();
-    b.signal(SIGSTOP);
+    b.suspend();
 
     // The CLI gives up after --timeout with XPC_FAILURE and says why.
     let started = Instant::now();

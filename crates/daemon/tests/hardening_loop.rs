@@ -25,7 +25,6 @@ const SIGUSR2: i32 = 12;
 const SIGALRM: i32 = 14;
 const SIGTERM: i32 = 15;
 const SIGCONT: i32 = 18;
-const SIGSTOP: i32 = 19;
 
 /// Resident memory of `pid` in KiB.
 fn rss_kib(pid: i32) -> u64 {
@@ -186,7 +185,7 @@ fn sigterm_with_only_dead_or_status_only_connections_exits_0() {
     }
     // Connections made and closed while the broker cannot run, so that
     // they wait in the backlog when SIGTERM arrives.
-    broker.signal(SIGSTOP);
+    broker.suspend();
     for _ in 0..20 {
         let mut s = UnixStream::connect(&broker.socket).unwrap();
         let _ = s.write_all(b"{\"command\":\"status\"}\n");

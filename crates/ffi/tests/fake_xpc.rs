@@ -117,7 +117,7 @@ fn the_upstream_entry_point_acquires_over_xpc() {
             .unwrap();
         assert!(sent.success(), "kill -{name}");
     };
-    signal("STOP");
+    vmnet_broker_testkit::suspend_process(broker.0.id()).unwrap();
     let started = Instant::now();
     // SAFETY: as above.
     let stuck = unsafe { vmnet_broker_acquire_network(name.as_ptr(), &mut status) };

@@ -154,3 +154,54 @@ fn cloexec(fd: &OwnedFd, on: bool) -> nix::Result<()> {
     };
     fcntl(fd, FcntlArg::F_SETFD(flags)).map(drop)
 }
+
+/// Suspends process `pid` with SIGSTOP and returns once every thread of it has
+/// stopped. `kill` only queues the signal: a thread that is running, or is
+/// being woken by data on its socket, can still answer a request before it
+/// stops. On Linux the threads' states are read from `/proc`; elsewhere
+/// this waits a moment instead.
+///
+/// # Errors
+///
+/// When the signal cannot be sent, or the process did not stop within
+/// [`PATIENCE`].
+pub fn suspend_process(pid: u32) -> std::io::Result<()> {
+    let raw = i32::try_from(pid).map_err(std::io::Error::other)?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(raw),
+        nix::sys::signal::Signal::SIGSTOP,
+    )?;
+    let deadline = Instant::now() + PATIENCE;
+    while !all_threads_stopped(pid) {
+        if Instant::now() > deadline {
+            return Err(std::io::Error::other(format!(
+                "process {pid} did not stop within {PATIENCE:?}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+/// Whether every thread of `pid` is stopped (state `T` in
+/// `/proc/PID/task/TID/stat`, the field after the command name).
+#[cfg(target_os = "linux")]
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.filter_map(Result::ok).all(|task| {
+        std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+            // The command name is in parentheses and may hold anything.
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next())
+                .is_some_and(|state| state == 'T')
+        })
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn all_threads_stopped(_pid: u32) -> bool {
+    std::thread::sleep(Duration::from_millis(200));
+    true
+}

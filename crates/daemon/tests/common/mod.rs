@@ -245,6 +245,12 @@ impl Broker {
         assert!(r.success());
     }
 
+    /// Suspends the broker (SIGSTOP) and returns once it has stopped
+    /// running: it keeps its connections but answers nothing.
+    pub(crate) fn suspend(&self) {
+        vmnet_broker_testkit::suspend_process(self.child.as_ref().unwrap().id()).unwrap();
+    }
+
     /// Stops the broker with SIGTERM, repeated until it exits (a client
     /// that just closed may still count as connected for a moment).
     pub(crate) fn stop(&mut self) -> ExitStatus {
