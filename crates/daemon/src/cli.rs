@@ -403,10 +403,14 @@ pub(crate) struct ManArgs {
     pub out_dir: Option<PathBuf>,
 }
 
+fn number_of_seconds(s: &str) -> Result<f64, String> {
+    s.parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))
+}
+
+/// A delay: 0 to a year, in seconds.
 fn parse_secs(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    let v = number_of_seconds(s)?;
     if !(0.0..=365.0 * 86400.0).contains(&v) {
         return Err(format!("{s} is out of range (0 to one year)"));
     }
@@ -415,8 +419,8 @@ fn parse_secs(s: &str) -> Result<f64, String> {
 
 /// A timeout: a positive number of seconds, at most a day.
 fn parse_timeout(s: &str) -> Result<f64, String> {
-    let v = parse_secs(s)?;
-    if v <= 0.0 || v > 86400.0 {
+    let v = number_of_seconds(s)?;
+    if !(v > 0.0 && v <= 86400.0) {
         return Err(format!("{s} is out of range (more than 0, at most 86400)"));
     }
     Ok(v)
@@ -454,5 +458,9 @@ mod tests {
         assert!(parse_secs("NaN").is_err());
         assert_eq!(parse_timeout("2.5"), Ok(2.5));
         assert!(parse_timeout("0").is_err());
+        for bad in ["NaN", "1e20", "86401", "inf"] {
+            let e = parse_timeout(bad).unwrap_err();
+            assert!(e.contains("more than 0, at most 86400"), "{bad}: {e}");
+        }
     }
 }
