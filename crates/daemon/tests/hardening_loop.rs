@@ -19,10 +19,6 @@ use std::time::{Duration, Instant};
 use common::Broker;
 use serde_json::json;
 
-const SIGHUP: i32 = 1;
-const SIGUSR1: i32 = 10;
-const SIGUSR2: i32 = 12;
-const SIGALRM: i32 = 14;
 const SIGTERM: i32 = 15;
 const SIGCONT: i32 = 18;
 
@@ -151,14 +147,24 @@ fn half_closed_clients_count_against_the_limit_until_closed() {
 fn signals_that_would_end_the_process_are_ignored_while_a_network_is_held() {
     let mut broker = Broker::start(&[], &["--no-idle-exit"]);
     let holder = broker.hold(&["shared"]);
-    for (sig, name) in [
-        (SIGHUP, "SIGHUP"),
-        (SIGUSR1, "SIGUSR1"),
-        (SIGUSR2, "SIGUSR2"),
-        (SIGALRM, "SIGALRM"),
-    ] {
+    // Every signal whose default action ends the process (signal(7): Term
+    // or Core), except those that cannot be caught and those of a fault in
+    // the process itself.
+    use nix::sys::signal::Signal::*;
+    let mut signals: Vec<(i32, String)> = [
+        SIGHUP, SIGQUIT, SIGTRAP, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGIO, SIGSYS,
+        SIGXCPU, SIGXFSZ, SIGPWR, SIGSTKFLT,
+    ]
+    .into_iter()
+    .map(|s| (s as i32, s.as_str().to_owned()))
+    .collect();
+    let (min, max) = (nix::libc::SIGRTMIN(), nix::libc::SIGRTMAX());
+    signals.extend([min, min + 5, max].map(|n| (n, format!("SIGRTMIN+{}", n - min))));
+    for (sig, name) in signals {
         broker.signal(sig);
-        broker.wait_for(name, |b| b.log_text().contains(&format!("{name} received")));
+        broker.wait_for(&name, |b| {
+            b.log_text().contains(&format!("{name} received"))
+        });
     }
     assert!(broker.wait_exit(Duration::from_millis(200)).is_none());
     assert_eq!(broker.holders("shared"), Some(1));

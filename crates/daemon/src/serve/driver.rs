@@ -69,32 +69,51 @@ pub(crate) enum Stop {
     Signal(&'static str),
 }
 
-/// Signals whose default action ends the process and which the broker
-/// logs and ignores (SIGTERM and SIGINT are judged by
-/// [`Driver::handle_stop_signal`]). SIGHUP, the usual "reload" signal, is
-/// among them but makes the broker read its configuration again (see
-/// [`Driver::handle_ignored_signal`]). SIGPIPE is ignored
-/// by the Rust runtime already (a write to a closed socket fails with
-/// EPIPE instead).
-pub(crate) fn ignored_signals() -> Vec<(i32, &'static str)> {
+/// Signals whose default action ends the process (with or without a core
+/// file) and which the broker logs and ignores, with their names (SIGTERM
+/// and SIGINT are judged by [`Driver::handle_stop_signal`]). SIGHUP, the
+/// usual "reload" signal, is among them but makes the broker read its
+/// configuration again (see [`Driver::handle_ignored_signal`]).
+///
+/// Not here: SIGPIPE, which the Rust runtime ignores already (a write to a
+/// closed socket fails with EPIPE instead); SIGKILL and SIGSTOP, which
+/// cannot be caught; and the signals of a fault in the process itself
+/// (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT), which must end it.
+pub(crate) fn ignored_signals() -> Vec<(i32, String)> {
     use nix::sys::signal::Signal;
+    let mut named = vec![
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGTRAP,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGALRM,
+        Signal::SIGVTALRM,
+        Signal::SIGPROF,
+        Signal::SIGIO,
+        Signal::SIGSYS,
+        Signal::SIGXCPU,
+        Signal::SIGXFSZ,
+    ];
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    const PLATFORM: &[(Signal, &str)] = &[(Signal::SIGPWR, "SIGPWR")];
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    const PLATFORM: &[(Signal, &str)] = &[];
-    [
-        (Signal::SIGHUP, "SIGHUP"),
-        (Signal::SIGUSR1, "SIGUSR1"),
-        (Signal::SIGUSR2, "SIGUSR2"),
-        (Signal::SIGALRM, "SIGALRM"),
-        (Signal::SIGVTALRM, "SIGVTALRM"),
-        (Signal::SIGPROF, "SIGPROF"),
-        (Signal::SIGIO, "SIGIO"),
-    ]
-    .iter()
-    .chain(PLATFORM)
-    .map(|(s, n)| (*s as i32, *n))
-    .collect()
+    named.extend([Signal::SIGPWR, Signal::SIGSTKFLT]);
+    #[cfg(target_os = "macos")]
+    named.push(Signal::SIGEMT);
+    #[cfg_attr(
+        not(any(target_os = "linux", target_os = "android")),
+        allow(unused_mut, reason = "real-time signals exist on Linux only")
+    )]
+    let mut signals: Vec<(i32, String)> = named
+        .into_iter()
+        .map(|s| (s as i32, s.as_str().to_owned()))
+        .collect();
+    // Real-time signals (Linux): their default action ends the process too.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let (min, max) = (nix::libc::SIGRTMIN(), nix::libc::SIGRTMAX());
+        signals.extend((min..=max).map(|n| (n, format!("SIGRTMIN+{}", n - min))));
+    }
+    signals
 }
 
 /// Per-client bookkeeping of the driver.
@@ -274,7 +293,7 @@ impl<B: Backend> Driver<B> {
 
     /// A signal from [`ignored_signals`]: logged and ignored, except SIGHUP,
     /// which reads the configuration again.
-    pub(crate) fn handle_ignored_signal(&mut self, name: &'static str) {
+    pub(crate) fn handle_ignored_signal(&mut self, name: &str) {
         if name == "SIGHUP" {
             info!("SIGHUP received; reading the configuration again");
             self.reload(Instant::now());

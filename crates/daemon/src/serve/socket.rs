@@ -100,7 +100,7 @@ pub(super) struct Server<B: Backend> {
     /// Whether the refusal of connections over the limit was logged since
     /// the count was last below it.
     refusal_logged: bool,
-    ignored: Vec<(i32, &'static str)>,
+    ignored: Vec<(i32, String)>,
 }
 
 impl<B> Server<B>
@@ -118,10 +118,17 @@ where
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut listener.listener, LISTENER, Interest::READABLE)?;
-        let ignored = ignored_signals();
-        let mut wanted = vec![SIGTERM, SIGINT];
-        wanted.extend(ignored.iter().map(|(s, _)| *s));
-        let mut signals = Signals::new(wanted)?;
+        let mut signals = Signals::new([SIGTERM, SIGINT])?;
+        let mut ignored = ignored_signals();
+        // A signal that cannot be caught here (a debugger or valgrind may
+        // keep one for itself) keeps its default action: say so, and serve.
+        ignored.retain(|(signal, name)| match signals.add_signal(*signal) {
+            Ok(()) => true,
+            Err(e) => {
+                warn!("cannot catch {name}; it keeps its default action: {e}");
+                false
+            }
+        });
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
         Ok(Self {
@@ -198,7 +205,7 @@ where
                         .ignored
                         .iter()
                         .find(|(s, _)| *s == other)
-                        .map_or("signal", |(_, n)| *n);
+                        .map_or("signal", |(_, n)| n.as_str());
                     self.driver.handle_ignored_signal(name);
                 }
             }

@@ -76,10 +76,14 @@ where
     for (signal, label) in ignored_signals() {
         let state = state.clone();
         let source = SignalSource::new(signal, &queue, move || {
-            with_state(&state, |s| s.driver.handle_ignored_signal(label));
-        })
-        .map_err(|e| format!("cannot handle {label}: {e}"))?;
-        signals.push(source);
+            with_state(&state, |s| s.driver.handle_ignored_signal(&label));
+        });
+        // A signal that cannot be watched keeps its default action: say
+        // so, and serve.
+        match source {
+            Ok(source) => signals.push(source),
+            Err(e) => warn!("{e}; it keeps its default action"),
+        }
     }
 
     let listener = {
