@@ -57,7 +57,9 @@ pub(crate) enum LogFormat {
 /// while some client holds a network is logged and ignored, so that
 /// stopping the service cannot cut off running VMs; otherwise the broker
 /// releases every network and exits 0. SIGHUP reads the configuration
-/// directory again; SIGUSR1, SIGUSR2 and SIGALRM are logged and ignored.
+/// directory again; every other catchable signal whose default action
+/// would end the process (SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM...) is logged
+/// and ignored.
 /// Without clients for the idle delay it exits by itself (launchd starts it
 /// again on demand), unless --no-idle-exit or a persistent network exists.
 ///
