@@ -13,13 +13,7 @@ use vmnet_broker_client::{Client, Error, Status};
 fn silent_server() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("silent.sock");
-    let listener = UnixListener::bind(&path).unwrap();
-    std::thread::spawn(move || {
-        let mut kept = Vec::new();
-        for stream in listener.incoming().flatten() {
-            kept.push(stream);
-        }
-    });
+    vmnet_broker_testkit::silent_server(&path).unwrap();
     (dir, path)
 }
 

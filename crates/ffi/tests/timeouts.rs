@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::ffi::{CString, c_char};
-use std::os::unix::net::UnixListener;
 use std::ptr;
 
 use vmnet_broker::*;
@@ -13,13 +12,7 @@ use vmnet_broker::*;
 fn a_silent_server_fails_requests_after_the_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("silent.sock");
-    let listener = UnixListener::bind(&path).unwrap();
-    std::thread::spawn(move || {
-        let mut kept = Vec::new();
-        for stream in listener.incoming().flatten() {
-            kept.push(stream);
-        }
-    });
+    vmnet_broker_testkit::silent_server(&path).unwrap();
     let c_path = CString::new(path.to_str().unwrap()).unwrap();
     let mut status = -1;
     // SAFETY: valid C string and status pointer.

@@ -205,3 +205,21 @@ fn all_threads_stopped(_pid: u32) -> bool {
     std::thread::sleep(Duration::from_millis(200));
     true
 }
+
+/// Binds a Unix socket at `path` that accepts connections and keeps them
+/// open without ever answering, as a stopped or stuck broker looks to a
+/// client. It serves until the test process ends.
+///
+/// # Errors
+///
+/// When the socket cannot be bound.
+pub fn silent_server(path: &Path) -> std::io::Result<()> {
+    let listener = std::os::unix::net::UnixListener::bind(path)?;
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        for stream in listener.incoming().flatten() {
+            kept.push(stream);
+        }
+    });
+    Ok(())
+}
