@@ -9,7 +9,7 @@ use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Broker, bin, write_config};
+use common::{Broker, bin, network_names, write_config};
 use serde_json::json;
 
 fn code(out: &std::process::Output) -> i32 {
@@ -107,14 +107,10 @@ fn malformed_requests_get_4_and_the_broker_keeps_serving() {
 
 #[test]
 fn nine_distinct_networks_fail_on_the_ninth() {
-    let files: Vec<(String, String)> = (0..9)
-        .map(|i| (format!("net{i}.json"), r#"{"mode": "host"}"#.to_owned()))
-        .collect();
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let b = Broker::start(&refs, &["--no-idle-exit"]);
+    let names = network_names(9);
+    let b = Broker::prepare(&[])
+        .with_host_networks(&names)
+        .spawn(&["--no-idle-exit"]);
     let mut c = b.connect();
     for i in 0..8 {
         assert!(
@@ -125,7 +121,6 @@ fn nine_distinct_networks_fail_on_the_ninth() {
     assert_eq!(c.acquire("net8"), json!({"error": 7}));
     assert!(b.holders("net8").is_none());
     // The CLI reports the same status as its exit code.
-    let names: Vec<String> = (0..9).map(|i| format!("net{i}")).collect();
     let mut args = vec!["acquire"];
     args.extend(names.iter().map(String::as_str));
     assert_eq!(code(&b.cli(&args)), 7);

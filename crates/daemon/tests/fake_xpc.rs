@@ -21,7 +21,7 @@ mod common;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{Broker, bin, unique_service};
+use common::{Broker, bin, network_names, unique_service};
 use vmnet_broker_client::{Client, Status};
 use vmnet_broker_macos::vmnet::{VmnetInterface, VmnetNetwork};
 use vmnet_broker_macos::xpc::{XpcClient, XpcDictionary};
@@ -62,17 +62,12 @@ fn two_clients_share_a_network_and_a_killed_clients_hold_is_dropped() {
 
 #[test]
 fn the_ninth_network_is_refused() {
-    let files: Vec<(String, String)> = (0..9)
-        .map(|i| (format!("net{i}.json"), r#"{"mode": "host"}"#.to_owned()))
-        .collect();
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let mut b = start(&refs, &["--no-idle-exit"]);
+    let names = network_names(9);
+    let mut b = Broker::prepare_xpc(&[])
+        .with_host_networks(&names)
+        .spawn(&["--no-idle-exit"]);
 
     // The CLI, as a separate process: its exit code is the status.
-    let names: Vec<String> = (0..9).map(|i| format!("net{i}")).collect();
     let mut args = vec!["acquire"];
     args.extend(names.iter().map(String::as_str));
     assert_eq!(code(&b.cli(&args)), 7);

@@ -86,6 +86,14 @@ impl Broker {
         b
     }
 
+    /// Adds a host network `NAME.json` for each of `names`.
+    pub(crate) fn with_host_networks(self, names: &[String]) -> Self {
+        for name in names {
+            write_config(&self.config, &format!("{name}.json"), r#"{"mode": "host"}"#);
+        }
+        self
+    }
+
     /// The Mach service (for a broker made by [`Broker::prepare_xpc`]).
     pub(crate) fn service(&self) -> &str {
         self.service.as_deref().expect("a broker on a Mach service")
@@ -341,6 +349,11 @@ impl Drop for Broker {
             let _ = child.wait();
         }
     }
+}
+
+/// `net0`, `net1`, ...: `count` network names.
+pub(crate) fn network_names(count: usize) -> Vec<String> {
+    (0..count).map(|i| format!("net{i}")).collect()
 }
 
 /// Writes a config file with safe permissions.
