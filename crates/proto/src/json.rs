@@ -83,9 +83,11 @@ struct CommonRequest<'a> {
 
 /// Decodes a well-formed request without building a JSON map: an object
 /// whose `command` and `network_name` are strings (other keys are skipped
-/// unparsed) and name a valid request. Anything else (wrong types, repeated
-/// keys, bad names, unknown commands, not an object) returns `None`.
-/// Whatever this returns, the general path would return too.
+/// unparsed) and name a valid request. A name of any form is kept as asked
+/// for ([`NetworkName::requested`]), as the general path keeps it. Anything
+/// else (wrong types, repeated keys, unknown commands, not an object)
+/// returns `None`. Whatever this returns, the general path would return
+/// too.
 fn parse_common_request(line: &[u8], max_name: usize) -> Option<Request> {
     // A struct also deserializes from a JSON array; only objects qualify.
     if line.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
@@ -97,7 +99,7 @@ fn parse_common_request(line: &[u8], max_name: usize) -> Option<Request> {
         fields
             .network_name
             .as_deref()
-            .and_then(|n| NetworkName::with_limit(n, max_name).ok())
+            .map(|n| NetworkName::requested(n, max_name))
     };
     match fields.command.as_deref()? {
         commands::ACQUIRE => Some(Request::Acquire { network: name()? }),
