@@ -141,16 +141,19 @@ impl fmt::Debug for NetworkName {
     /// The quoted name, escaped, cut after 80 bytes (a requested name can be
     /// long and hostile; this is what logs show).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const MAX: usize = 80;
-        if self.name.len() <= MAX {
-            return fmt::Debug::fmt(&self.name, f);
+        match cut_for_log(&self.name) {
+            (kept, false) => fmt::Debug::fmt(kept, f),
+            (kept, true) => write!(f, "{kept:?}..."),
         }
-        let mut end = MAX;
-        while !self.name.is_char_boundary(end) {
-            end -= 1;
-        }
-        write!(f, "{:?}...", &self.name[..end])
     }
+}
+
+/// The first 80 bytes of `s` (at a character boundary), and whether
+/// anything was cut: hostile strings stay short in messages and logs.
+pub(crate) fn cut_for_log(s: &str) -> (&str, bool) {
+    const MAX: usize = 80;
+    let end = s.floor_char_boundary(MAX);
+    (&s[..end], end < s.len())
 }
 
 impl fmt::Display for NetworkName {

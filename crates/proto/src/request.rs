@@ -131,15 +131,10 @@ impl Request {
 
 /// Keeps hostile strings short in error messages and logs.
 fn truncate_for_log(s: &str) -> String {
-    const MAX: usize = 80;
-    if s.len() <= MAX {
-        return s.to_owned();
+    match crate::name::cut_for_log(s) {
+        (kept, false) => kept.to_owned(),
+        (kept, true) => format!("{kept}..."),
     }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &s[..end])
 }
 
 #[cfg(test)]
