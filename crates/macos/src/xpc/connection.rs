@@ -1,8 +1,9 @@
 //! XPC connections: the broker's Mach-service listener and the client.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use block2::RcBlock;
 use dispatch2::{DispatchObject, DispatchQueue, DispatchRetained};
@@ -604,15 +605,16 @@ impl XpcClient {
         message: &XpcDictionary,
         timeout: Duration,
     ) -> Result<XpcObject, XpcError> {
-        let slot = Arc::new(ReplySlot::default());
-        let handler_slot = Arc::clone(&slot);
+        // The handler runs once; should it run again, the first reply
+        // stands (the channel holds one and `try_send` drops the rest).
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Option<XpcObject>>(1);
         let block = RcBlock::new(move |reply: xpc_object_t| {
             no_unwind("vmnet-broker XPC reply", || {
                 // SAFETY: libxpc passes a live object (the reply or an
                 // error object) for the duration of the handler; it is
                 // retained here.
                 let reply = unsafe { XpcObject::from_borrowed(reply) };
-                handler_slot.fill(reply);
+                let _ = tx.try_send(reply);
             });
         });
         // SAFETY: a live connection and dictionary (both logically copied
@@ -629,13 +631,17 @@ impl XpcClient {
             );
         }
         drop(block);
-        match slot.wait(timeout) {
-            Some(Some(reply)) => reply_result(reply, &self.service),
-            Some(None) => Err(XpcError::Other {
+        // `recv_timeout` waits without a bound when the deadline cannot be
+        // represented.
+        match rx.recv_timeout(timeout) {
+            Ok(Some(reply)) => reply_result(reply, &self.service),
+            // NULL (which libxpc does not document), or the handler was
+            // released without being called.
+            Ok(None) | Err(RecvTimeoutError::Disconnected) => Err(XpcError::Other {
                 service: self.service.clone(),
                 description: "no reply".into(),
             }),
-            None => {
+            Err(RecvTimeoutError::Timeout) => {
                 self.connection.cancel();
                 Err(XpcError::Timeout {
                     service: self.service.clone(),
@@ -648,47 +654,6 @@ impl XpcClient {
     /// The underlying connection.
     pub fn connection(&self) -> &XpcConnection {
         &self.connection
-    }
-}
-
-/// Where a reply handler leaves the reply for the thread that waits.
-#[derive(Default)]
-struct ReplySlot {
-    /// `None` until the handler ran; then the reply (`None` if libxpc
-    /// passed NULL, which it does not document).
-    reply: Mutex<Option<Option<XpcObject>>>,
-    ready: Condvar,
-}
-
-impl ReplySlot {
-    fn fill(&self, reply: Option<XpcObject>) {
-        let mut slot = self.reply.lock().unwrap_or_else(PoisonError::into_inner);
-        // The handler runs once; should it run again, the first reply
-        // stands.
-        if slot.is_none() {
-            *slot = Some(reply);
-        }
-        self.ready.notify_all();
-    }
-
-    /// The reply, or `None` when `timeout` passed first.
-    fn wait(&self, timeout: Duration) -> Option<Option<XpcObject>> {
-        let deadline = Instant::now().checked_add(timeout);
-        let mut slot = self.reply.lock().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            if let Some(reply) = slot.take() {
-                return Some(reply);
-            }
-            let left = match deadline {
-                Some(d) => d.checked_duration_since(Instant::now())?,
-                // Too far ahead to represent: wait without a bound.
-                None => Duration::MAX,
-            };
-            slot = self
-                .ready
-                .wait_timeout(slot, left)
-                .map_or_else(|e| e.into_inner().0, |(guard, _)| guard);
-        }
     }
 }
 
