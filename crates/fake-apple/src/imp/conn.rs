@@ -265,33 +265,8 @@ pub(crate) fn remove_sockets_at_exit() {
     }
 }
 
-/// Final events queued and not yet completely delivered (handler called,
-/// runtime reference released).
-static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    /// This thread is delivering a final event.
-    static IN_FINAL_EVENT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Waits (up to `limit`) for queued final events to be delivered and for
-/// work items on other queues to finish, so that the leak report does not
-/// mistake cancellation in progress, or a queue reference a work item still
-/// holds, for a leak.
-pub(crate) fn wait_in_flight(limit: std::time::Duration) {
-    // Exiting from a final event's handler: that one cannot finish.
-    let own = usize::from(IN_FINAL_EVENT.with(std::cell::Cell::get));
-    let deadline = std::time::Instant::now() + limit;
-    while (IN_FLIGHT.load(Ordering::Acquire) > own || dispatch::jobs_pending_elsewhere())
-        && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-}
-
 /// Queues `event` for the connection's handler on its target queue.
 fn post(c: &Arc<Conn>, event: Event) {
-    let is_final = matches!(event, Event::Error(_, true));
     // Retained under the lock: the connection's last release (on another
     // thread) may release its queue as soon as the lock is free. That
     // reference goes to the work item.
@@ -306,9 +281,6 @@ fn post(c: &Arc<Conn>, event: Event) {
         drop_event(event);
         return;
     }
-    if is_final {
-        IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
-    }
     let c2 = c.clone();
     enqueue_owned(
         queue,
@@ -322,9 +294,7 @@ fn post(c: &Arc<Conn>, event: Event) {
             };
             let delivered = !finished && handler.is_some();
             if delivered && let Some(h) = handler {
-                IN_FINAL_EVENT.with(|f| f.set(is_final));
                 h.get().call((ptr,));
-                IN_FINAL_EVENT.with(|f| f.set(false));
             }
             if delivered && let Event::Peer(p) = event {
                 // The listener's handler had its chance to accept or cancel
@@ -342,7 +312,6 @@ fn post(c: &Arc<Conn>, event: Event) {
                 if internal {
                     release(c2.xobj.load(Ordering::Relaxed) as XPtr);
                 }
-                IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
             } else {
                 drop_event(event);
             }

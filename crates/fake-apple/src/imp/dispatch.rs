@@ -92,10 +92,17 @@ struct Queue {
 /// holds and not the program, is never taken for a leak.
 static PENDING_JOBS: AtomicUsize = AtomicUsize::new(0);
 
-/// Whether work items are pending on queues other than the one whose thread
-/// calls this: a program may exit from inside a work item, and the items
-/// behind it on its own queue can then never run.
-pub(crate) fn jobs_pending_elsewhere() -> bool {
+/// Waits (up to `limit`) until no work item is pending on a queue other
+/// than the one whose thread calls this: a program may exit from inside a
+/// work item, and the items behind it on its own queue can then never run.
+pub(crate) fn wait_for_work_elsewhere(limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while jobs_pending_elsewhere() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn jobs_pending_elsewhere() -> bool {
     let own = OWN_PENDING.try_with(|p| {
         let p = p.get();
         if p.is_null() {

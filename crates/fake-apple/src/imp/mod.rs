@@ -163,10 +163,12 @@ extern "C" fn report_at_exit() {
 
 /// Writes the leak report; returns the exit status to force (0: none).
 fn report() -> i32 {
-    // Cancellation is asynchronous: let final events already queued finish
-    // (they cannot if the process exits from the queue that runs them,
-    // hence the limit).
-    conn::wait_in_flight(std::time::Duration::from_secs(2));
+    // Cancellation is asynchronous: let the work already queued (final
+    // events, reply handlers) finish, so that neither cancellation in
+    // progress nor a queue reference a work item still holds is taken for
+    // a leak. Work behind the exiting thread's own job cannot run, hence
+    // the limit.
+    dispatch::wait_for_work_elsewhere(std::time::Duration::from_secs(2));
     conn::remove_sockets_at_exit();
     let live: Vec<(usize, Family)> =
         with_registry(|r| r.live.iter().map(|(a, f)| (*a, *f)).collect());
