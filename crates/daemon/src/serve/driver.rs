@@ -71,9 +71,8 @@ pub(crate) enum Stop {
 
 /// Signals whose default action ends the process (with or without a core
 /// file) and which the broker logs and ignores, with their names (SIGTERM
-/// and SIGINT are judged by [`Driver::handle_stop_signal`]). SIGHUP, the
-/// usual "reload" signal, is among them but makes the broker read its
-/// configuration again (see [`Driver::handle_ignored_signal`]).
+/// and SIGINT are judged by [`Driver::handle_stop_signal`]; SIGHUP, the
+/// usual "reload" signal, goes to [`Driver::handle_reload_signal`]).
 ///
 /// Not here: SIGPIPE, which the Rust runtime ignores already (a write to a
 /// closed socket fails with EPIPE instead); SIGKILL and SIGSTOP, which
@@ -82,7 +81,6 @@ pub(crate) enum Stop {
 pub(crate) fn ignored_signals() -> Vec<(i32, String)> {
     use nix::sys::signal::Signal;
     let mut named = vec![
-        Signal::SIGHUP,
         Signal::SIGQUIT,
         Signal::SIGTRAP,
         Signal::SIGUSR1,
@@ -291,15 +289,15 @@ impl<B: Backend> Driver<B> {
         }
     }
 
-    /// A signal from [`ignored_signals`]: logged and ignored, except SIGHUP,
-    /// which reads the configuration again.
+    /// SIGHUP: reads the configuration again.
+    pub(crate) fn handle_reload_signal(&mut self, now: Instant) {
+        info!("SIGHUP received; reading the configuration again");
+        self.reload(now);
+    }
+
+    /// A signal from [`ignored_signals`]: logged and ignored.
     pub(crate) fn handle_ignored_signal(&mut self, name: &str) {
-        if name == "SIGHUP" {
-            info!("SIGHUP received; reading the configuration again");
-            self.reload(Instant::now());
-        } else {
-            info!("{name} received; ignoring it");
-        }
+        info!("{name} received; ignoring it");
     }
 
     /// Reads the whole configuration again: persistent networks start or

@@ -128,16 +128,19 @@ where
 }
 
 /// The driver around a broker configured from the command line.
+/// The configuration is read once here (persistent networks start).
 pub(crate) fn build_driver<B: Backend>(args: &ServeArgs, backend: B) -> Driver<B> {
-    Driver::new(
+    let mut driver = Driver::new(
         build_broker(args, backend),
         args.max_request_size,
         usize::from(args.max_name_length),
-    )
+    );
+    driver.reload(Instant::now());
+    driver
 }
 
 /// The broker, configured from the command line.
-pub(crate) fn build_broker<B: Backend>(args: &ServeArgs, backend: B) -> DaemonBroker<B> {
+fn build_broker<B: Backend>(args: &ServeArgs, backend: B) -> DaemonBroker<B> {
     let secs = |s: f64| Duration::from_secs_f64(s);
     let options = BrokerOptions {
         network_idle_timeout: secs(args.network_idle_timeout.unwrap_or(args.idle_timeout)),
@@ -207,16 +210,7 @@ pub(crate) fn build_broker<B: Backend>(args: &ServeArgs, backend: B) -> DaemonBr
         }
         Err(e) => warn!("{e}; subnets are not remembered across restarts"),
     }
-    reload(&mut broker);
     broker
-}
-
-/// Reads the whole configuration again (at start and on SIGHUP) and logs
-/// what changed: persistent networks started or retried, idle networks
-/// removed, held ones changing when idle, broken files left alone.
-pub(crate) fn reload<B: Backend>(broker: &mut DaemonBroker<B>) {
-    let summary = broker.reload(Instant::now());
-    info!("configuration read: {summary}");
 }
 
 /// A seed for the simulation when none is given: time and pid, which is

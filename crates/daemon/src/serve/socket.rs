@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::UnixStream;
 use mio::{Events, Interest, Poll, Token};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use tracing::{debug, warn};
 use vmnet_broker_core::backend::Backend;
@@ -118,7 +118,7 @@ where
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut listener.listener, LISTENER, Interest::READABLE)?;
-        let mut signals = Signals::new([SIGTERM, SIGINT])?;
+        let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
         let mut ignored = ignored_signals();
         // A signal that cannot be caught here (a debugger or valgrind may
         // keep one for itself) keeps its default action: say so, and serve.
@@ -200,6 +200,7 @@ where
             match sig {
                 SIGTERM => stops.push("SIGTERM"),
                 SIGINT => stops.push("SIGINT"),
+                SIGHUP => self.driver.handle_reload_signal(Instant::now()),
                 other => {
                     let name = self
                         .ignored

@@ -73,6 +73,16 @@ where
         .map_err(|e| format!("cannot handle {label}: {e}"))?;
         signals.push(source);
     }
+    {
+        let (state, cell) = (state.clone(), timer_cell.clone());
+        let source = SignalSource::new(libc::SIGHUP, &queue, move || {
+            with_state(&state, |s| s.driver.handle_reload_signal(Instant::now()));
+            // A reload may start retries or change the idle deadlines.
+            after_event(&state, &cell);
+        })
+        .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+        signals.push(source);
+    }
     for (signal, label) in ignored_signals() {
         let state = state.clone();
         let source = SignalSource::new(signal, &queue, move || {
