@@ -222,22 +222,13 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
                 break;
             };
             match self.config.lookup(&name) {
+                // A creation clears the retry; a failure schedules the next
+                // one from the current backoff.
                 Lookup::Found(config) if config.persistent => {
-                    // start_persistent reschedules from the current backoff.
-                    if let Some(r) = self.retries.get(&name)
-                        && let Some(at) = r.backoff.next_attempt()
-                    {
-                        self.retry_deadlines.insert((at, name.clone()));
-                    }
                     self.start_persistent(now, &name, config);
                 }
                 Lookup::Broken(e) => {
-                    warn!(network = %name, "persistent network not retried: configuration unusable: {e}");
-                    let reason = format!("configuration unusable: {e}");
-                    let at = self.retries.get_mut(&name).map(|r| r.failed(now, reason));
-                    if let Some(at) = at {
-                        self.retry_deadlines.insert((at, name));
-                    }
+                    self.schedule_retry(now, &name, &AcquireError::BrokenConfiguration(e));
                 }
                 _ => {
                     info!(network = %name, "no longer persistent; not retried");
