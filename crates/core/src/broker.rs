@@ -316,16 +316,21 @@ struct Entry<B: Backend> {
     idle_since: Option<Instant>,
     /// Where its subnet came from.
     origin: SubnetOrigin,
-    /// Kept without holders and never removed for being idle.
-    persistent: bool,
     /// The configuration changed while the network was held; it applies
     /// when the network becomes idle.
     config_changed: bool,
 }
 
 impl<B: Backend> Entry<B> {
+    /// Kept without holders and never removed for being idle (the
+    /// configuration it was created from; a changed one applies only when
+    /// the network is created again).
+    fn persistent(&self) -> bool {
+        self.config.persistent
+    }
+
     fn removal_deadline(&self, timeout: Duration) -> Option<Instant> {
-        if self.persistent {
+        if self.persistent() {
             return None;
         }
         self.idle_since.map(|t| t + timeout)
@@ -686,7 +691,7 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
                     .removal_deadline(self.options.network_idle_timeout)
                     .map(|t| secs(t.saturating_duration_since(now))),
                 subnet_origin: Some(e.origin.as_str().to_owned()),
-                persistent: e.persistent,
+                persistent: e.persistent(),
                 configuration_pending: e.config_changed,
             })
             .collect();
@@ -786,7 +791,7 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
                         return Err(format!("idle {name} has no removal timer"));
                     }
                 }
-                (0, None) if e.persistent => {}
+                (0, None) if e.persistent() => {}
                 (0, None) => return Err(format!("{name} has no holders and no removal deadline")),
                 (_, Some(_)) => return Err(format!("held {name} is marked idle")),
                 (_, None) => {}
@@ -942,7 +947,6 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
             });
         }
         let (network, origin) = self.create_in_backend(name, &config)?;
-        let persistent = config.persistent;
         let info = self.backend.info(&network);
         self.remember(name, &config, &info);
         let serialization = self.backend.serialization(&network);
@@ -971,7 +975,6 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
                 created_at: now,
                 idle_since: None,
                 origin,
-                persistent,
                 config_changed: false,
             },
         );

@@ -129,12 +129,12 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
 
     /// Whether a persistent network is live or waiting to be created.
     pub fn keeps_running(&self) -> bool {
-        !self.retries.is_empty() || self.networks.values().any(|e| e.persistent)
+        !self.retries.is_empty() || self.networks.values().any(|e| e.persistent())
     }
 
     /// Whether the live network `name` is persistent.
     pub fn is_persistent(&self, name: &str) -> bool {
-        self.networks.get(name).is_some_and(|e| e.persistent)
+        self.networks.get(name).is_some_and(|e| e.persistent())
     }
 
     /// Whether the live network `name` has a configuration change waiting
