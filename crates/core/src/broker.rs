@@ -47,6 +47,13 @@ mod persistent;
 mod subnets;
 
 pub use persistent::ReloadSummary;
+
+/// Clients listed in one status report at most. A report lists the
+/// caller's own clients (all of them for root), so without a cap its size
+/// grows with the number of connections one user opens (about 150 bytes
+/// each, so a capped report stays near 160 KiB). Clients left out are
+/// counted in `hidden_clients`, like the clients of other users.
+pub const MAX_STATUS_CLIENTS: usize = 1024;
 pub use subnets::SubnetOrigin;
 
 /// Tunables of a [`Broker`]. `Default` gives the documented defaults.
@@ -710,10 +717,13 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
             })
             .collect();
         waiting_networks.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut clients: Vec<ClientStatus> = self
-            .clients
-            .iter()
-            .filter(|(_, p)| sees(p))
+        // The first clients by id, capped before their entries are built.
+        let mut visible: Vec<(&ClientId, &Client)> =
+            self.clients.iter().filter(|(_, p)| sees(p)).collect();
+        visible.sort_unstable_by_key(|(id, _)| **id);
+        visible.truncate(MAX_STATUS_CLIENTS);
+        let clients: Vec<ClientStatus> = visible
+            .into_iter()
             .map(|(id, p)| {
                 let mut held: Vec<String> = p.held.iter().map(|n| n.to_string()).collect();
                 held.sort();
@@ -727,7 +737,6 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
                 }
             })
             .collect();
-        clients.sort_by_key(|p| p.id);
         StatusReport {
             version: self.daemon.version.clone(),
             pid: self.daemon.pid,

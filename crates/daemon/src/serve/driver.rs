@@ -8,7 +8,9 @@
 //! not differ between them:
 //!
 //! - requests are decoded with the protocol's rules and answered by the
-//!   broker; a `status` reply lists at most [`MAX_STATUS_CLIENTS`] clients;
+//!   broker (a `status` reply lists at most
+//!   [`MAX_STATUS_CLIENTS`](vmnet_broker_core::broker::MAX_STATUS_CLIENTS)
+//!   clients);
 //! - invalid requests are logged one by one only for the first few of each
 //!   client, then counted and summarised;
 //! - SIGTERM and SIGINT stop the broker only when no client holds a network
@@ -32,13 +34,6 @@ use vmnet_broker_proto::json::{self, Frame};
 use vmnet_broker_proto::{NetworkName, Request};
 
 use super::DaemonBroker;
-
-/// Clients listed in one `status` reply at most. A report lists the
-/// caller's own clients (all of them for root), so without a cap its size
-/// grows with the number of connections one user opens (about 150 bytes
-/// each, so a capped report stays near 160 KiB). Clients left out
-/// are counted in `hidden_peers`, like the clients of other users.
-pub(crate) const MAX_STATUS_CLIENTS: usize = 1024;
 
 /// Invalid requests of one client logged one by one; later ones are
 /// counted and summarised.
@@ -226,7 +221,7 @@ impl<B: Backend> Driver<B> {
             Err(e) => self.bad_request(now, client, &e),
         };
         self.pump();
-        cap_status(reply)
+        reply
     }
 
     /// Answers one framed line of the development transport, appending the
@@ -405,19 +400,6 @@ impl<B: Backend> Driver<B> {
             state.suppressed_since = None;
         }
         self.broker.handle_bad_request(now, client, reason)
-    }
-}
-
-/// Limits the clients listed in a `status` reply.
-fn cap_status<S>(reply: Reply<S>) -> Reply<S> {
-    match reply {
-        Reply::Status(mut report) if report.clients.len() > MAX_STATUS_CLIENTS => {
-            let left_out = report.clients.len() - MAX_STATUS_CLIENTS;
-            report.clients.truncate(MAX_STATUS_CLIENTS);
-            report.hidden_clients += left_out;
-            Reply::Status(report)
-        }
-        reply => reply,
     }
 }
 
