@@ -513,6 +513,23 @@ fn status_shows_networks_clients_and_hides_other_users() {
 }
 
 #[test]
+fn a_status_report_lists_the_first_clients_up_to_the_cap() {
+    let mut h = Fixture::new();
+    let count = u64::try_from(MAX_STATUS_CLIENTS).unwrap() + 6;
+    // Connected in reverse order: the report lists the lowest ids.
+    for id in (1..=count).rev() {
+        h.connect(id, 501);
+    }
+    let report = h.broker.status(h.now, Some(ClientId(1)));
+    assert_eq!(report.client_count, MAX_STATUS_CLIENTS + 6);
+    assert_eq!(report.clients.len(), MAX_STATUS_CLIENTS);
+    assert_eq!(report.hidden_clients, 6);
+    let ids: Vec<u64> = report.clients.iter().map(|c| c.id).collect();
+    let expected: Vec<u64> = (1..=count - 6).collect();
+    assert_eq!(ids, expected);
+}
+
+#[test]
 fn bad_requests_are_counted() {
     let mut h = Fixture::new();
     h.connect(1, 501);
