@@ -18,7 +18,7 @@ use vmnet_broker_proto::NetworkName;
 
 use vmnet_broker_core::config::{
     BUILTIN_NAMES, ConfigError, ConfigSource, Lookup, NetworkConfig, ParseFailure, builtin,
-    parse_json, parse_plist,
+    join_paths, parse_json, parse_plist,
 };
 
 /// Where the system broker looks for drop-in files.
@@ -248,15 +248,15 @@ impl ConfigDir {
 
         for (name, idx) in &by_name {
             if idx.len() > 1 {
-                let paths: Vec<String> = idx
-                    .iter()
-                    .map(|&i| report.files[i].path.display().to_string())
-                    .collect();
+                let duplicate = ConfigError::Duplicate {
+                    name: name.clone(),
+                    paths: idx.iter().map(|&i| report.files[i].path.clone()).collect(),
+                }
+                .to_string();
                 for &i in idx {
-                    report.files[i].findings.push(Finding::error(format!(
-                        "network {name:?} is defined by more than one file ({}); keep only one",
-                        paths.join(", ")
-                    )));
+                    report.files[i]
+                        .findings
+                        .push(Finding::error(duplicate.clone()));
                     report.files[i].config = None;
                 }
             }
@@ -474,14 +474,6 @@ fn read_limited(file: fs::File, path: &Path) -> Result<Vec<u8>, ConfigError> {
     Ok(bytes)
 }
 
-fn join_display(paths: &[PathBuf]) -> String {
-    paths
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// The error text without the leading `path: `, for per-file listings.
 fn strip_path(e: &ConfigError, path: &Path) -> String {
     let text = e.to_string();
@@ -643,7 +635,7 @@ impl CheckReport {
                 Ok(files) => match dir.lookup(&network) {
                     Lookup::Found(_) => networks.push((
                         name.to_owned(),
-                        format!("{} (replaces the built-in)", join_display(&files)),
+                        format!("{} (replaces the built-in)", join_paths(&files)),
                     )),
                     Lookup::NotFound => {}
                     Lookup::Broken(e) => self.general.push(Finding::error(e.to_string())),

@@ -260,7 +260,8 @@ fn join_problems(problems: &[Problem]) -> String {
         .join("; ")
 }
 
-fn join_paths(paths: &[PathBuf]) -> String {
+/// Paths for a message: shown as the system shows them, comma-separated.
+pub fn join_paths(paths: &[PathBuf]) -> String {
     paths
         .iter()
         .map(|p| p.display().to_string())
