@@ -482,12 +482,6 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
             return Err(ConnectError::DuplicateClient(client));
         }
         if self.clients.len() >= self.options.max_clients {
-            warn!(
-                limit = self.options.max_clients,
-                pid = creds.pid,
-                uid = creds.uid,
-                "refusing connection: too many clients"
-            );
             *self
                 .counters
                 .failures

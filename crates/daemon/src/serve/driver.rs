@@ -187,7 +187,10 @@ impl<B: Backend> Driver<B> {
         client: ClientId,
         creds: ClientCredentials,
     ) -> Result<(), ConnectError> {
-        self.broker.handle_connect(now, client, creds)?;
+        if let Err(e) = self.broker.handle_connect(now, client, creds) {
+            warn!(pid = creds.pid, uid = creds.uid, "{e}");
+            return Err(e);
+        }
         self.clients.insert(client, ClientState::default());
         Ok(())
     }

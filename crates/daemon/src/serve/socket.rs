@@ -270,8 +270,12 @@ where
             let token = Token(self.next_token);
             self.next_token += 1;
             let peer = ClientId(token.0 as u64);
-            if let Err(e) = self.driver.handle_connect(Instant::now(), peer, creds) {
-                warn!(pid = creds.pid, uid = creds.uid, "{e}");
+            // A refusal is logged by the driver.
+            if self
+                .driver
+                .handle_connect(Instant::now(), peer, creds)
+                .is_err()
+            {
                 continue;
             }
             if let Err(e) = self

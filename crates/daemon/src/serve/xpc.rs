@@ -170,15 +170,13 @@ where
                 uid: credentials.euid,
                 gid: credentials.egid,
             };
+            // A refusal is logged by the driver.
             match s.driver.handle_connect(now, ClientId(peer.0), creds) {
                 Ok(()) => {
                     s.connections.insert(peer.0, connection);
                 }
-                Err(e) => {
-                    warn!(pid = creds.pid, uid = creds.uid, "{e}");
-                    // Cancelled by the listener, never activated.
-                    admission.refuse();
-                }
+                // Cancelled by the listener, never activated.
+                Err(_) => admission.refuse(),
             }
         }
         ServiceEvent::Request { peer, request } => answer(s, ClientId(peer.0), &request, now),
