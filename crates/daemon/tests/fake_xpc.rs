@@ -191,7 +191,6 @@ fn bad_requests_get_error_4_and_a_message_without_reply_is_only_logged() {
 
 #[test]
 fn a_stopped_broker_makes_xpc_requests_time_out_and_it_serves_again_when_continued() {
-    const SIGCONT: i32 = 18;
     let b = start(&[], &["--no-idle-exit"]);
     b.status();
     b.suspend();
@@ -214,7 +213,7 @@ fn a_stopped_broker_makes_xpc_requests_time_out_and_it_serves_again_when_continu
 
     // Once continued, the broker answers again, and so does the same
     // client (it connects again).
-    b.signal(SIGCONT);
+    b.resume();
     client.set_timeout(Duration::from_secs(10));
     client.status().unwrap();
     let out = b.cli(&["acquire", "shared"]);

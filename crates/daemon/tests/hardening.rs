@@ -588,7 +588,7 @@ fn the_cli_gives_up_on_a_stopped_broker() {
         c
     });
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    b.signal(18); // SIGCONT
+    b.resume();
     assert!(b.cli(&["status"]).status.success());
     assert_eq!(b.cli(&["status", "--timeout", "0"]).status.code(), Some(64));
 }

@@ -20,7 +20,6 @@ use common::Broker;
 use serde_json::json;
 
 const SIGTERM: i32 = 15;
-const SIGCONT: i32 = 18;
 
 /// Resident memory of `pid` in KiB.
 fn rss_kib(pid: i32) -> u64 {
@@ -197,7 +196,7 @@ fn sigterm_with_only_dead_or_status_only_connections_exits_0() {
         let _ = s.write_all(b"{\"command\":\"status\"}\n");
     }
     broker.signal(SIGTERM);
-    broker.signal(SIGCONT);
+    broker.resume();
     // One SIGTERM is enough.
     let exited = broker
         .wait_exit(Duration::from_secs(20))

@@ -12,12 +12,11 @@
 #![cfg(feature = "fake-apple")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../../client/tests/common/mod.rs"]
-mod common;
-
 use std::ffi::{CString, c_void};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use vmnet_broker_testkit::{broker_bin, resume_process, spawn_serving, suspend_process};
 
 use vmnet_broker::vmnet_broker_acquire_network;
 use vmnet_broker_proto::Status;
@@ -54,7 +53,8 @@ fn the_upstream_entry_point_acquires_over_xpc() {
     // thread of its own reads the environment.
     unsafe { std::env::set_var("VMNET_BROKER_FAKE_XPC_DIR", &xpc_dir) };
 
-    let broker = Command::new(common::broker_bin())
+    let mut serve = Command::new(broker_bin());
+    serve
         .args(["serve", "--backend", "vmnet", "--no-idle-exit"])
         .arg("--config-dir")
         .arg(&conf)
@@ -62,22 +62,10 @@ fn the_upstream_entry_point_acquires_over_xpc() {
         .arg(xpc_dir.with_file_name("state"))
         .env("VMNET_BROKER_FAKE_XPC_DIR", &xpc_dir)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut broker = KillOnDrop(broker);
-    let socket = xpc_dir.join(vmnet_broker_proto::MACH_SERVICE_NAME);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !socket.exists() {
-        if let Some(status) = broker.0.try_wait().unwrap() {
-            panic!(
-                "the broker exited ({status}); was it built with `cargo build -p vmnet-broker \
-                 --features fake-apple`?"
-            );
-        }
-        assert!(Instant::now() < deadline, "the broker did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        .stdout(Stdio::null());
+    let broker = KillOnDrop(spawn_serving(&mut serve).unwrap_or_else(|e| {
+        panic!("{e}; was it built with `cargo build -p vmnet-broker --features fake-apple`?")
+    }));
 
     let name = CString::new("shared").unwrap();
     let mut status = -1;
@@ -109,20 +97,12 @@ fn the_upstream_entry_point_acquires_over_xpc() {
     // A stopped broker still takes connections but never answers: the
     // request gives up after the default 30 s with XPC_FAILURE, and once
     // the broker runs again the next call connects again and succeeds.
-    let signal = |name: &str| {
-        let sent = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(broker.0.id().to_string())
-            .status()
-            .unwrap();
-        assert!(sent.success(), "kill -{name}");
-    };
-    vmnet_broker_testkit::suspend_process(broker.0.id()).unwrap();
+    suspend_process(broker.0.id()).unwrap();
     let started = Instant::now();
     // SAFETY: as above.
     let stuck = unsafe { vmnet_broker_acquire_network(name.as_ptr(), &mut status) };
     let waited = started.elapsed();
-    signal("CONT");
+    resume_process(broker.0.id()).unwrap();
     assert!(stuck.is_null());
     assert_eq!(status, i32::try_from(Status::XPC_FAILURE.code()).unwrap());
     assert!(

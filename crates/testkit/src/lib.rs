@@ -223,3 +223,17 @@ pub fn silent_server(path: &Path) -> std::io::Result<()> {
     });
     Ok(())
 }
+
+/// Resumes a process suspended by [`suspend_process`] (SIGCONT).
+///
+/// # Errors
+///
+/// When the signal cannot be sent.
+pub fn resume_process(pid: u32) -> std::io::Result<()> {
+    let raw = i32::try_from(pid).map_err(std::io::Error::other)?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(raw),
+        nix::sys::signal::Signal::SIGCONT,
+    )?;
+    Ok(())
+}

@@ -259,6 +259,11 @@ impl Broker {
         vmnet_broker_testkit::suspend_process(self.child.as_ref().unwrap().id()).unwrap();
     }
 
+    /// Resumes the broker after [`Broker::suspend`] (SIGCONT).
+    pub(crate) fn resume(&self) {
+        vmnet_broker_testkit::resume_process(self.child.as_ref().unwrap().id()).unwrap();
+    }
+
     /// Stops the broker with SIGTERM, repeated until it exits (a client
     /// that just closed may still count as connected for a moment).
     pub(crate) fn stop(&mut self) -> ExitStatus {
