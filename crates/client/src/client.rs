@@ -17,6 +17,16 @@ use crate::transport::{Serialization, Transport};
 /// [`Client::set_timeout`]).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The longest timeout the CLI and the C library accept (a day).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
+
+/// A timeout given in seconds, if it is more than 0 and at most
+/// [`MAX_TIMEOUT`] (NaN and infinities are not).
+pub fn timeout_from_secs(seconds: f64) -> Option<Duration> {
+    (seconds > 0.0 && seconds <= MAX_TIMEOUT.as_secs_f64())
+        .then(|| Duration::from_secs_f64(seconds))
+}
+
 /// A connection to the broker.
 ///
 /// The broker ties every hold to the connection it was made on, so a
@@ -131,11 +141,10 @@ impl Client {
         {
             match std::env::var_os(crate::SOCKET_ENV) {
                 Some(path) if !path.is_empty() => Self::connect_socket_with_timeout(path, timeout),
-                _ => {
-                    let client = Self::connect_xpc()?;
-                    client.set_timeout(timeout);
-                    Ok(client)
-                }
+                _ => Self::connect_xpc_service_with_timeout(
+                    vmnet_broker_proto::MACH_SERVICE_NAME,
+                    timeout,
+                ),
             }
         }
         #[cfg(not(target_os = "macos"))]
@@ -214,7 +223,17 @@ impl Client {
     /// Errors: [`Error::InvalidRequest`] if the name holds a NUL byte.
     #[cfg(any(target_os = "macos", feature = "fake-apple"))]
     pub fn connect_xpc_service(service: &str) -> Result<Self, Error> {
-        Ok(Self::with_transport(Transport::xpc(service)?))
+        Self::connect_xpc_service_with_timeout(service, DEFAULT_TIMEOUT)
+    }
+
+    /// [`Client::connect_xpc_service`] with another bound on each request
+    /// (see [`Client::set_timeout`]).
+    #[cfg(any(target_os = "macos", feature = "fake-apple"))]
+    pub fn connect_xpc_service_with_timeout(
+        service: &str,
+        timeout: Duration,
+    ) -> Result<Self, Error> {
+        Ok(Self::with_transport(Transport::xpc(service, timeout)?))
     }
 
     fn with_transport(transport: Transport) -> Self {

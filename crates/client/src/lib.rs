@@ -43,7 +43,10 @@ mod path;
 mod sys;
 mod transport;
 
-pub use client::{Client, DEFAULT_TIMEOUT, Network, acquire_network, default_client};
+pub use client::{
+    Client, DEFAULT_TIMEOUT, MAX_TIMEOUT, Network, acquire_network, default_client,
+    timeout_from_secs,
+};
 pub use error::Error;
 pub use path::{SOCKET_ENV, default_socket_path};
 pub use sys::effective_uid;

@@ -422,8 +422,11 @@ fn parse_secs(s: &str) -> Result<f64, String> {
 /// A timeout: a positive number of seconds, at most a day.
 fn parse_timeout(s: &str) -> Result<f64, String> {
     let v = number_of_seconds(s)?;
-    if !(v > 0.0 && v <= 86400.0) {
-        return Err(format!("{s} is out of range (more than 0, at most 86400)"));
+    if vmnet_broker_client::timeout_from_secs(v).is_none() {
+        return Err(format!(
+            "{s} is out of range (more than 0, at most {})",
+            vmnet_broker_client::MAX_TIMEOUT.as_secs()
+        ));
     }
     Ok(v)
 }

@@ -91,12 +91,9 @@ pub unsafe extern "C" fn vmnet_broker_client_set_timeout(
     let result = guard(|| {
         // SAFETY: the caller passes NULL or a live client.
         let client = unsafe { client.as_ref() }.ok_or(Status::INVALID_REQUEST)?;
-        if !(seconds > 0.0 && seconds <= 86400.0) {
-            return Err(Status::INVALID_REQUEST);
-        }
-        client
-            .client
-            .set_timeout(std::time::Duration::from_secs_f64(seconds));
+        let timeout =
+            ::vmnet_broker_client::timeout_from_secs(seconds).ok_or(Status::INVALID_REQUEST)?;
+        client.client.set_timeout(timeout);
         Ok(())
     });
     to_c(result.err().unwrap_or(Status::SUCCESS))

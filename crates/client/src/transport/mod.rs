@@ -73,8 +73,8 @@ impl Transport {
     }
 
     #[cfg(any(target_os = "macos", feature = "fake-apple"))]
-    pub(crate) fn xpc(service: &str) -> Result<Self, Error> {
-        XpcTransport::connect(service).map(Transport::Xpc)
+    pub(crate) fn xpc(service: &str, timeout: Duration) -> Result<Self, Error> {
+        XpcTransport::connect(service, timeout).map(Transport::Xpc)
     }
 
     /// A number that changes whenever the connection is lost, which drops

@@ -97,13 +97,13 @@ fn xpc_error(e: XpcError) -> Error {
 }
 
 impl XpcTransport {
-    pub(crate) fn connect(service: &str) -> Result<Self, Error> {
+    pub(crate) fn connect(service: &str, timeout: Duration) -> Result<Self, Error> {
         let client = XpcClient::connect(service, false).map_err(xpc_error)?;
         Ok(Self {
             service: service.to_owned(),
             client: Some(client),
             epoch: 0,
-            timeout: crate::DEFAULT_TIMEOUT,
+            timeout,
         })
     }
 

@@ -24,9 +24,7 @@ pub(crate) fn connect(
     match (socket, mach_service) {
         (Some(path), _) => Client::connect_socket_with_timeout(path, timeout),
         #[cfg(any(target_os = "macos", feature = "fake-apple"))]
-        (None, Some(service)) => {
-            Client::connect_xpc_service(service).inspect(|client| client.set_timeout(timeout))
-        }
+        (None, Some(service)) => Client::connect_xpc_service_with_timeout(service, timeout),
         #[cfg(not(any(target_os = "macos", feature = "fake-apple")))]
         (None, Some(_)) => Err(Error::InvalidRequest(
             "--mach-service: XPC exists only on macOS; use --socket".into(),
