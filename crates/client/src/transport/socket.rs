@@ -52,6 +52,9 @@ impl SocketTransport {
     /// Changes the connect and reply timeout.
     pub(crate) fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;
+        if let Some(conn) = &self.conn {
+            arm(conn.get_ref(), timeout);
+        }
     }
 
     /// A second descriptor for the connection, to watch it without taking
@@ -105,8 +108,7 @@ impl SocketTransport {
             Some(conn) => conn,
             None => self.conn.insert(open(&self.path, self.timeout)?),
         };
-        let deadline = Instant::now() + self.timeout;
-        let result = exchange(conn, command, &to_line(request), deadline, self.timeout);
+        let result = exchange(conn, command, &to_line(request), self.timeout);
         if matches!(
             result,
             Err(Error::Io { .. }
@@ -137,6 +139,13 @@ fn request(command: &str, network: Option<&str>) -> Value {
     Value::Object(map)
 }
 
+/// Sets both of the socket's timeouts to `timeout`, where each request
+/// starts.
+fn arm(socket: &Socket, timeout: Duration) {
+    let _ = socket.set_write_timeout(Some(timeout));
+    let _ = socket.set_read_timeout(Some(timeout));
+}
+
 /// Connects within `timeout` and checks the server's credentials: only
 /// root or this process's own user may answer, so that another user who
 /// bound the socket path first cannot pose as the broker.
@@ -148,6 +157,7 @@ fn open(path: &Path, timeout: Duration) -> Result<BufReader<Socket>, Error> {
         // waits, bounded by the send timeout on Linux.
         socket.set_write_timeout(Some(timeout))?;
         socket.connect(&addr)?;
+        socket.set_read_timeout(Some(timeout))?;
         Ok(socket)
     };
     let socket = match connect() {
@@ -220,9 +230,14 @@ fn exchange(
     conn: &mut BufReader<Socket>,
     command: &'static str,
     line: &[u8],
-    deadline: Instant,
     timeout: Duration,
 ) -> Result<Value, Error> {
+    // The socket's timeouts are `timeout` already (see `arm`): only a
+    // second pass of a loop (a partial send, a partial line) sets what is
+    // left, so that a request costs no extra system calls. Any error drops
+    // the connection; a success puts back what a second pass changed.
+    let deadline = Instant::now() + timeout;
+    let mut rearmed = false;
     let timed_out = |what| Error::Timeout {
         what,
         after: timeout,
@@ -236,9 +251,13 @@ fn exchange(
         }
     };
     let mut rest = line;
+    let mut first = true;
     while !rest.is_empty() {
         let left = remaining("sending the request")?;
-        let _ = conn.get_ref().set_write_timeout(Some(left));
+        if !std::mem::take(&mut first) {
+            let _ = conn.get_ref().set_write_timeout(Some(left));
+            rearmed = true;
+        }
         match conn.get_ref().send_with_flags(rest, sys::SEND_FLAGS) {
             Ok(0) => return Err(Error::Closed),
             Ok(n) => rest = &rest[n..],
@@ -254,9 +273,13 @@ fn exchange(
     }
     // One reply line, read under one deadline however slowly it trickles.
     let mut reply = Vec::new();
+    let mut first = true;
     loop {
         let left = remaining("waiting for the reply")?;
-        let _ = conn.get_ref().set_read_timeout(Some(left));
+        if !std::mem::take(&mut first) {
+            let _ = conn.get_ref().set_read_timeout(Some(left));
+            rearmed = true;
+        }
         let buf = match conn.fill_buf() {
             Ok(buf) => buf,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -288,6 +311,9 @@ fn exchange(
         if done {
             break;
         }
+    }
+    if rearmed {
+        arm(conn.get_ref(), timeout);
     }
     // A reply that is JSON but not an object is left to the decoder, which
     // reports it in the command's terms.
