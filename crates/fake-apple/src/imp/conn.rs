@@ -101,15 +101,7 @@ fn answer(c: &Conn, waiter: Waiter, payload: Option<Vec<u8>>) {
             queue,
             handler,
         } => {
-            let reply = match payload {
-                Some(payload) => {
-                    let remote = retain(xobj as XPtr) as usize;
-                    let top = Dict::new(remote, None, None);
-                    wire::decode(&payload, top).unwrap_or_else(interrupted)
-                }
-                None if lock(&c.st).cancelled => invalid(),
-                None => interrupted(),
-            };
+            let reply = reply_object(c, xobj as XPtr, payload);
             // As an address: an XPC object's reference count is atomic.
             let reply = reply as usize;
             // The waiter's reference to the queue goes to the work item.
@@ -126,6 +118,22 @@ fn answer(c: &Conn, waiter: Waiter, payload: Option<Vec<u8>>) {
                 }),
             );
         }
+    }
+}
+
+/// What a request on connection `c` (the XPC object `connection`) gets: the
+/// reply decoded from `payload` (+1, its remote connection retained), or
+/// without one the connection's end: `XPC_ERROR_CONNECTION_INVALID` once
+/// it was cancelled, `XPC_ERROR_CONNECTION_INTERRUPTED` otherwise.
+fn reply_object(c: &Conn, connection: XPtr, payload: Option<Vec<u8>>) -> XPtr {
+    match payload {
+        Some(payload) => {
+            let remote = retain(connection) as usize;
+            let top = Dict::new(remote, None, None);
+            wire::decode(&payload, top).unwrap_or_else(interrupted)
+        }
+        None if lock(&c.st).cancelled => invalid(),
+        None => interrupted(),
     }
 }
 
@@ -618,11 +626,8 @@ pub(crate) unsafe extern "C" fn xpc_connection_activate(connection: XPtr) {
     };
     retain(connection);
     if cancelled {
-        let post_final = !std::mem::replace(&mut lock(&c.st).final_posted, true);
-        if post_final {
-            post(c, Event::Error(invalid(), true));
-        }
-        return;
+        // Cancelled before it was activated: only its final event is due.
+        return finish(c);
     }
     match c.role {
         Role::Listener => start_listener(c),
@@ -813,20 +818,7 @@ pub(crate) unsafe extern "C" fn xpc_connection_send_message_with_reply_sync(
     }
     let (tx, rx) = channel();
     send_request(c, message, Waiter::Sync(tx), F);
-    match rx.recv() {
-        Ok(Some(payload)) => {
-            let remote = retain(connection) as usize;
-            let top = Dict::new(remote, None, None);
-            wire::decode(&payload, top).unwrap_or_else(interrupted)
-        }
-        _ => {
-            if lock(&c.st).cancelled {
-                invalid()
-            } else {
-                interrupted()
-            }
-        }
-    }
+    reply_object(c, connection, rx.recv().ok().flatten())
 }
 
 #[unsafe(no_mangle)]
