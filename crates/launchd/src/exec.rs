@@ -227,16 +227,26 @@ fn run_action(
     }
 }
 
+/// Runs `argv` for `action`; a command that cannot be started is an
+/// [`ExecError::Spawn`], whatever it would have printed is the caller's.
+fn spawn(
+    runner: &mut dyn CommandRunner,
+    action: &Action,
+    argv: &[String],
+) -> Result<CommandOutput, ExecError> {
+    runner.run(argv).map_err(|source| ExecError::Spawn {
+        action: action.describe(),
+        command: join(argv),
+        source,
+    })
+}
+
 fn run_checked(
     action: &Action,
     argv: &[String],
     runner: &mut dyn CommandRunner,
 ) -> Result<(), ExecError> {
-    let out = runner.run(argv).map_err(|source| ExecError::Spawn {
-        action: action.describe(),
-        command: join(argv),
-        source,
-    })?;
+    let out = spawn(runner, action, argv)?;
     if out.success {
         Ok(())
     } else {
@@ -265,11 +275,7 @@ fn launchctl(
     target: &str,
 ) -> Result<CommandOutput, ExecError> {
     let argv = ["launchctl".to_owned(), verb.to_owned(), target.to_owned()];
-    runner.run(&argv).map_err(|source| ExecError::Spawn {
-        action: action.describe(),
-        command: join(&argv),
-        source,
-    })
+    spawn(runner, action, &argv)
 }
 
 /// `launchctl bootout` may return before the job is gone (it reports
@@ -331,17 +337,10 @@ fn stop_original(
     runner: &mut dyn CommandRunner,
     opts: &ExecOptions,
 ) -> Result<(), ExecError> {
-    let argv = [
-        "launchctl".to_owned(),
-        "kill".to_owned(),
-        "SIGTERM".to_owned(),
-        target.to_owned(),
-    ];
-    runner.run(&argv).map_err(|source| ExecError::Spawn {
-        action: action.describe(),
-        command: join(&argv),
-        source,
-    })?;
+    // `launchctl kill SIGTERM TARGET`, as the plan shows it.
+    for argv in action.commands() {
+        spawn(runner, action, &argv)?;
+    }
     let wait = Duration::from_secs(wait_secs);
     let start = Instant::now();
     loop {
