@@ -552,6 +552,22 @@ pub(crate) struct CheckReport {
 }
 
 impl CheckReport {
+    /// The persistent networks among the valid files, sorted (the built-in
+    /// networks are never persistent): what
+    /// [`ConfigDir::persistent_names`] gives, without reading the files
+    /// again.
+    pub(crate) fn persistent_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .files
+            .iter()
+            .filter(|f| f.config.as_ref().is_some_and(|c| c.persistent))
+            .filter_map(|f| f.name.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// Number of findings of severity [`Severity::Error`].
     pub(crate) fn error_count(&self) -> usize {
         self.general

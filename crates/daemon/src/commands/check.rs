@@ -30,7 +30,7 @@ pub(crate) fn run(args: CheckArgs) -> ExitCode {
         },
     });
     check_host_collisions(&mut report, &SystemHostNetworks);
-    let persistent = dir.persistent_names();
+    let persistent = report.persistent_names();
     for (job, run_at_load) in installed_jobs() {
         if let Some(message) = job_mismatch(run_at_load, &persistent) {
             report.general.push(Finding {
