@@ -646,23 +646,11 @@ fn any_unconfigured_name_is_not_found_and_ill_formed_ones_are_never_looked_up() 
         "sha\nred",
         "no-such",
     ] {
-        let now = h.now;
-        let r = h.broker.handle_request(
-            now,
-            ClientId(1),
-            Request::Acquire {
-                network: NetworkName::requested(raw, 64),
-            },
-        );
+        let network = NetworkName::requested(raw, 64);
+        let r = h.request(1, Request::Acquire { network });
         assert_eq!(r.status(), Status::NOT_FOUND, "{raw:?}: {r:?}");
-        let now = h.now;
-        let r = h.broker.handle_request(
-            now,
-            ClientId(1),
-            Request::Release {
-                network: NetworkName::requested(raw, 64),
-            },
-        );
+        let network = NetworkName::requested(raw, 64);
+        let r = h.request(1, Request::Release { network });
         assert_eq!(r.status(), Status::NOT_FOUND, "{raw:?}: {r:?}");
     }
     // Only the well-formed unknown name reached the configuration.
