@@ -482,12 +482,8 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
             return Err(ConnectError::DuplicateClient(client));
         }
         if self.clients.len() >= self.options.max_clients {
-            *self
-                .counters
-                .failures
-                // The key predates the word "client"; kept for `status` readers.
-                .entry("too_many_peers".into())
-                .or_default() += 1;
+            // The key predates the word "client"; kept for `status` readers.
+            bump(&mut self.counters.failures, "too_many_peers");
             return Err(ConnectError::TooManyClients {
                 limit: self.options.max_clients,
             });
@@ -535,11 +531,7 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
             Reply::Error(status) => self.count_failure(*status),
             Reply::AcquireFailed(e) => {
                 self.count_failure(e.status());
-                *self
-                    .counters
-                    .acquire_refusals
-                    .entry(e.slug().to_owned())
-                    .or_default() += 1;
+                bump(&mut self.counters.acquire_refusals, e.slug());
             }
             _ => {}
         }
@@ -825,11 +817,7 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
     }
 
     fn count_failure(&mut self, status: Status) {
-        *self
-            .counters
-            .failures
-            .entry(status.slug().to_owned())
-            .or_default() += 1;
+        bump(&mut self.counters.failures, status.slug());
     }
 
     fn acquire(
@@ -1105,9 +1093,21 @@ fn refuse<S>(
     Reply::AcquireFailed(error)
 }
 
+/// Adds one to the counter `key`, allocating the key only the first time
+/// (refused requests can come in floods).
+fn bump(counters: &mut std::collections::BTreeMap<String, u64>, key: &str) {
+    match counters.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            counters.insert(key.to_owned(), 1);
+        }
+    }
+}
+
 #[cfg(test)]
 mod persistent_tests;
 #[cfg(test)]
 mod subnet_tests;
+
 #[cfg(test)]
 mod tests;
