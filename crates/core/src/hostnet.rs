@@ -192,11 +192,11 @@ pub struct ReservedRange {
 /// collide with `shared`).
 pub const RESERVED_RANGES: [ReservedRange; 2] = [
     ReservedRange {
-        subnet: Ipv4Subnet::from_octets([192, 168, 2, 0], 24),
+        subnet: Ipv4Subnet::new(Ipv4Addr::new(192, 168, 2, 0), 24),
         reason: "used by macOS Internet Sharing",
     },
     ReservedRange {
-        subnet: Ipv4Subnet::from_octets([192, 168, 64, 0], 24),
+        subnet: Ipv4Subnet::new(Ipv4Addr::new(192, 168, 64, 0), 24),
         reason: "where vmnet puts its first dynamic network (the built-in shared network)",
     },
 ];

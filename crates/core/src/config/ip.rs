@@ -19,27 +19,11 @@ const PRIVATE_V4: [(Ipv4Addr, u8); 3] = [
 
 impl Ipv4Subnet {
     /// The subnet of `addr` with `prefix_len` bits (host bits are cleared).
-    /// `prefix_len` above 32 is treated as 32.
-    pub fn new(addr: Ipv4Addr, prefix_len: u8) -> Self {
-        let prefix_len = prefix_len.min(32);
-        let bits = u32::from(addr) & mask_bits(prefix_len);
-        Self {
-            network: Ipv4Addr::from(bits),
-            prefix_len,
-        }
-    }
-
-    /// The subnet `a.b.c.d/prefix_len`, usable in constants (host bits are
-    /// cleared; `prefix_len` above 32 is treated as 32).
-    pub const fn from_octets(octets: [u8; 4], prefix_len: u8) -> Self {
+    /// `prefix_len` above 32 is treated as 32. Usable in constants.
+    pub const fn new(addr: Ipv4Addr, prefix_len: u8) -> Self {
         let prefix_len = if prefix_len > 32 { 32 } else { prefix_len };
-        let mask = if prefix_len == 0 {
-            0
-        } else {
-            u32::MAX << (32 - prefix_len as u32)
-        };
         Self {
-            network: Ipv4Addr::from_bits(u32::from_be_bytes(octets) & mask),
+            network: Ipv4Addr::from_bits(addr.to_bits() & mask_bits(prefix_len)),
             prefix_len,
         }
     }
@@ -130,10 +114,11 @@ impl fmt::Display for Ipv4Subnet {
     }
 }
 
-fn mask_bits(prefix_len: u8) -> u32 {
+const fn mask_bits(prefix_len: u8) -> u32 {
     match prefix_len {
         0 => 0,
-        n => u32::MAX << (32 - u32::from(n.min(32))),
+        n if n >= 32 => u32::MAX,
+        n => u32::MAX << (32 - n as u32),
     }
 }
 
