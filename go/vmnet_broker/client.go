@@ -47,14 +47,7 @@ func Connect() (*Client, error) {
 // ConnectSocket connects to a broker's development socket at path, or at
 // DefaultSocketPath() when path is empty.
 func ConnectSocket(path string) (*Client, error) {
-	if path == "" {
-		path = DefaultSocketPath()
-	}
-	t, err := dialSocket(path)
-	if err != nil {
-		return nil, err
-	}
-	return &Client{t: t}, nil
+	return ConnectSocketTimeout(path, DefaultTimeout)
 }
 
 // Acquire asks the broker for the named network, creating it if nobody uses

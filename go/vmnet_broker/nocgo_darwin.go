@@ -18,8 +18,6 @@ var _ = vmnet_broker_on_macOS_needs_cgo__build_with_CGO_ENABLED_1
 
 // The rest only keeps the compiler's output down to the message above.
 
-const platformHint = ""
-
 func defaultTransport() (transport, error) { return nil, ErrXPCFailure }
 
 func processTransport() (transport, error) { return nil, ErrXPCFailure }

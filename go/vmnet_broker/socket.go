@@ -109,9 +109,6 @@ func dialSocketTimeout(path string, timeout time.Duration) (*socketTransport, er
 		if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
 			hint = "this user may not open the socket; check its permissions"
 		}
-		if platformHint != "" {
-			hint += "; " + platformHint
-		}
 		return nil, &TransportError{Status: ErrXPCFailure, Socket: path, Err: err, Hint: hint}
 	}
 	if err := checkServer(conn); err != nil {

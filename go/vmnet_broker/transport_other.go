@@ -4,9 +4,6 @@
 
 package vmnet_broker
 
-// platformHint is added to connection errors; nothing to add here.
-const platformHint = ""
-
 // defaultTransport connects to the development socket: off macOS there is
 // no XPC.
 func defaultTransport() (transport, error) {
@@ -16,5 +13,5 @@ func defaultTransport() (transport, error) {
 // processTransport is the connection AcquireNetwork uses: the development
 // socket off macOS.
 func processTransport() (transport, error) {
-	return dialSocket(DefaultSocketPath())
+	return defaultTransport()
 }

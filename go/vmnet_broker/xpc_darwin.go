@@ -22,9 +22,6 @@ import (
 	"unsafe"
 )
 
-// platformHint is added to socket connection errors; nothing to add here.
-const platformHint = ""
-
 // defaultTransport uses the broker's XPC service, or the development socket
 // when VMNET_BROKER_SOCKET is set.
 func defaultTransport() (transport, error) {
