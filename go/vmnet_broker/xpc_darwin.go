@@ -162,6 +162,25 @@ func (t *xpcTransport) call(request func() C.int64_t) (C.int64_t, bool) {
 	return status, true
 }
 
+// callObject runs a request of the shim that returns an object (+1) in
+// *out, bounded as call bounds it: an object that arrives too late is
+// released, and a failed request is an error. Call with t.mu held for
+// reading.
+func (t *xpcTransport) callObject(request func(out *unsafe.Pointer) C.int64_t) (unsafe.Pointer, error) {
+	var object unsafe.Pointer
+	status, late := t.call(func() C.int64_t { return request(&object) })
+	if late {
+		if status == 0 && object != nil {
+			C.vbgo_object_release(object)
+		}
+		return nil, t.timeoutError()
+	}
+	if status != 0 {
+		return nil, t.xpcStatus(status)
+	}
+	return object, nil
+}
+
 // timeoutError is the error of a request that got no reply in time.
 func (t *xpcTransport) timeoutError() error {
 	if t.bare {
@@ -199,17 +218,12 @@ func (t *xpcTransport) acquire(name string) (*Serialization, error) {
 		return nil, errClosedXPC
 	}
 	t.sync()
-	var network unsafe.Pointer
 	var info C.vbgo_network_info
-	status, late := t.call(func() C.int64_t { return C.vbgo_acquire(t.conn, cname, &network, &info) })
-	if late {
-		if status == 0 && network != nil {
-			C.vbgo_object_release(network)
-		}
-		return nil, t.timeoutError()
-	}
-	if status != 0 {
-		return nil, t.xpcStatus(status)
+	network, err := t.callObject(func(out *unsafe.Pointer) C.int64_t {
+		return C.vbgo_acquire(t.conn, cname, out, &info)
+	})
+	if err != nil {
+		return nil, err
 	}
 	if t.sync() && !t.bare {
 		// Interrupted while the reply was on its way: whether this hold
@@ -278,16 +292,11 @@ func (t *xpcTransport) status() (*StatusReport, error) {
 		return nil, errClosedXPC
 	}
 	t.sync()
-	var report unsafe.Pointer
-	status, late := t.call(func() C.int64_t { return C.vbgo_status(t.conn, &report) })
-	if late {
-		if status == 0 && report != nil {
-			C.vbgo_object_release(report)
-		}
-		return nil, t.timeoutError()
-	}
-	if status != 0 {
-		return nil, t.xpcStatus(status)
+	report, err := t.callObject(func(out *unsafe.Pointer) C.int64_t {
+		return C.vbgo_status(t.conn, out)
+	})
+	if err != nil {
+		return nil, err
 	}
 	defer C.vbgo_object_release(report)
 
