@@ -22,6 +22,7 @@
 //!   report the idle exit;
 //! - every way out releases every network first.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -46,12 +47,12 @@ const INVALID_SUMMARY_INTERVAL: Duration = Duration::from_secs(10);
 /// How a backend's serialization is written on the development transport.
 pub(crate) trait WireValue {
     /// The JSON form of the serialization.
-    fn to_wire(&self) -> Value;
+    fn to_wire(&self) -> Cow<'_, Value>;
 }
 
 impl WireValue for Value {
-    fn to_wire(&self) -> Value {
-        self.clone()
+    fn to_wire(&self) -> Cow<'_, Value> {
+        Cow::Borrowed(self)
     }
 }
 
@@ -238,31 +239,30 @@ impl<B: Backend> Driver<B> {
     ) where
         B::Serialization: WireValue,
     {
+        // The reason is formatted only if it is logged.
         let request = match frame {
-            Frame::TooLong => Err(LineTooLong(self.max_line).to_string()),
-            Frame::Line(line) => {
-                json::parse_request(line, self.max_name).map_err(|e| e.to_string())
-            }
+            Frame::TooLong => Err(BadLine::TooLong(self.max_line)),
+            Frame::Line(line) => json::parse_request(line, self.max_name).map_err(BadLine::Parse),
         };
         let acquired = match &request {
             Ok(Request::Acquire { network }) => Some(network.clone()),
             _ => None,
         };
-        match (self.handle_request(now, client, request), acquired) {
-            (Reply::Acquired { network, info }, Some(name)) => match self.replies.get(&name) {
-                Some(line) => out.extend_from_slice(line),
-                None => {
+        match self.handle_request(now, client, request) {
+            Reply::Acquired { network, info } => {
+                if let Some(line) = acquired.as_ref().and_then(|n| self.replies.get(n)) {
+                    out.extend_from_slice(line);
+                } else {
                     let start = out.len();
                     json::write_acquired(out, &network.to_wire(), &info);
-                    self.replies.insert(name, out[start..].to_vec());
+                    if let Some(name) = acquired {
+                        self.replies.insert(name, out[start..].to_vec());
+                    }
                 }
-            },
-            (Reply::Acquired { network, info }, None) => {
-                json::write_acquired(out, &network.to_wire(), &info);
             }
-            (Reply::Released, _) => json::write_released(out),
-            (Reply::Status(report), _) => json::write_status(out, &report),
-            (reply @ (Reply::Error(_) | Reply::AcquireFailed(_)), _) => {
+            Reply::Released => json::write_released(out),
+            Reply::Status(report) => json::write_status(out, &report),
+            reply @ (Reply::Error(_) | Reply::AcquireFailed(_)) => {
                 json::write_error(out, reply.status());
             }
         }
@@ -406,12 +406,20 @@ impl<B: Backend> Driver<B> {
     }
 }
 
-/// The reason logged for an over-long line.
-struct LineTooLong(usize);
+/// Why a line of the development transport is not a request.
+enum BadLine {
+    /// Longer than the limit (bytes).
+    TooLong(usize),
+    /// Not a valid request.
+    Parse(json::LineError),
+}
 
-impl fmt::Display for LineTooLong {
+impl fmt::Display for BadLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "request line longer than {} bytes", self.0)
+        match self {
+            Self::TooLong(limit) => write!(f, "request line longer than {limit} bytes"),
+            Self::Parse(e) => fmt::Display::fmt(e, f),
+        }
     }
 }
 

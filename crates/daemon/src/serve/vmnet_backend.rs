@@ -137,7 +137,7 @@ impl std::fmt::Debug for LiveNetwork {
 /// serialization cannot travel as JSON; clients get its description, which
 /// is enough to test the broker's logic, not to attach a VM.
 impl WireValue for XpcObject {
-    fn to_wire(&self) -> serde_json::Value {
-        serde_json::json!({ "xpc_serialization": self.description() })
+    fn to_wire(&self) -> std::borrow::Cow<'_, serde_json::Value> {
+        std::borrow::Cow::Owned(serde_json::json!({ "xpc_serialization": self.description() }))
     }
 }
