@@ -2,9 +2,9 @@
 //! libc constants; no `unsafe`).
 
 /// The effective user id of this process: the uid in the default socket
-/// path, and the owner the daemon trusts. The one place in the workspace
-/// that asks for it, apart from the launchd planner (which cannot depend
-/// on the client; it calls nix the same way).
+/// path, and the owner the daemon trusts (the daemon asks through this
+/// function too; the launchd planner, which cannot depend on the client,
+/// calls nix the same way).
 pub fn effective_uid() -> u32 {
     nix::unistd::geteuid().as_raw()
 }

@@ -11,10 +11,17 @@
 
 use std::fmt;
 
-/// Below this uid an account is a system account: macOS gives people uids
-/// from 501 and services lower ones; Linux distributions give people uids
-/// from 1000 (`UID_MIN` in `login.defs`).
-pub(crate) const FIRST_PERSON_UID: u32 = if cfg!(target_os = "macos") { 500 } else { 1000 };
+/// macOS gives people uids from 501 and services lower ones.
+pub(crate) const MACOS_FIRST_PERSON_UID: u32 = 500;
+
+/// Below this uid an account is a system account: see
+/// [`MACOS_FIRST_PERSON_UID`]; Linux distributions give people uids from
+/// 1000 (`UID_MIN` in `login.defs`).
+pub(crate) const FIRST_PERSON_UID: u32 = if cfg!(target_os = "macos") {
+    MACOS_FIRST_PERSON_UID
+} else {
+    1000
+};
 
 /// The ownership rule in force for configuration files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,7 +24,10 @@ use nix::errno::Errno;
 use nix::fcntl::{OFlag, openat, renameat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat};
 use nix::unistd::{UnlinkatFlags, fsync, unlinkat};
+
 use vmnet_broker_core::state::{RememberedSubnets, SubnetStore};
+
+use crate::config_owner::MACOS_FIRST_PERSON_UID;
 
 /// The state file's name inside the state directory.
 pub(crate) const STATE_FILE: &str = "state.json";
@@ -49,7 +52,7 @@ pub(crate) const MACOS_SYSTEM_STATE_DIR: &str = "/var/db/vmnet-broker";
 pub(crate) fn default_state_dir(explicit_socket: Option<&Path>) -> PathBuf {
     state_dir_from(
         cfg!(target_os = "macos"),
-        nix::unistd::geteuid().as_raw(),
+        crate::sys::effective_uid(),
         explicit_socket,
         std::env::var_os("XDG_STATE_HOME"),
         std::env::var_os("HOME"),
@@ -68,7 +71,7 @@ fn state_dir_from(
 ) -> PathBuf {
     let absolute = |v: Option<OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
     if macos {
-        if let Some(home) = absolute(home).filter(|_| euid >= 500) {
+        if let Some(home) = absolute(home).filter(|_| euid >= MACOS_FIRST_PERSON_UID) {
             return home.join("Library/Application Support/vmnet-broker");
         }
         return PathBuf::from(MACOS_SYSTEM_STATE_DIR);
@@ -127,7 +130,7 @@ impl StateStore {
             e => format!("cannot open the state directory {show}: {e}"),
         })?;
         let st = fstat(&dir).map_err(|e| format!("cannot inspect {show}: {e}"))?;
-        let euid = nix::unistd::geteuid().as_raw();
+        let euid = crate::sys::effective_uid();
         if st.st_uid != euid {
             return Err(format!(
                 "the state directory {show} belongs to uid {}, not to the broker's user (uid {euid})",
@@ -261,7 +264,7 @@ fn check_regular(st: &FileStat) -> Result<(), String> {
     if kind != SFlag::S_IFREG {
         return Err("is not a regular file".into());
     }
-    let euid = nix::unistd::geteuid().as_raw();
+    let euid = crate::sys::effective_uid();
     if st.st_uid != euid {
         return Err(format!(
             "belongs to uid {}, not to the broker's user (uid {euid}); it was not written by the broker",

@@ -127,7 +127,7 @@ pub(super) fn bind(path: &Path) -> Result<Listener, BindError> {
     // Before anything is created: a path that cannot be bound must leave
     // no lock file behind.
     check_length(path)?;
-    let euid = nix::unistd::geteuid().as_raw();
+    let euid = crate::sys::effective_uid();
     check_directory(path, euid)?;
 
     // The lock file serialises brokers starting at the same time.
