@@ -48,6 +48,18 @@ impl ConfigDir {
         }
     }
 
+    /// The directory at `path` read under the ownership `rule`; `strict`
+    /// as in [`ConfigDir::strict_permissions`].
+    pub(crate) fn with_rule(
+        path: impl Into<PathBuf>,
+        rule: crate::config_owner::OwnerRule,
+        strict: bool,
+    ) -> Self {
+        Self::new(path)
+            .trust_owners(rule.trusted_owners())
+            .strict_permissions(strict)
+    }
+
     /// Also trusts files owned by these users (the broker's own uid when it
     /// runs unprivileged, for example).
     pub(crate) fn trust_owners(mut self, uids: impl IntoIterator<Item = u32>) -> Self {

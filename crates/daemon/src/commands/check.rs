@@ -17,9 +17,7 @@ use crate::text::{escape, escape_path};
 /// Validates the configuration directory; exit 1 if anything is wrong.
 pub(crate) fn run(args: CheckArgs) -> ExitCode {
     let rule = OwnerRule::for_uid(sys::effective_uid());
-    let dir = ConfigDir::new(&args.config_dir)
-        .trust_owners(rule.trusted_owners())
-        .strict_permissions(!args.insecure_config_permissions);
+    let dir = ConfigDir::with_rule(&args.config_dir, rule, !args.insecure_config_permissions);
     let mut report = dir.check();
     report.general.push(Finding {
         severity: Severity::Note,

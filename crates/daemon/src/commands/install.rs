@@ -220,12 +220,7 @@ pub(crate) fn uninstall(args: UninstallArgs) -> ExitCode {
 /// configuration directory, with the ownership rule of the account the job
 /// runs as (root only for the system job).
 fn persistent_networks(user: bool, config_dir: &str) -> Vec<String> {
-    let owners = if user {
-        crate::config_owner::OwnerRule::for_uid(crate::sys::effective_uid()).trusted_owners()
-    } else {
-        vec![0]
-    };
-    crate::config_dir::ConfigDir::new(config_dir)
-        .trust_owners(owners)
-        .persistent_names()
+    let uid = if user { crate::sys::effective_uid() } else { 0 };
+    let rule = crate::config_owner::OwnerRule::for_uid(uid);
+    crate::config_dir::ConfigDir::with_rule(config_dir, rule, true).persistent_names()
 }

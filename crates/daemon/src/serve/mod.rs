@@ -155,9 +155,7 @@ fn build_broker<B: Backend>(args: &ServeArgs, backend: B) -> DaemonBroker<B> {
     };
     let euid = sys::effective_uid();
     let rule = OwnerRule::for_uid(euid);
-    let config = ConfigDir::new(&args.config_dir)
-        .trust_owners(rule.trusted_owners())
-        .strict_permissions(!args.insecure_config_permissions);
+    let config = ConfigDir::with_rule(&args.config_dir, rule, !args.insecure_config_permissions);
     if args.insecure_config_permissions {
         warn!("configuration files are read whatever their owner and permissions");
     } else {
