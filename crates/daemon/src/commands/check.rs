@@ -136,17 +136,10 @@ fn check_host_collisions(report: &mut CheckReport, host: &dyn HostNetworks) {
 /// user) and whether each has `RunAtLoad`. None where no job file exists
 /// (always the case outside macOS).
 fn installed_jobs() -> Vec<(std::path::PathBuf, bool)> {
-    let label = vmnet_broker_proto::MACH_SERVICE_NAME;
-    let specs = [
-        vmnet_broker_launchd::JobSpec::system(label).ok(),
-        vmnet_broker_launchd::JobSpec::current_user(label).ok(),
-    ];
-    specs
+    super::installed_job_files()
         .into_iter()
-        .flatten()
-        .filter_map(|spec| {
-            let path = spec.paths().plist;
-            let value = plist::Value::from_file(&path).ok()?;
+        .filter_map(|(path, bytes)| {
+            let value = plist::Value::from_reader(std::io::Cursor::new(bytes)).ok()?;
             let run_at_load = value
                 .as_dictionary()
                 .and_then(|d| d.get("RunAtLoad"))

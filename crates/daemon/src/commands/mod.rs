@@ -60,3 +60,23 @@ pub(crate) fn report(what: &str, e: &Error) -> ExitCode {
     }
     exit_code_for(status)
 }
+
+/// The installed launchd job files of the default label, system job first,
+/// then the current user's, with their contents: those that exist and can
+/// be read (none outside macOS).
+pub(crate) fn installed_job_files() -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let label = vmnet_broker_launchd::DEFAULT_LABEL;
+    let specs = [
+        vmnet_broker_launchd::JobSpec::system(label).ok(),
+        vmnet_broker_launchd::JobSpec::current_user(label).ok(),
+    ];
+    specs
+        .into_iter()
+        .flatten()
+        .filter_map(|spec| {
+            let path = spec.paths().plist;
+            let bytes = std::fs::read(&path).ok()?;
+            Some((path, bytes))
+        })
+        .collect()
+}

@@ -217,20 +217,12 @@ fn delays(s: &StatusReport) -> String {
 /// if there is one.
 #[cfg(target_os = "macos")]
 fn installed_job_options() -> Option<String> {
-    use vmnet_broker_launchd::{DEFAULT_LABEL, JobOptions, JobSpec};
-    let specs = [
-        JobSpec::system(DEFAULT_LABEL).ok(),
-        JobSpec::current_user(DEFAULT_LABEL).ok(),
-    ];
-    specs.into_iter().flatten().find_map(|spec| {
-        let path = spec.paths().plist;
-        let xml = std::fs::read(&path).ok()?;
-        Some(format!(
-            "installed job {}: daemon options {}",
-            path.display(),
-            JobOptions::from_job_plist(&xml).summary()
-        ))
-    })
+    let (path, xml) = super::installed_job_files().into_iter().next()?;
+    Some(format!(
+        "installed job {}: daemon options {}",
+        path.display(),
+        vmnet_broker_launchd::JobOptions::from_job_plist(&xml).summary()
+    ))
 }
 
 fn duration(secs: f64) -> String {
