@@ -128,9 +128,7 @@ impl JobOptions {
     /// The options of an installed job file (its `ProgramArguments`); none
     /// if it cannot be read or has none (the original broker's job file).
     pub fn from_job_plist(xml: &[u8]) -> Self {
-        let args: Vec<String> = plist::from_bytes::<Value>(xml)
-            .ok()
-            .and_then(Value::into_dictionary)
+        let args: Vec<String> = job_dictionary(xml)
             .and_then(|mut d| d.remove("ProgramArguments"))
             .and_then(Value::into_array)
             .map(|a| a.into_iter().filter_map(Value::into_string).collect())
@@ -209,6 +207,14 @@ fn to_xml(value: Value) -> Vec<u8> {
     }
     out.push(b'\n');
     out
+}
+
+/// The top dictionary of a job file; `None` if it is not a property list
+/// holding one.
+pub(crate) fn job_dictionary(xml: &[u8]) -> Option<plist::Dictionary> {
+    plist::from_bytes::<Value>(xml)
+        .ok()
+        .and_then(Value::into_dictionary)
 }
 
 #[cfg(test)]

@@ -167,10 +167,7 @@ impl InstallState {
     pub fn is_original(&self) -> bool {
         self.clients == BrokerClients::Original
             || self.plist.as_ref().is_some_and(|f| {
-                plist::from_bytes::<plist::Value>(&f.contents)
-                    .ok()
-                    .and_then(plist::Value::into_dictionary)
-                    .is_some_and(|d| d.contains_key("Program"))
+                crate::job::job_dictionary(&f.contents).is_some_and(|d| d.contains_key("Program"))
             })
     }
 }
