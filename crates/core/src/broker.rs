@@ -365,8 +365,6 @@ pub struct Broker<B: Backend, C: ConfigSource, A: AccountLookup = NoAccounts> {
     host: Option<Box<dyn HostNetworks + Send>>,
     /// The subnets networks had last time.
     remembered: RememberedSubnets,
-    /// Whether `remembered` changed since the driver last saved it.
-    remembered_dirty: bool,
     /// Where changes of `remembered` are written.
     store: Option<Box<dyn SubnetStore + Send>>,
     /// Persistent networks that failed to be created, with their backoff
@@ -412,7 +410,6 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
             counters: Counters::default(),
             host: None,
             remembered: RememberedSubnets::new(),
-            remembered_dirty: false,
             store: None,
             retries: HashMap::new(),
             retry_deadlines: BTreeSet::new(),
@@ -431,7 +428,6 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
     /// by the driver at start).
     pub fn set_remembered(&mut self, remembered: RememberedSubnets) {
         self.remembered = remembered;
-        self.remembered_dirty = false;
     }
 
     /// Where to write what the broker remembers whenever it changes.
@@ -442,16 +438,6 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
     /// The subnets remembered now.
     pub fn remembered(&self) -> &RememberedSubnets {
         &self.remembered
-    }
-
-    /// The remembered subnets if they changed since the last call: the
-    /// driver then writes them to the state file.
-    pub fn take_remembered_changes(&mut self) -> Option<&RememberedSubnets> {
-        if std::mem::take(&mut self.remembered_dirty) {
-            Some(&self.remembered)
-        } else {
-            None
-        }
     }
 
     /// Where the subnet of the live network `name` came from.

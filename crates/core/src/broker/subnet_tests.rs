@@ -53,6 +53,31 @@ fn broker(config: StaticConfig, host: &Host) -> TestBroker {
     b
 }
 
+/// What the broker saved through its store, for the test to take.
+#[derive(Clone, Default)]
+struct Saved(Arc<Mutex<Option<RememberedSubnets>>>);
+
+impl SubnetStore for Saved {
+    fn save(&mut self, subnets: &RememberedSubnets) {
+        *self.0.lock().unwrap() = Some(subnets.clone());
+    }
+}
+
+impl Saved {
+    /// What was saved since the last call.
+    fn take(&self) -> Option<RememberedSubnets> {
+        self.0.lock().unwrap().take()
+    }
+}
+
+/// [`broker`] with a store that records what it saves.
+fn saving_broker(config: StaticConfig, host: &Host) -> (TestBroker, Saved) {
+    let mut b = broker(config, host);
+    let saved = Saved::default();
+    b.set_subnet_store(saved.clone());
+    (b, saved)
+}
+
 fn acquire(b: &mut TestBroker, net: &str) -> Result<NetworkInfo, Status> {
     let r = b.handle_request(
         Instant::now(),
@@ -151,27 +176,27 @@ fn the_brokers_own_networks_are_not_taken_for_host_networks() {
 
 #[test]
 fn a_remembered_subnet_is_asked_for_first() {
-    let mut b = broker(StaticConfig::new(), &Host::default());
+    let (mut b, store) = saving_broker(StaticConfig::new(), &Host::default());
     b.set_remembered(remembered(&[("shared", "192.168.70.0")]));
     let info = acquire(&mut b, "shared").unwrap();
     assert_eq!(info.subnet.to_string(), "192.168.70.0");
     assert_eq!(info.ipv6_prefix.to_string(), "fd00::");
     assert_eq!(b.subnet_origin("shared"), Some(SubnetOrigin::Remembered));
-    assert!(b.take_remembered_changes().is_none(), "nothing new to save");
+    assert!(store.take().is_none(), "nothing new to save");
     // A network seen for the first time is recorded.
     assert_eq!(subnet(&mut b, "host"), "192.168.64.0");
     assert_eq!(b.subnet_origin("host"), Some(SubnetOrigin::Chosen));
-    let saved = b.take_remembered_changes().unwrap().clone();
+    let saved = store.take().unwrap().clone();
     assert_eq!(saved.get("host").unwrap().ipv4, v4("192.168.64.0", 24));
-    assert!(b.take_remembered_changes().is_none());
+    assert!(store.take().is_none());
 }
 
 #[test]
 fn subnets_survive_a_restart_whatever_the_acquire_order() {
-    let mut first = broker(StaticConfig::new(), &Host::default());
+    let (mut first, store) = saving_broker(StaticConfig::new(), &Host::default());
     assert_eq!(subnet(&mut first, "shared"), "192.168.64.0");
     assert_eq!(subnet(&mut first, "host"), "192.168.65.0");
-    let state = first.take_remembered_changes().unwrap().encode();
+    let state = store.take().unwrap().encode();
     let (state, warnings) = RememberedSubnets::decode(&state);
     assert!(warnings.is_empty());
 
@@ -188,12 +213,12 @@ fn subnets_survive_a_restart_whatever_the_acquire_order() {
 #[test]
 fn a_taken_remembered_subnet_falls_back_and_is_updated() {
     let config = StaticConfig::new().with("squatter", static_net("192.168.70.0"));
-    let mut b = broker(config, &Host::default());
+    let (mut b, store) = saving_broker(config, &Host::default());
     b.set_remembered(remembered(&[("shared", "192.168.70.0")]));
     assert_eq!(subnet(&mut b, "squatter"), "192.168.70.0");
     assert_eq!(subnet(&mut b, "shared"), "192.168.64.0");
     assert_eq!(b.subnet_origin("shared"), Some(SubnetOrigin::Changed));
-    let saved = b.take_remembered_changes().unwrap();
+    let saved = store.take().unwrap();
     assert_eq!(saved.get("shared").unwrap().ipv4, v4("192.168.64.0", 24));
 }
 
@@ -218,7 +243,7 @@ fn static_subnets_win_and_opting_out_forgets() {
     let config = StaticConfig::new()
         .with("lab", static_net("192.168.105.0"))
         .with("forgetful", forgetful);
-    let mut b = broker(config, &Host::default());
+    let (mut b, store) = saving_broker(config, &Host::default());
     b.set_remembered(remembered(&[
         ("lab", "192.168.80.0"),
         ("forgetful", "192.168.81.0"),
@@ -227,7 +252,7 @@ fn static_subnets_win_and_opting_out_forgets() {
     assert_eq!(b.subnet_origin("lab"), Some(SubnetOrigin::Static));
     assert_eq!(subnet(&mut b, "forgetful"), "192.168.64.0");
     assert_eq!(b.subnet_origin("forgetful"), Some(SubnetOrigin::Chosen));
-    let saved = b.take_remembered_changes().unwrap();
+    let saved = store.take().unwrap();
     assert_eq!(
         saved.get("forgetful").unwrap().ipv4,
         v4("192.168.81.0", 24),

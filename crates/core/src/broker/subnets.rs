@@ -178,11 +178,9 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
             && self
                 .remembered
                 .insert(name.clone(), Remembered::from_info(info))
+            && let Some(store) = self.store.as_mut()
         {
-            self.remembered_dirty = true;
-            if let Some(store) = self.store.as_mut() {
-                store.save(&self.remembered);
-            }
+            store.save(&self.remembered);
         }
     }
 }
