@@ -300,7 +300,7 @@ pub struct CollisionCheck<'a> {
 
 impl CollisionCheck<'_> {
     /// Host entries that count: not default routes, not the broker's own.
-    fn relevant(&self) -> impl Iterator<Item = &HostNetwork> {
+    pub(crate) fn relevant(&self) -> impl Iterator<Item = &HostNetwork> {
         self.host
             .iter()
             .filter(|h| !h.is_default_route() && !self.own.iter().any(|own| own.overlaps(&h.net)))

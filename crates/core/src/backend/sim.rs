@@ -26,7 +26,7 @@ use vmnet_broker_proto::{NetworkInfo, NetworkName};
 
 use super::{Backend, BackendError};
 use crate::config::{Ipv4Subnet, Ipv6Prefix, NetworkConfig, Protocol};
-use crate::hostnet::{HostNetworks, IpNet};
+use crate::hostnet::{CollisionCheck, HostNetwork, HostNetworks, IpNet, RESERVED_RANGES};
 
 /// Handle of a simulated network.
 #[derive(Debug, PartialEq, Eq)]
@@ -97,30 +97,16 @@ impl SimBackend {
         self.host = Some(HostSource(Box::new(source)));
     }
 
-    /// The host's networks that dynamic choices must avoid: not default
-    /// routes, and not the simulation's own live networks (which a real
-    /// host shows as interfaces).
-    fn host_nets(&self) -> Vec<IpNet> {
+    /// The host's networks, for the dynamic choices (none without a
+    /// source, or when they cannot be listed).
+    fn host_networks(&self) -> Vec<HostNetwork> {
         let Some(HostSource(source)) = &self.host else {
             return Vec::new();
         };
-        let list = match source.host_networks() {
-            Ok(list) => list,
-            Err(e) => {
-                tracing::warn!("{e}; dynamic subnets are chosen without looking at the host");
-                return Vec::new();
-            }
-        };
-        list.into_iter()
-            .filter(|h| !h.is_default_route())
-            .map(|h| h.net)
-            .filter(|net| {
-                !self
-                    .live
-                    .values()
-                    .any(|l| net.overlaps(&IpNet::V4(l.ipv4)) || net.overlaps(&IpNet::V6(l.ipv6)))
-            })
-            .collect()
+        source.host_networks().unwrap_or_else(|e| {
+            tracing::warn!("{e}; dynamic subnets are chosen without looking at the host");
+            Vec::new()
+        })
     }
 
     /// Replaces the failure plan.
@@ -158,17 +144,6 @@ impl SimBackend {
             return Some(BackendError::Injected("next creation set to fail".into()));
         }
         None
-    }
-
-    fn free_slash24(&self, host: &[IpNet]) -> Option<Ipv4Subnet> {
-        (64..=255u8)
-            .chain(0..64)
-            .filter(|&third| third != 2)
-            .map(|third| Ipv4Subnet::new(Ipv4Addr::new(192, 168, third, 0), 24))
-            .find(|cand| {
-                !self.live.values().any(|l| l.ipv4.overlaps(cand))
-                    && !host.iter().any(|h| h.overlaps(&IpNet::V4(*cand)))
-            })
     }
 
     fn random_ula(&mut self, host: &[IpNet]) -> Ipv6Prefix {
@@ -209,10 +184,24 @@ impl Backend for SimBackend {
         if let Some(e) = self.injected_failure(name) {
             return Err(e);
         }
+        // Dynamic choices avoid the host's networks as the broker's
+        // collision check sees them (not default routes, not the
+        // simulation's own live networks, which a real host shows as
+        // interfaces), and Internet Sharing's range.
         let host = if config.ipv4.is_none() || config.ipv6.is_none() {
-            self.host_nets()
+            self.host_networks()
         } else {
             Vec::new()
+        };
+        let own: Vec<IpNet> = self
+            .live
+            .values()
+            .flat_map(|l| [IpNet::V4(l.ipv4), IpNet::V6(l.ipv6)])
+            .collect();
+        let check = CollisionCheck {
+            host: &host,
+            reserved: &RESERVED_RANGES[..1],
+            own: &own,
         };
         let ipv4 = match config.ipv4 {
             Some(subnet) => {
@@ -225,7 +214,7 @@ impl Backend for SimBackend {
                 }
                 subnet
             }
-            None => self.free_slash24(&host).ok_or(BackendError::NoFreeSubnet)?,
+            None => check.free_slash24().ok_or(BackendError::NoFreeSubnet)?,
         };
         let ipv6 = match config.ipv6 {
             Some(prefix) => {
@@ -237,7 +226,10 @@ impl Backend for SimBackend {
                 }
                 prefix
             }
-            None => self.random_ula(&host),
+            None => {
+                let on_host: Vec<IpNet> = check.relevant().map(|h| h.net).collect();
+                self.random_ula(&on_host)
+            }
         };
         let ports: Vec<(Protocol, u16)> = config
             .port_forwarding_rules
