@@ -8,6 +8,7 @@ use vmnet_broker_proto::{Mode, NetworkName, Request, Status};
 use super::*;
 use crate::backend::sim::SimBackend;
 use crate::config::{Ipv4Subnet, NetworkConfig, StaticConfig};
+use crate::testing::Harness;
 
 /// A configuration the test edits while the broker runs.
 #[derive(Clone, Default)]
@@ -30,11 +31,23 @@ impl ConfigSource for Shared {
     }
 }
 
+/// The shared harness, with the configuration the test edits.
 struct T {
-    b: Broker<SimBackend, Shared>,
+    h: Harness<SimBackend, Shared>,
     config: Shared,
-    now: Instant,
-    events: Vec<Event>,
+}
+
+impl std::ops::Deref for T {
+    type Target = Harness<SimBackend, Shared>;
+    fn deref(&self) -> &Self::Target {
+        &self.h
+    }
+}
+
+impl std::ops::DerefMut for T {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.h
+    }
 }
 
 const IDLE: Duration = Duration::from_secs(120);
@@ -57,7 +70,7 @@ impl T {
     fn new(config: StaticConfig) -> Self {
         let config = Shared(Arc::new(Mutex::new(config)));
         let now = Instant::now();
-        let b = Broker::new(
+        let broker = Broker::new(
             BrokerOptions::default(),
             SimBackend::new(1),
             config.clone(),
@@ -66,22 +79,14 @@ impl T {
             now,
         );
         Self {
-            b,
+            h: Harness::new(broker, now),
             config,
-            now,
-            events: Vec::new(),
         }
-    }
-
-    fn settle(&mut self) {
-        while let Some(e) = self.b.poll_event() {
-            self.events.push(e);
-        }
-        self.b.check_invariants().unwrap();
     }
 
     fn reload(&mut self) -> ReloadSummary {
-        let s = self.b.reload(self.now);
+        let now = self.now;
+        let s = self.broker.reload(now);
         self.settle();
         s
     }
@@ -92,48 +97,17 @@ impl T {
             uid: 501,
             gid: 20,
         };
-        self.b
-            .handle_connect(self.now, ClientId(id), creds)
-            .unwrap();
-        self.settle();
-    }
-
-    fn disconnect(&mut self, id: u64) {
-        self.b.handle_disconnect(self.now, ClientId(id));
-        self.settle();
+        self.h.connect(id, creds).unwrap();
     }
 
     fn acquire(&mut self, id: u64, net: &str) -> Result<NetworkInfo, Status> {
-        let r = self.b.handle_request(
-            self.now,
-            ClientId(id),
-            Request::Acquire {
-                network: NetworkName::new(net).unwrap(),
-            },
-        );
-        self.settle();
-        match r {
+        let network = NetworkName::new(net).unwrap();
+        match self.request(id, Request::Acquire { network }) {
             Reply::Acquired { info, .. } => Ok(info),
             Reply::AcquireFailed(e) => Err(e.status()),
             Reply::Error(s) => Err(s),
             other => panic!("{other:?}"),
         }
-    }
-
-    /// Moves the clock forward, firing each deadline at its instant.
-    fn advance(&mut self, d: Duration) {
-        let target = self.now + d;
-        while let Some(t) = self.b.poll_timeout() {
-            if t > target {
-                break;
-            }
-            self.now = self.now.max(t);
-            self.b.handle_timeout(self.now);
-            self.settle();
-        }
-        self.now = target;
-        self.b.handle_timeout(self.now);
-        self.settle();
     }
 
     fn exited(&self) -> bool {
@@ -146,18 +120,18 @@ fn persistent_networks_start_stay_and_keep_the_broker_running() {
     let mut t = T::new(StaticConfig::new().with("always", persistent(Mode::Host)));
     let s = t.reload();
     assert_eq!(s.started, ["always"], "{s}");
-    assert!(t.b.is_persistent("always"));
-    assert_eq!(t.b.holders("always"), Some(0));
+    assert!(t.broker.is_persistent("always"));
+    assert_eq!(t.broker.holders("always"), Some(0));
     // No peer ever comes: no removal, no exit.
     t.advance(IDLE * 10);
-    assert_eq!(t.b.network_count(), 1);
+    assert_eq!(t.broker.network_count(), 1);
     assert!(!t.exited());
     // A client uses it and leaves: still there.
     t.connect(1);
     let first = t.acquire(1, "always").unwrap();
     t.disconnect(1);
     t.advance(IDLE * 3);
-    assert_eq!(t.b.network_count(), 1);
+    assert_eq!(t.broker.network_count(), 1);
     assert_eq!(t.acquire_after_reconnect(2, "always"), first);
     assert!(!t.exited());
 }
@@ -174,33 +148,38 @@ impl T {
 #[test]
 fn failed_persistent_creations_are_retried_with_backoff() {
     let mut t = T::new(StaticConfig::new().with("always", persistent(Mode::Host)));
-    t.b.backend_mut().fail_next(4);
+    t.broker.backend_mut().fail_next(4);
     let s = t.reload();
     assert_eq!(s.retrying, ["always"], "{s}");
-    assert_eq!(t.b.waiting_persistent(), [("always".to_owned(), 1)]);
+    assert_eq!(t.broker.waiting_persistent(), [("always".to_owned(), 1)]);
     // The reload's attempt and those at +1, +3 and +7 s fail (waits of 1,
     // 2 and 4 s); the one 8 s later succeeds.
     let start = t.now;
     let mut attempts = Vec::new();
-    while t.b.network_count() == 0 {
-        let next = t.b.poll_timeout().unwrap();
+    while t.broker.network_count() == 0 {
+        let next = t.broker.poll_timeout().unwrap();
         attempts.push(next.duration_since(start).as_secs());
-        t.advance(next - t.now);
+        let step = next - t.now;
+        t.advance(step);
     }
     assert_eq!(attempts, [1, 3, 7, 15]);
-    assert!(t.b.waiting_persistent().is_empty());
+    assert!(t.broker.waiting_persistent().is_empty());
     assert!(!t.exited(), "a waiting persistent network keeps the broker");
 }
 
 #[test]
 fn an_acquire_of_a_waiting_persistent_network_tries_at_once() {
     let mut t = T::new(StaticConfig::new().with("always", persistent(Mode::Host)));
-    t.b.backend_mut().fail_next(1);
+    t.broker.backend_mut().fail_next(1);
     t.reload();
     t.connect(1);
     assert!(t.acquire(1, "always").is_ok());
-    assert!(t.b.waiting_persistent().is_empty());
-    assert_eq!(t.b.poll_timeout(), None, "no retry left, peer connected");
+    assert!(t.broker.waiting_persistent().is_empty());
+    assert_eq!(
+        t.broker.poll_timeout(),
+        None,
+        "no retry left, peer connected"
+    );
 }
 
 #[test]
@@ -212,7 +191,7 @@ fn the_broker_exits_once_nothing_is_persistent_any_more() {
     t.config.edit(|c| c.without("always"));
     let s = t.reload();
     assert_eq!(s.removed, ["always"], "{s}");
-    assert_eq!(t.b.network_count(), 0);
+    assert_eq!(t.broker.network_count(), 0);
     t.advance(IDLE);
     assert!(t.exited());
 }
@@ -245,18 +224,12 @@ fn an_idle_network_whose_file_is_gone_is_removed_and_not_found() {
     let mut t = T::new(StaticConfig::new().with("lab", NetworkConfig::new(Mode::Host)));
     t.connect(1);
     t.acquire(1, "lab").unwrap();
-    let released = t.b.handle_request(
-        t.now,
-        ClientId(1),
-        Request::Release {
-            network: NetworkName::new("lab").unwrap(),
-        },
-    );
+    let network = NetworkName::new("lab").unwrap();
+    let released = t.request(1, Request::Release { network });
     assert_eq!(released, Reply::Released);
-    t.settle();
     t.config.edit(|c| c.without("lab"));
     assert_eq!(t.acquire(1, "lab"), Err(Status::NOT_FOUND));
-    assert_eq!(t.b.network_count(), 0);
+    assert_eq!(t.broker.network_count(), 0);
 }
 
 #[test]
@@ -270,17 +243,17 @@ fn a_held_network_keeps_its_configuration_until_idle() {
         .edit(|c| c.with("lab", with_subnet(NetworkConfig::new(Mode::Host), 106)));
     let s = t.reload();
     assert_eq!(s.pending, ["lab"], "{s}");
-    assert!(t.b.config_pending("lab"));
+    assert!(t.broker.config_pending("lab"));
     // Another client still gets the network as it is.
     assert_eq!(
         t.acquire(2, "lab").unwrap().subnet.to_string(),
         "192.168.105.0"
     );
     t.disconnect(1);
-    assert!(t.b.config_pending("lab"));
+    assert!(t.broker.config_pending("lab"));
     t.disconnect(2);
     // Idle now: the old network is gone; the next acquire gets the new one.
-    assert_eq!(t.b.network_count(), 0);
+    assert_eq!(t.broker.network_count(), 0);
     t.connect(3);
     assert_eq!(
         t.acquire(3, "lab").unwrap().subnet.to_string(),
@@ -303,7 +276,7 @@ fn a_broken_file_leaves_the_live_network_alone() {
     });
     let s = t.reload();
     assert_eq!(s.broken, ["lab"], "{s}");
-    assert!(t.b.is_persistent("lab"));
+    assert!(t.broker.is_persistent("lab"));
     t.connect(1);
     assert!(
         t.acquire(1, "lab").is_ok(),
@@ -322,8 +295,8 @@ fn a_persistent_network_that_changed_while_held_restarts_when_idle() {
         .edit(|c| c.with("always", with_subnet(persistent(Mode::Host), 107)));
     t.reload();
     t.disconnect(1);
-    assert!(t.b.is_persistent("always"));
-    assert!(!t.b.config_pending("always"));
+    assert!(t.broker.is_persistent("always"));
+    assert!(!t.broker.config_pending("always"));
     t.connect(2);
     assert_eq!(
         t.acquire(2, "always").unwrap().subnet.to_string(),
@@ -341,14 +314,14 @@ fn a_persistent_network_that_fails_to_come_back_is_retried() {
     // The acquire finds the file changed, removes the idle network, and
     // the new creation fails (both the try with the remembered IPv6 prefix
     // and the one without): the network is retried, not forgotten.
-    t.b.backend_mut().fail_next(2);
+    t.broker.backend_mut().fail_next(2);
     t.connect(1);
     assert_eq!(t.acquire(1, "always"), Err(Status::CREATE_FAILURE));
-    assert_eq!(t.b.waiting_persistent(), [("always".to_owned(), 1)]);
+    assert_eq!(t.broker.waiting_persistent(), [("always".to_owned(), 1)]);
     t.disconnect(1);
     t.advance(Duration::from_secs(1));
-    assert!(t.b.is_persistent("always"));
-    assert!(t.b.waiting_persistent().is_empty());
+    assert!(t.broker.is_persistent("always"));
+    assert!(t.broker.waiting_persistent().is_empty());
     t.advance(IDLE * 2);
     assert!(!t.exited());
 }
