@@ -170,15 +170,23 @@ fn report() -> i32 {
     // the limit.
     dispatch::wait_for_work_elsewhere(std::time::Duration::from_secs(2));
     conn::remove_sockets_at_exit();
-    let live: Vec<(usize, Family)> =
-        with_registry(|r| r.live.iter().map(|(a, f)| (*a, *f)).collect());
+    // The registry stays locked while the objects are described: another
+    // thread still running (a reader that saw its socket close, a work item)
+    // may drop an object's last reference, but cannot unregister and free
+    // it until the report is done, so every object described is alive.
+    // (Their locks are waited for with a bound, see `lock_at_exit`.)
+    let registry = lock(&REGISTRY);
+    let live: Vec<(usize, Family)> = registry
+        .as_ref()
+        .map(|r| r.live.iter().map(|(a, f)| (*a, *f)).collect())
+        .unwrap_or_default();
     let mut entries: Vec<(usize, Live)> = live
         .into_iter()
         .map(|(addr, family)| {
             let l = match family {
                 // SAFETY: registered objects stay allocated until
-                // unregistered; a race with a release in progress at exit
-                // is possible only if the program exits while releasing.
+                // unregistered, and nothing is unregistered while the
+                // registry is locked here.
                 Family::Xpc => unsafe { xpc::describe(addr) },
                 // SAFETY: as above.
                 Family::Dispatch => unsafe { dispatch::describe(addr) },
@@ -193,6 +201,7 @@ fn report() -> i32 {
             (addr, l)
         })
         .collect();
+    drop(registry);
     // Queues targeted by something in use are in use too.
     let used_queues: HashSet<usize> = entries
         .iter()
