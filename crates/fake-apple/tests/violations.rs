@@ -130,7 +130,7 @@ unsafe fn run(case: &str) {
             }
             "reply-once" => {
                 let name = format!("svc-{}\0", std::process::id());
-                let (l, q) = answering_listener(&name, usize::MAX);
+                let (l, q, peer_gone) = answering_listener(&name, usize::MAX);
                 let (c, cq) = client(&name);
                 let msg = xpc_dictionary_create(std::ptr::null(), std::ptr::null(), 0);
                 let reply = xpc_connection_send_message_with_reply_sync(c, msg);
@@ -140,6 +140,9 @@ unsafe fn run(case: &str) {
                 xpc_release(reply);
                 xpc_release(msg);
                 xpc_connection_cancel(c);
+                // The listener side has seen the client go.
+                let wait = std::time::Duration::from_secs(10);
+                assert_eq!(peer_gone.recv_timeout(wait), Ok(()), "the peer's end");
                 xpc_release(c);
                 dispatch_release(cq);
                 xpc_connection_cancel(l);
@@ -150,7 +153,7 @@ unsafe fn run(case: &str) {
                 let name = format!("svc-{}\0", std::process::id());
                 // The listener answers the first request and never the
                 // second, as a stuck service would.
-                let (l, q) = answering_listener(&name, 1);
+                let (l, q, peer_gone) = answering_listener(&name, 1);
                 let (c, cq) = client(&name);
                 let msg = xpc_dictionary_create(std::ptr::null(), std::ptr::null(), 0);
                 if case == "async-null-handler" {
@@ -186,6 +189,8 @@ unsafe fn run(case: &str) {
                 // Cancelling ends the outstanding request with INVALID.
                 xpc_connection_cancel(c);
                 assert_eq!(rx.recv_timeout(wait), Ok(-1), "the cancelled request");
+                // The listener side has seen the client go.
+                assert_eq!(peer_gone.recv_timeout(wait), Ok(()), "the peer's end");
                 xpc_release(msg);
                 xpc_release(c);
                 dispatch_release(cq);
@@ -210,8 +215,15 @@ unsafe fn run(case: &str) {
 
 /// A listener on `name` (NUL-terminated) whose peers answer their first
 /// `answers` requests with `{"answer": 42}` and ignore the rest. Each reply
-/// context is checked to exist once. Returns the listener and its queue.
-unsafe fn answering_listener(name: &str, answers: usize) -> (Obj, Obj) {
+/// context is checked to exist once. Returns the listener, its queue, and
+/// a channel that gets a message when a peer has received its final
+/// `XPC_ERROR_CONNECTION_INVALID` (so that a test can wait for its client's
+/// cancellation to reach the listener side before it exits).
+unsafe fn answering_listener(
+    name: &str,
+    answers: usize,
+) -> (Obj, Obj, std::sync::mpsc::Receiver<()>) {
+    let (gone_tx, gone_rx) = std::sync::mpsc::channel::<()>();
     // SAFETY: valid names and queues; blocks of the handler signature.
     unsafe {
         let q = dispatch_queue_create(c"listener".as_ptr(), std::ptr::null_mut());
@@ -223,7 +235,15 @@ unsafe fn answering_listener(name: &str, answers: usize) -> (Obj, Obj) {
             }
             xpc_connection_set_target_queue(peer, qu as Obj);
             let seen = std::cell::Cell::new(0);
+            let gone = gone_tx.clone();
             let on_message = RcBlock::new(move |msg: Obj| {
+                if std::ptr::eq(
+                    msg.cast_const().cast(),
+                    &raw const _xpc_error_connection_invalid,
+                ) {
+                    let _ = gone.send(());
+                    return;
+                }
                 if xpc_get_type(msg) != (&raw const _xpc_type_dictionary).cast() {
                     return;
                 }
@@ -243,7 +263,7 @@ unsafe fn answering_listener(name: &str, answers: usize) -> (Obj, Obj) {
         });
         xpc_connection_set_event_handler(l, &on_peer);
         xpc_connection_activate(l);
-        (l, q)
+        (l, q, gone_rx)
     }
 }
 
