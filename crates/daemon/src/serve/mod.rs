@@ -113,12 +113,22 @@ where
         .socket
         .clone()
         .unwrap_or_else(vmnet_broker_client::default_socket_path);
+    // Before the bind: from the moment the socket file exists, no signal
+    // may end the process behind the loop's back.
+    let signals = socket::CaughtSignals::install()
+        .map_err(|e| format!("cannot install the signal handlers: {e}"))?;
     let listener = listener::bind(&path).map_err(|e| e.to_string())?;
     // After the bind: a broker that cannot listen (another one runs, the
     // path is bad) creates no state directory and no persistent network.
     let driver = build_driver(args, backend);
-    let server = socket::Server::new(driver, listener, args.max_request_size, args.max_clients)
-        .map_err(|e| format!("cannot start the event loop: {e}"))?;
+    let server = socket::Server::new(
+        driver,
+        listener,
+        signals,
+        args.max_request_size,
+        args.max_clients,
+    )
+    .map_err(|e| format!("cannot start the event loop: {e}"))?;
     // The socket listens and the signal handlers are in place: connections
     // made from now on wait in the backlog until the loop takes them.
     if let Some(ready) = ready {

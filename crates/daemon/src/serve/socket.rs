@@ -85,7 +85,7 @@ impl Conn {
 pub(super) struct Server<B: Backend> {
     poll: Poll,
     listener: Listener,
-    signals: Signals,
+    signals: CaughtSignals,
     conns: HashMap<Token, Conn>,
     next_token: usize,
     driver: Driver<B>,
@@ -100,7 +100,35 @@ pub(super) struct Server<B: Backend> {
     /// Whether the refusal of connections over the limit was logged since
     /// the count was last below it.
     refusal_logged: bool,
+}
+
+/// The signals the socket transport handles, caught from before the socket
+/// is bound: one that arrives while the broker starts waits in the queue
+/// and is handled by the loop (SIGHUP reloads, SIGTERM stops, the others
+/// are logged), instead of ending the process with the socket file left
+/// behind.
+pub(super) struct CaughtSignals {
+    signals: Signals,
+    /// The signals that are only logged, with their names.
     ignored: Vec<(i32, String)>,
+}
+
+impl CaughtSignals {
+    /// Installs the handlers.
+    pub(super) fn install() -> io::Result<Self> {
+        let signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+        let mut ignored = ignored_signals();
+        // A signal that cannot be caught here (a debugger or valgrind may
+        // keep one for itself) keeps its default action: say so, and serve.
+        ignored.retain(|(signal, name)| match signals.add_signal(*signal) {
+            Ok(()) => true,
+            Err(e) => {
+                warn!("cannot catch {name}; it keeps its default action: {e}");
+                false
+            }
+        });
+        Ok(Self { signals, ignored })
+    }
 }
 
 impl<B> Server<B>
@@ -112,25 +140,15 @@ where
     pub(super) fn new(
         driver: Driver<B>,
         mut listener: Listener,
+        mut signals: CaughtSignals,
         max_line: usize,
         max_clients: usize,
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut listener.listener, LISTENER, Interest::READABLE)?;
-        let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
-        let mut ignored = ignored_signals();
-        // A signal that cannot be caught here (a debugger or valgrind may
-        // keep one for itself) keeps its default action: say so, and serve.
-        ignored.retain(|(signal, name)| match signals.add_signal(*signal) {
-            Ok(()) => true,
-            Err(e) => {
-                warn!("cannot catch {name}; it keeps its default action: {e}");
-                false
-            }
-        });
         poll.registry()
-            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+            .register(&mut signals.signals, SIGNALS, Interest::READABLE)?;
         Ok(Self {
             poll,
             listener,
@@ -144,7 +162,6 @@ where
             accept_paused: false,
             lingering: VecDeque::new(),
             refusal_logged: false,
-            ignored,
         })
     }
 
@@ -194,7 +211,7 @@ where
     }
 
     fn signals(&mut self) -> Option<Stop> {
-        let pending: Vec<i32> = self.signals.pending().collect();
+        let pending: Vec<i32> = self.signals.signals.pending().collect();
         let mut stops = Vec::new();
         for sig in pending {
             match sig {
@@ -203,6 +220,7 @@ where
                 SIGHUP => self.driver.handle_reload_signal(Instant::now()),
                 other => {
                     let name = self
+                        .signals
                         .ignored
                         .iter()
                         .find(|(s, _)| *s == other)
