@@ -563,6 +563,112 @@ fn a_fifo_config_file_blocks_neither_the_broker_nor_check() {
     assert!(text(&out.stdout).contains("a FIFO, not a regular file"));
 }
 
+/// An LD_PRELOAD library that makes the account database slow for every
+/// name that starts with "slow": getpwnam_r and getgrnam_r sleep
+/// `VBH_SLOW_MS` milliseconds first, as a directory service that does not
+/// answer would.
+const SLOW_ACCOUNTS_C: &str = r#"
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void slow(const char *name) {
+    const char *ms = getenv("VBH_SLOW_MS");
+    if (ms && name && strncmp(name, "slow", 4) == 0)
+        usleep((useconds_t)atoi(ms) * 1000);
+}
+
+int getpwnam_r(const char *name, struct passwd *pw, char *buf, size_t len, struct passwd **out) {
+    int (*real)(const char *, struct passwd *, char *, size_t, struct passwd **) =
+        (int (*)(const char *, struct passwd *, char *, size_t, struct passwd **))dlsym(RTLD_NEXT, "getpwnam_r");
+    slow(name);
+    return real(name, pw, buf, len, out);
+}
+
+int getgrnam_r(const char *name, struct group *gr, char *buf, size_t len, struct group **out) {
+    int (*real)(const char *, struct group *, char *, size_t, struct group **) =
+        (int (*)(const char *, struct group *, char *, size_t, struct group **))dlsym(RTLD_NEXT, "getgrnam_r");
+    slow(name);
+    return real(name, gr, buf, len, out);
+}
+"#;
+
+#[test]
+fn a_slow_account_database_stalls_other_clients_only_briefly() {
+    if skip_unless_root("a_slow_account_database_stalls_other_clients_only_briefly") {
+        return;
+    }
+    if !have("cc") {
+        eprintln!("SKIPPED a_slow_account_database_stalls_other_clients_only_briefly: cc is not installed");
+        return;
+    }
+    let shim_dir = tempfile::tempdir().unwrap();
+    let source = shim_dir.path().join("slow.c");
+    let shim = shim_dir.path().join("slow.so");
+    fs::write(&source, SLOW_ACCOUNTS_C).unwrap();
+    let built = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&shim)
+        .arg(&source)
+        .arg("-ldl")
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", text(&built.stderr));
+
+    // An access list of twelve names the directory service takes 3 s each
+    // to answer. Waiting 0.5 s per name stalled every client for 4 s.
+    let quoted = |prefix: &str, n: usize| -> String {
+        (0..n)
+            .map(|i| format!("\"slow{prefix}{i}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let body = format!(
+        r#"{{"mode": "host", "allowed_users": [{}], "allowed_groups": [{}]}}"#,
+        quoted("user", 8),
+        quoted("group", 4)
+    );
+    let mut b = Broker::prepare(&[("lab.json", &body)]);
+    fs::set_permissions(b.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let mut serve = b.serve_command(&["--no-idle-exit"]);
+    serve.env("LD_PRELOAD", &shim).env("VBH_SLOW_MS", "3000");
+    b.child = Some(vmnet_broker_testkit::spawn_serving(&mut serve).unwrap());
+
+    let user = TempUser::new("s");
+    let sock = b.socket.to_str().unwrap().to_owned();
+    let acquire = user
+        .command(&["acquire", "lab", "--socket", &sock])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Meanwhile another client asks for the status again and again; the
+    // longest answer shows how long the loop stood still.
+    let mut watcher = b.connect();
+    let mut longest = Duration::ZERO;
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        let asked = Instant::now();
+        let reply = watcher.request(&serde_json::json!({"command": "status"}));
+        assert!(reply.get("status").is_some(), "{reply}");
+        longest = longest.max(asked.elapsed());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = acquire.wait_with_output().unwrap();
+    // No name resolved in time: the list matches nobody (access denied).
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        longest < Duration::from_secs(2),
+        "the other client waited {longest:?} for a status reply:\n{}",
+        b.log_text()
+    );
+    assert!(b.stop().success());
+}
+
 // 12. Timeouts.
 
 #[test]

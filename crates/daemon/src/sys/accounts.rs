@@ -8,6 +8,14 @@
 //! running the same question is answered "not found" at once instead of
 //! waiting again. Answers are cached for a few seconds, so a burst of
 //! acquires asks the directory service once.
+//!
+//! The waiting itself is bounded as a whole, not per name: the loop draws
+//! it from one budget of at most [`LOOKUP_TIMEOUT`], which refills at a
+//! tenth of the time that passes. An access list of sixty names, or a
+//! client that acquires in a loop, can then stall the other clients for at
+//! most 0.5 s at once and for a tenth of the time over the long run; the
+//! lookups that found the budget spent still run, and their answers serve
+//! the next acquire from the cache.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, mpsc};
@@ -18,11 +26,15 @@ use nix::unistd::Group;
 use nix::unistd::User;
 #[cfg(not(target_os = "macos"))]
 use nix::unistd::{Gid, Uid, User};
-use tracing::warn;
+use tracing::{debug, warn};
 use vmnet_broker_core::broker::AccountLookup;
 
-/// How long the event loop waits for one lookup.
+/// The most the event loop waits for lookups at once (one lookup, or
+/// several in a row).
 const LOOKUP_TIMEOUT: Duration = Duration::from_millis(500);
+/// The wait budget refills at one part in this many of the time that
+/// passes.
+const REFILL_DIVISOR: u32 = 10;
 /// How long an answer is reused.
 const CACHE_TTL: Duration = Duration::from_secs(10);
 /// Most lookups running at once; more are refused rather than queued.
@@ -125,10 +137,35 @@ struct Lookups {
     state: Arc<Mutex<State>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     answers: HashMap<Key, (Instant, Option<u32>)>,
     running: HashMap<Key, ()>,
+    /// What is left of the time the loop may still spend waiting.
+    budget: Duration,
+    /// When `budget` was last refilled.
+    refilled: Instant,
+}
+
+impl State {
+    fn new(budget: Duration) -> Self {
+        Self {
+            answers: HashMap::new(),
+            running: HashMap::new(),
+            budget,
+            refilled: Instant::now(),
+        }
+    }
+
+    /// The time the loop may wait now, at most `cap`, after refilling the
+    /// budget for the time that passed.
+    fn wait_allowed(&mut self, cap: Duration) -> Duration {
+        let now = Instant::now();
+        let earned = now.duration_since(self.refilled) / REFILL_DIVISOR;
+        self.refilled = now;
+        self.budget = self.budget.saturating_add(earned).min(cap);
+        self.budget
+    }
 }
 
 fn lookups() -> &'static Lookups {
@@ -140,17 +177,17 @@ impl Lookups {
     fn new(timeout: Duration) -> Self {
         Self {
             timeout,
-            state: Arc::default(),
+            state: Arc::new(Mutex::new(State::new(timeout))),
         }
     }
 
     /// The answer to `key`: cached, or from `find` run on a helper thread
-    /// if it answers within the timeout, or `None`.
+    /// if it answers within what is left of the wait budget, or `None`.
     fn ask<F>(&self, key: Key, find: F) -> Option<u32>
     where
         F: FnOnce() -> Option<u32> + Send + 'static,
     {
-        {
+        let wait = {
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some((at, answer)) = state.answers.get(&key)
                 && at.elapsed() < CACHE_TTL
@@ -163,14 +200,17 @@ impl Lookups {
                 return None;
             }
             if state.running.len() >= MAX_RUNNING {
-                warn!(
+                // Debug, not warn: an access list of many names would log
+                // a line per name on every acquire.
+                debug!(
                     ?key,
                     "too many account lookups still running; treating this name as unknown"
                 );
                 return None;
             }
             state.running.insert(key.clone(), ());
-        }
+            state.wait_allowed(self.timeout)
+        };
         let (tx, rx) = mpsc::sync_channel(1);
         let shared = Arc::clone(&self.state);
         let thread_key = key.clone();
@@ -199,12 +239,19 @@ impl Lookups {
                 .remove(&key);
             return None;
         }
-        match rx.recv_timeout(self.timeout) {
+        let started = Instant::now();
+        let answer = rx.recv_timeout(wait);
+        let waited = started.elapsed();
+        {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.budget = state.budget.saturating_sub(waited);
+        }
+        match answer {
             Ok(answer) => answer,
             Err(_) => {
                 warn!(
                     ?key,
-                    timeout = ?self.timeout,
+                    waited = ?waited,
                     "account lookup is slow; treating the name as unknown until it answers"
                 );
                 None
@@ -286,5 +333,40 @@ mod tests {
             std::thread::yield_now();
         }
         assert_eq!(lookups.ask(key(), || panic!("not cached")), Some(42));
+    }
+
+    #[test]
+    fn the_wait_is_bounded_for_all_names_together() {
+        let lookups = Lookups::new(Duration::from_millis(50));
+        let (_release, stuck) = mpsc::channel::<()>();
+        // The first slow name spends the whole wait budget...
+        assert_eq!(
+            lookups.ask(Key::User("stuck".into()), move || {
+                let _ = stuck.recv();
+                None
+            }),
+            None
+        );
+        // ...so a second name that answers in 200 ms is not waited for,
+        // where a per-name timeout would wait for it again (a list of many
+        // slow names stalled every client for 0.5 s per name).
+        let second = || Key::Group("second".into());
+        assert_eq!(
+            lookups.ask(second(), || {
+                std::thread::sleep(Duration::from_millis(200));
+                Some(7)
+            }),
+            None
+        );
+        // Its lookup still ran, and its answer serves the next question.
+        loop {
+            let state = lookups.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if !state.running.contains_key(&second()) {
+                break;
+            }
+            drop(state);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(lookups.ask(second(), || panic!("not cached")), Some(7));
     }
 }
