@@ -90,6 +90,43 @@ fn a_status_flood_from_one_client_keeps_memory_bounded_and_others_served() {
 }
 
 #[test]
+fn status_floods_over_many_connections_of_one_user_stay_bounded_too() {
+    let broker = Broker::start(&[], &["--no-idle-exit"]);
+    let before = rss_kib(broker.pid());
+    // 120 connections of one user, each sending thousands of status
+    // requests in one write and never reading: each may queue 1 MiB, but
+    // all of them together no more than the bound per user.
+    let flood = b"{\"command\":\"status\"}\n".repeat(6000);
+    let flooders: Vec<UnixStream> = (0..120)
+        .map(|_| {
+            let s = UnixStream::connect(&broker.socket).unwrap();
+            s.set_nonblocking(true).unwrap();
+            let _ = (&s).write(&flood);
+            s
+        })
+        .collect();
+    // Let the broker take in what it will.
+    broker.wait_for("the flooders to be accepted", |b| {
+        b.status()["peer_count"].as_u64() >= Some(121)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let asked = Instant::now();
+    let status = broker.status();
+    assert!(status["peer_count"].as_u64() >= Some(121), "{status}");
+    let answered_in = asked.elapsed();
+    let after = rss_kib(broker.pid());
+    eprintln!("120 flooding connections: {before} KiB -> {after} KiB; status in {answered_in:?}");
+    // Before the bound per user the broker grew by about 1.3 MiB per
+    // connection (150 MiB here).
+    assert!(
+        after < before + 48 * 1024,
+        "broker grew from {before} KiB to {after} KiB under status floods from 120 connections"
+    );
+    assert!(answered_in < Duration::from_secs(5), "status took {answered_in:?}");
+    drop(flooders);
+}
+
+#[test]
 fn half_closed_clients_count_against_the_limit_until_closed() {
     let broker = Broker::start(&[], &["--no-idle-exit", "--max-clients", "10"]);
     let baseline = sockets(broker.pid());

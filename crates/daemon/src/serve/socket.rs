@@ -11,6 +11,10 @@
 //! - a client whose queued replies pass [`MAX_QUEUED_OUTPUT`] is not
 //!   answered further (even in the middle of what it already sent) and not
 //!   read until it has taken its replies;
+//! - the replies queued for all the connections of one user together are
+//!   bounded by [`MAX_QUEUED_PER_USER`]: past it, a connection of that user
+//!   that still has replies queued is not answered further either, so
+//!   opening many connections that never read does not multiply the bound;
 //! - a connection counts against `--max-clients` until its descriptor is
 //!   closed; after the client's end of file (seen as the end of input, or
 //!   reported by the poll while its input is not read) its pending replies
@@ -45,6 +49,10 @@ const FIRST_CONN: usize = 2;
 /// Queued output above which a connection is neither answered nor read.
 pub(super) const MAX_QUEUED_OUTPUT: usize = 1 << 20;
 
+/// Queued output of all the connections of one user above which those of
+/// its connections that have replies queued are neither answered nor read.
+pub(super) const MAX_QUEUED_PER_USER: usize = 8 << 20;
+
 /// How long a client that closed its sending side has to take its pending
 /// replies before its connection is closed.
 pub(super) const EOF_LINGER: Duration = Duration::from_secs(5);
@@ -55,6 +63,11 @@ const READ_BUF: usize = 64 * 1024;
 struct Conn {
     stream: UnixStream,
     peer: ClientId,
+    /// The user at the other end (from the peer credentials).
+    uid: u32,
+    /// The bytes of this connection's queued output counted in its user's
+    /// total ([`Server::queued_by_user`]).
+    counted: usize,
     framer: LineFramer,
     out: Vec<u8>,
     /// Bytes of `out` already written.
@@ -81,12 +94,21 @@ impl Conn {
     }
 }
 
+/// Whether a connection with `queued` bytes of replies waiting, whose
+/// user's other connections have `others` waiting, must not be answered
+/// further for now.
+fn over_bound(queued: usize, others: usize) -> bool {
+    queued > MAX_QUEUED_OUTPUT || (queued > 0 && others + queued > MAX_QUEUED_PER_USER)
+}
+
 /// The server: listener, connections and the driver.
 pub(super) struct Server<B: Backend> {
     poll: Poll,
     listener: Listener,
     signals: CaughtSignals,
     conns: HashMap<Token, Conn>,
+    /// Queued output by user, summed over that user's connections.
+    queued_by_user: HashMap<u32, usize>,
     next_token: usize,
     driver: Driver<B>,
     max_line: usize,
@@ -154,6 +176,7 @@ where
             listener,
             signals,
             conns: HashMap::new(),
+            queued_by_user: HashMap::new(),
             next_token: FIRST_CONN,
             driver,
             max_line,
@@ -310,6 +333,8 @@ where
                 Conn {
                     stream,
                     peer,
+                    uid: creds.uid,
+                    counted: 0,
                     framer: LineFramer::new(self.max_line),
                     out: Vec::new(),
                     written: 0,
@@ -364,29 +389,35 @@ where
         };
         let driver = &mut self.driver;
         let now = Instant::now();
-        loop {
-            // Answer what is buffered, up to the output bound.
+        // What the user's other connections have queued does not change
+        // while this one is served.
+        let others = self
+            .queued_by_user
+            .get(&conn.uid)
+            .map_or(0, |total| total.saturating_sub(conn.counted));
+        let alive = loop {
+            // Answer what is buffered, up to the output bounds.
             let mut more = false;
-            while conn.queued() <= MAX_QUEUED_OUTPUT {
+            while !over_bound(conn.queued(), others) {
                 match conn.framer.next_line() {
                     Some(frame) => driver.handle_line(now, conn.peer, frame, &mut conn.out),
                     None => break,
                 }
-                more = conn.queued() > MAX_QUEUED_OUTPUT;
+                more = over_bound(conn.queued(), others);
             }
             if conn.queued() > 0 && !write_out(conn) {
-                return false;
+                break false;
             }
-            if conn.queued() > MAX_QUEUED_OUTPUT {
+            if over_bound(conn.queued(), others) {
                 // Wait until the client takes its replies.
-                break;
+                break true;
             }
             if more {
                 // Stopped at the bound, then the socket took enough.
                 continue;
             }
             if conn.eof || !conn.readable {
-                break;
+                break true;
             }
             match conn.stream.read(&mut self.read_buf) {
                 Ok(0) => {
@@ -405,14 +436,25 @@ where
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     conn.readable = false;
-                    break;
+                    break true;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     debug!(client = conn.peer.0, "read failed: {e}");
-                    return false;
+                    break false;
                 }
             }
+        };
+        // Keep the user's total exact (a connection about to be closed is
+        // taken out of it by `close`).
+        let queued = conn.queued();
+        if queued != conn.counted {
+            let total = self.queued_by_user.entry(conn.uid).or_insert(0);
+            *total = total.saturating_sub(conn.counted) + queued;
+            conn.counted = queued;
+        }
+        if !alive {
+            return false;
         }
         if conn.eof && !conn.gone {
             // The client closed its side: its holds end now, as with an
@@ -476,6 +518,12 @@ where
 
     fn close(&mut self, token: Token) {
         if let Some(mut conn) = self.conns.remove(&token) {
+            if let Some(total) = self.queued_by_user.get_mut(&conn.uid) {
+                *total = total.saturating_sub(conn.counted);
+                if *total == 0 {
+                    self.queued_by_user.remove(&conn.uid);
+                }
+            }
             let _ = self.poll.registry().deregister(&mut conn.stream);
             if !conn.gone {
                 self.driver.handle_disconnect(Instant::now(), conn.peer);
@@ -506,6 +554,9 @@ fn write_out(conn: &mut Conn) -> bool {
     if conn.queued() == 0 {
         conn.out.clear();
         conn.written = 0;
+        // A client that once let a megabyte of replies pile up does not
+        // keep the buffer for the rest of its connection.
+        conn.out.shrink_to(READ_BUF);
     } else if conn.written > MAX_QUEUED_OUTPUT {
         conn.out.drain(..conn.written);
         conn.written = 0;
