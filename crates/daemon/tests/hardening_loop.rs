@@ -296,6 +296,29 @@ fn sigterm_with_only_dead_or_status_only_connections_exits_0() {
 }
 
 #[test]
+fn sigterm_after_a_client_acquired_and_sent_its_end_of_file_exits_0() {
+    let mut broker = Broker::start(&[], &["--no-idle-exit"]);
+    // While the broker cannot run, a client asks for a network and closes
+    // its sending side at once, keeping the connection open: by the time
+    // the broker reads the request, the client has already left.
+    broker.suspend();
+    let client = UnixStream::connect(&broker.socket).unwrap();
+    (&client)
+        .write_all(b"{\"command\":\"acquire\",\"network_name\":\"shared\"}\n")
+        .unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    broker.signal(SIGTERM);
+    broker.resume();
+    // The end of file is read with the request, before SIGTERM is judged:
+    // nobody holds a network, so one SIGTERM ends the broker.
+    let exited = broker
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("still running:\n{}", broker.log_text()));
+    assert!(exited.success(), "{exited}");
+    drop(client);
+}
+
+#[test]
 fn a_megabyte_of_invalid_requests_logs_a_few_lines() {
     let broker = Broker::start(&[], &["--no-idle-exit"]);
     let before = std::fs::metadata(&broker.log).unwrap().len();

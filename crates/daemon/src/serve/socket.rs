@@ -116,6 +116,9 @@ pub(super) struct Server<B: Backend> {
     read_buf: Vec<u8>,
     /// Accepting is paused because the process ran out of descriptors.
     accept_paused: bool,
+    /// Reads go on until the socket would block or ends, even after a
+    /// short read (see [`Server::take_in_pending`]).
+    draining: bool,
     /// Half-closed connections by closing deadline (deadlines only grow,
     /// so the queue is in order; closed connections are skipped).
     lingering: VecDeque<(Instant, Token)>,
@@ -183,6 +186,7 @@ where
             max_clients,
             read_buf: vec![0; READ_BUF],
             accept_paused: false,
+            draining: false,
             lingering: VecDeque::new(),
             refusal_logged: false,
         })
@@ -269,7 +273,13 @@ where
         self.accept();
         let tokens: Vec<Token> = self.conns.keys().copied().collect();
         for token in tokens {
+            // Read until the socket says it is drained or ended: a short
+            // read is not enough here, since a client that sent a request
+            // and then its end of file may have both waiting, and its holds
+            // end only once the end of file is read.
+            self.draining = true;
             self.conn_event(token, true, false);
+            self.draining = false;
         }
     }
 
@@ -429,7 +439,7 @@ where
                     }
                 }
                 Ok(n) => {
-                    if n < self.read_buf.len() && !conn.closing {
+                    if n < self.read_buf.len() && !conn.closing && !self.draining {
                         conn.readable = false;
                     }
                     conn.framer.push(&self.read_buf[..n]);
