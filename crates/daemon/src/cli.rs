@@ -255,7 +255,10 @@ pub(crate) struct StatusArgs {
 /// Reads every file the broker would read and prints each problem with its
 /// file: syntax errors, unknown or invalid options, files that define the
 /// same network twice, unsafe permissions, and static subnets that overlap
-/// between networks. Exits 1 if anything is wrong.
+/// between networks, then the networks the broker would serve if it ran as
+/// this user. Run it as the broker's user (root for the system service):
+/// a directory this user cannot read is reported, and its files are not
+/// checked. Exits 1 if anything is wrong or could not be checked.
 ///
 /// Example:
 ///

@@ -18,7 +18,7 @@ use vmnet_broker_proto::NetworkName;
 
 use vmnet_broker_core::config::{
     BUILTIN_NAMES, ConfigError, ConfigSource, Lookup, NetworkConfig, ParseFailure, builtin,
-    join_paths, parse_json, parse_plist,
+    parse_json, parse_plist,
 };
 
 /// Where the system broker looks for drop-in files.
@@ -159,22 +159,60 @@ impl ConfigDir {
     /// Validates the whole directory and reports every problem: unreadable
     /// or invalid files, insecure permissions, names defined twice, file
     /// names that are not network names, and static subnets or prefixes
-    /// that overlap between networks.
-    pub(crate) fn check(&self) -> CheckReport {
+    /// that overlap between networks. The networks listed as available are
+    /// those the broker's own lookup finds. `reader` says whether a
+    /// directory this process may not read is also closed to the broker.
+    pub(crate) fn check(&self, reader: Reader) -> CheckReport {
         let mut report = CheckReport {
             dir: self.path.clone(),
             files: Vec::new(),
             general: Vec::new(),
             networks: Vec::new(),
+            unreadable_here: false,
         };
-        let entries = match fs::read_dir(&self.path) {
+        let listing = fs::read_dir(&self.path);
+        if let (Reader::Other { uid }, Some(denied)) = (reader, self.denied(&listing)) {
+            report.unreadable_here = true;
+            let searchable = search_denied(&self.path).is_none();
+            let unchecked = if searchable {
+                "the networks defined there"
+            } else {
+                "the files in it (overrides of the built-in networks, other networks)"
+            };
+            report.general.push(Finding::error(format!(
+                "cannot read {} as uid {uid} ({denied}), so {unchecked} were not checked; \
+                 a broker running as root or as the directory's owner reads them: run \
+                 `vmnet-broker check` as that user (for example with sudo) to check them. \
+                 A broker running as uid {uid} cannot read them either",
+                self.path.display()
+            )));
+            if searchable {
+                report.add_networks(self, BUILTIN_NAMES.iter().copied());
+            } else {
+                // Not even the built-ins can be looked up: list them as
+                // what the broker serves unless a file there replaces one.
+                report.networks = BUILTIN_NAMES
+                    .iter()
+                    .map(|name| {
+                        let source = format!(
+                            "built-in, unless {} replaces it (not checked)",
+                            self.path.display()
+                        );
+                        ((*name).to_owned(), source)
+                    })
+                    .collect();
+                report.networks.sort();
+            }
+            return report;
+        }
+        let entries = match listing {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 report.general.push(Finding::note(format!(
                     "{} does not exist; only the built-in networks are available",
                     self.path.display()
                 )));
-                report.add_builtins(&BTreeMap::new());
+                report.add_networks(self, BUILTIN_NAMES.iter().copied());
                 return report;
             }
             Err(e) => {
@@ -182,7 +220,7 @@ impl ConfigDir {
                     "cannot read {}: {e}; the networks defined there cannot be checked",
                     self.path.display()
                 )));
-                report.add_reachable_builtins(self);
+                report.add_networks(self, BUILTIN_NAMES.iter().copied());
                 return report;
             }
         };
@@ -274,12 +312,101 @@ impl ConfigDir {
             }
         }
         report.check_overlaps();
-        report.add_builtins(&by_name);
+        let names = BUILTIN_NAMES
+            .iter()
+            .copied()
+            .chain(by_name.keys().map(String::as_str));
+        report.add_networks(self, names);
         report
+    }
+
+    /// Why this process may not list or search the directory, if it is
+    /// for lack of permission.
+    fn denied(&self, listing: &std::io::Result<fs::ReadDir>) -> Option<String> {
+        match listing {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Some(e.to_string()),
+            _ => search_denied(&self.path),
+        }
+    }
+}
+
+/// The error if this process may not search `dir` (look up names in it),
+/// for lack of permission.
+fn search_denied(dir: &Path) -> Option<String> {
+    // Resolving "DIR/." needs search permission on DIR, as any name in it.
+    match fs::symlink_metadata(dir.join(".")) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Some(e.to_string()),
+        _ => None,
+    }
+}
+
+/// Whose view of the directory `check` has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reader {
+    /// Root, or the directory's owner, taken to be the user the broker
+    /// runs as: what this process cannot read, that broker cannot either.
+    Broker,
+    /// Another user (`uid`), who may well not be the broker's: a directory
+    /// closed to it may be open to a broker running as root or as the
+    /// directory's owner.
+    Other {
+        /// This process's effective uid.
+        uid: u32,
+    },
+}
+
+impl Reader {
+    /// The view of a process running as `euid` on the directory `dir`.
+    pub(crate) fn of(euid: u32, dir: &Path) -> Self {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            if euid == 0 || fs::metadata(dir).is_ok_and(|m| m.uid() == euid) {
+                return Self::Broker;
+            }
+            Self::Other { uid: euid }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (euid, dir);
+            Self::Broker
+        }
     }
 }
 
 impl ConfigDir {
+    /// What the broker finds for `name`, with the file that defines it
+    /// (`None` for a built-in network or when no single file does). This
+    /// is the broker's lookup; `check` uses it too, so that the two always
+    /// agree on which networks can be acquired.
+    pub(crate) fn lookup_with_file(&self, name: &NetworkName) -> (Lookup, Option<PathBuf>) {
+        if name.problem().is_some() {
+            // Not a possible file stem: never build a path from it.
+            return (Lookup::NotFound, None);
+        }
+        let files = match self.candidates(name.as_str()) {
+            Ok(files) => files,
+            Err(e) => return (Lookup::Broken(e), None),
+        };
+        match files.as_slice() {
+            [] => (
+                builtin(name.as_str()).map_or(Lookup::NotFound, Lookup::Found),
+                None,
+            ),
+            [path] => match self.load_file(path) {
+                Ok(config) => (Lookup::Found(config), Some(path.clone())),
+                Err(e) => (Lookup::Broken(e), Some(path.clone())),
+            },
+            _ => (
+                Lookup::Broken(ConfigError::Duplicate {
+                    name: name.to_string(),
+                    paths: files,
+                }),
+                None,
+            ),
+        }
+    }
+
     /// The networks configured as persistent (valid files only), sorted.
     pub(crate) fn persistent_names(&self) -> Vec<String> {
         self.configured_names()
@@ -292,25 +419,7 @@ impl ConfigDir {
 
 impl ConfigSource for ConfigDir {
     fn lookup(&self, name: &NetworkName) -> Lookup {
-        if name.problem().is_some() {
-            // Not a possible file stem: never build a path from it.
-            return Lookup::NotFound;
-        }
-        let files = match self.candidates(name.as_str()) {
-            Ok(files) => files,
-            Err(e) => return Lookup::Broken(e),
-        };
-        match files.as_slice() {
-            [] => builtin(name.as_str()).map_or(Lookup::NotFound, Lookup::Found),
-            [path] => match self.load_file(path) {
-                Ok(config) => Lookup::Found(config),
-                Err(e) => Lookup::Broken(e),
-            },
-            _ => Lookup::Broken(ConfigError::Duplicate {
-                name: name.to_string(),
-                paths: files,
-            }),
-        }
+        self.lookup_with_file(name).0
     }
 
     /// The built-ins and every `NAME.json` / `NAME.plist` whose stem is a
@@ -561,6 +670,9 @@ pub(crate) struct CheckReport {
     /// Every network that can be acquired, with where it comes from
     /// (`built-in` or the file path), sorted by name.
     pub networks: Vec<(String, String)>,
+    /// This process could not read the directory, but the broker may:
+    /// its files were not checked (see [`Reader::Other`]).
+    pub unreadable_here: bool,
 }
 
 impl CheckReport {
@@ -648,53 +760,40 @@ impl CheckReport {
         }
     }
 
-    /// When the directory cannot be listed: the built-in networks that the
-    /// broker would still serve, found the way the broker looks them up.
-    fn add_reachable_builtins(&mut self, dir: &ConfigDir) {
-        let mut networks = Vec::new();
-        for name in BUILTIN_NAMES {
+    /// Lists the networks among `names` that the broker's lookup finds,
+    /// with where each comes from. A name whose lookup fails, and whose
+    /// files have no error reported yet, gets an error saying why.
+    fn add_networks<'a>(&mut self, dir: &ConfigDir, names: impl IntoIterator<Item = &'a str>) {
+        let mut networks: BTreeMap<String, String> = BTreeMap::new();
+        for name in names {
             let Ok(network) = NetworkName::new(name) else {
                 continue;
             };
-            match dir.candidates(name) {
-                Ok(files) if files.is_empty() => {
-                    networks.push((name.to_owned(), "built-in".to_owned()));
+            match dir.lookup_with_file(&network) {
+                (Lookup::Found(_), None) => {
+                    networks.insert(name.to_owned(), "built-in".to_owned());
                 }
-                Ok(files) => match dir.lookup(&network) {
-                    Lookup::Found(_) => networks.push((
-                        name.to_owned(),
-                        format!("{} (replaces the built-in)", join_paths(&files)),
-                    )),
-                    Lookup::NotFound => {}
-                    Lookup::Broken(e) => self.general.push(Finding::error(e.to_string())),
-                },
-                Err(e) => self.general.push(Finding::error(format!(
-                    "{e}; network {name:?} cannot be acquired"
-                ))),
-            }
-        }
-        self.networks = networks;
-    }
-
-    fn add_builtins(&mut self, by_name: &BTreeMap<String, Vec<usize>>) {
-        let mut networks: BTreeMap<String, String> = BTreeMap::new();
-        for name in BUILTIN_NAMES {
-            networks.insert(name.to_owned(), "built-in".to_owned());
-        }
-        for (name, idx) in by_name {
-            if let [i] = idx.as_slice()
-                && self.files[*i].config.is_some()
-            {
-                let source = self.files[*i].path.display().to_string();
-                let source = if builtin(name).is_some() {
-                    format!("{source} (replaces the built-in)")
-                } else {
-                    source
-                };
-                networks.insert(name.clone(), source);
-            } else if builtin(name).is_some() {
-                // A broken override hides the built-in: acquiring it fails.
-                networks.remove(name);
+                (Lookup::Found(_), Some(path)) => {
+                    let source = path.display().to_string();
+                    let source = if builtin(name).is_some() {
+                        format!("{source} (replaces the built-in)")
+                    } else {
+                        source
+                    };
+                    networks.insert(name.to_owned(), source);
+                }
+                (Lookup::NotFound, _) => {}
+                (Lookup::Broken(e), _) => {
+                    let explained = self.files.iter().any(|f| {
+                        f.name.as_deref() == Some(name)
+                            && f.findings.iter().any(|x| x.severity == Severity::Error)
+                    });
+                    if !explained {
+                        self.general.push(Finding::error(format!(
+                            "{e}; network {name:?} cannot be acquired"
+                        )));
+                    }
+                }
             }
         }
         self.networks = networks.into_iter().collect();
@@ -820,7 +919,7 @@ mod tests {
             ("e.json", r#"{"mode": "host"}"#),
             ("e.plist", "<plist><dict/></plist>"),
         ]);
-        let report = dir.check();
+        let report = dir.check(Reader::Broker);
         let text = |f: &FileCheck| {
             f.findings
                 .iter()
@@ -852,7 +951,7 @@ mod tests {
 
     #[test]
     fn check_of_a_missing_directory_is_clean() {
-        let report = ConfigDir::new("/nonexistent/vmnet-broker.d").check();
+        let report = ConfigDir::new("/nonexistent/vmnet-broker.d").check(Reader::Broker);
         assert_eq!(report.error_count(), 0);
         assert_eq!(report.networks.len(), 2);
     }

@@ -415,6 +415,80 @@ fn a_broken_restricted_override_never_falls_back_to_the_builtin() {
     }
 }
 
+#[test]
+fn check_agrees_with_a_broker_that_cannot_search_its_directory() {
+    if skip_unless_root("check_agrees_with_a_broker_that_cannot_search_its_directory") {
+        return;
+    }
+    // The broker runs as an ordinary user and owns its configuration
+    // directory, which it may list (r) but not search (no x): no file in
+    // it can be looked at, not even to learn that host.json is absent.
+    let user = TempUser::new("n");
+    let tmp = tempfile::tempdir().unwrap();
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let config = tmp.path().join("conf");
+    fs::create_dir(&config).unwrap();
+    write_config(&config, "shared.json", RESTRICTED_SHARED);
+    std::os::unix::fs::chown(config.join("shared.json"), Some(user.uid), None).unwrap();
+    std::os::unix::fs::chown(&config, Some(user.uid), None).unwrap();
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
+    let run = tmp.path().join("run");
+    fs::create_dir(&run).unwrap();
+    fs::set_permissions(&run, fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(&run, Some(user.uid), None).unwrap();
+    let sock = run.join("broker.sock");
+    let (sock_s, config_s) = (sock.to_str().unwrap(), config.to_str().unwrap());
+
+    let log = run.join("broker.log");
+    let mut serve = user.command(&[
+        "serve",
+        "--socket",
+        sock_s,
+        "--config-dir",
+        config_s,
+        "--backend",
+        "simulated",
+        "--no-idle-exit",
+    ]);
+    serve.stderr(fs::File::create(&log).unwrap());
+    let _broker = KillOnDrop(vmnet_broker_testkit::spawn_serving(&mut serve).unwrap());
+    let log_text = || fs::read_to_string(&log).unwrap_or_default();
+    for name in ["host", "shared"] {
+        let out = run_bounded(user.command(&["acquire", name, "--socket", sock_s]));
+        assert_eq!(
+            out.status.code(),
+            Some(5),
+            "acquire {name}:\n{}",
+            log_text()
+        );
+    }
+
+    assert!(
+        log_text().contains("host.json: cannot read: Permission denied"),
+        "{}",
+        log_text()
+    );
+
+    // check, run as the broker's user, says the same and why.
+    let out = run_bounded(user.command(&["check", "--config-dir", config_s]));
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let (findings, listed) = stdout.split_once("Networks available:").unwrap_or_default();
+    assert!(
+        !listed.contains("host") && !listed.contains("shared"),
+        "check lists networks the broker refuses:\n{stdout}"
+    );
+    assert!(
+        findings.contains("host.json: cannot read: Permission denied")
+            && findings.contains("network \"host\" cannot be acquired"),
+        "{stdout}"
+    );
+    assert!(
+        findings.contains("shared.json: error: cannot read"),
+        "{stdout}"
+    );
+}
+
 // 5. Clients check who serves the socket.
 
 #[test]
@@ -881,6 +955,70 @@ fn check_of_an_unreadable_directory_lists_the_builtins() {
         listed.contains("host") && listed.contains("shared") && listed.contains("built-in"),
         "{stdout}"
     );
+}
+
+#[test]
+fn check_of_a_directory_closed_to_the_caller_lists_what_a_root_broker_serves() {
+    if skip_unless_root("check_of_a_directory_closed_to_the_caller_lists_what_a_root_broker_serves")
+    {
+        return;
+    }
+    let user = TempUser::new("c");
+    let b = Broker::prepare(&[("lab.json", r#"{"mode": "host"}"#)]);
+    fs::set_permissions(b.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let config_s = b.config.to_str().unwrap().to_owned();
+    // Neither listable nor searchable by others (0750: the user is not in
+    // root's group).
+    for mode in [0o700, 0o750] {
+        fs::set_permissions(&b.config, fs::Permissions::from_mode(mode)).unwrap();
+        let out = run_bounded(user.command(&["check", "--config-dir", &config_s]));
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "mode {mode:o}:\n{stdout}");
+        let (findings, listed) = stdout.split_once("Networks available:").unwrap_or_default();
+        assert!(
+            findings.contains(&format!("cannot read {config_s} as uid {}", user.uid))
+                && findings.contains("were not checked")
+                && findings.contains("as root"),
+            "mode {mode:o}:\n{stdout}"
+        );
+        assert!(
+            !stdout.contains("cannot be acquired"),
+            "mode {mode:o}:\n{stdout}"
+        );
+        for name in ["host", "shared"] {
+            assert!(
+                listed
+                    .lines()
+                    .any(|l| l.trim_start().starts_with(name) && l.contains("built-in")),
+                "mode {mode:o}: {name} not listed:\n{stdout}"
+            );
+        }
+        assert!(
+            listed.contains("check is incomplete"),
+            "mode {mode:o}:\n{stdout}"
+        );
+    }
+    // A broker running as root serves them, and the directory's network.
+    let b = b.spawn(&[]);
+    for name in ["host", "shared", "lab"] {
+        let out = b.cli(&["acquire", name]);
+        assert!(
+            out.status.success(),
+            "acquire {name}: {}",
+            text(&out.stderr)
+        );
+    }
+    // check run as root (the broker's user) agrees with it exactly.
+    let out = check(&b.config);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let listed = stdout
+        .split_once("Networks available:")
+        .unwrap_or_default()
+        .1;
+    for name in ["host", "shared", "lab"] {
+        assert!(listed.contains(name), "{stdout}");
+    }
 }
 
 // 18. A socket path too long for sun_path.

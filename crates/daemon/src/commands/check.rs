@@ -6,7 +6,7 @@ use vmnet_broker_core::broker::AccountLookup;
 use vmnet_broker_core::config::Principal;
 use vmnet_broker_core::hostnet::{Collision, CollisionCheck, HostNetworks, IpNet, RESERVED_RANGES};
 
-use crate::config_dir::{CheckReport, ConfigDir, Finding, Severity};
+use crate::config_dir::{CheckReport, ConfigDir, Finding, Reader, Severity};
 
 use crate::cli::CheckArgs;
 use crate::config_owner::OwnerRule;
@@ -16,17 +16,22 @@ use crate::text::{escape, escape_path};
 
 /// Validates the configuration directory; exit 1 if anything is wrong.
 pub(crate) fn run(args: CheckArgs) -> ExitCode {
-    let rule = OwnerRule::for_uid(sys::effective_uid());
+    let euid = sys::effective_uid();
+    let rule = OwnerRule::for_uid(euid);
     let dir = ConfigDir::with_rule(&args.config_dir, rule, !args.insecure_config_permissions);
-    let mut report = dir.check();
-    report.general.push(Finding {
-        severity: Severity::Note,
-        message: if args.insecure_config_permissions {
-            "ownership and permissions are not checked (--insecure-config-permissions)".into()
-        } else {
-            format!("ownership rule: {rule}")
-        },
-    });
+    let mut report = dir.check(Reader::of(euid, &args.config_dir));
+    // No file was read when the directory is closed to this user: the rule
+    // (which assumes the broker runs as this user) was not applied.
+    if !report.unreadable_here {
+        report.general.push(Finding {
+            severity: Severity::Note,
+            message: if args.insecure_config_permissions {
+                "ownership and permissions are not checked (--insecure-config-permissions)".into()
+            } else {
+                format!("ownership rule: {rule}")
+            },
+        });
+    }
     check_host_collisions(&mut report, &SystemHostNetworks);
     let persistent = report.persistent_names();
     for (job, run_at_load) in installed_jobs() {
@@ -64,7 +69,15 @@ pub(crate) fn run(args: CheckArgs) -> ExitCode {
         println!("  {:<20} {}", escape(name), escape(source));
     }
     let errors = report.error_count();
-    if errors > 0 {
+    if report.unreadable_here {
+        println!();
+        println!(
+            "{errors} error(s); {} could not be read as this user, so the check is incomplete: \
+             run it as root or as the user the broker runs as.",
+            escape_path(&report.dir)
+        );
+        ExitCode::from(1)
+    } else if errors > 0 {
         println!();
         println!(
             "{errors} error(s) in {}; the networks concerned cannot be acquired.",
