@@ -560,11 +560,20 @@ fn is_transient(e: &std::io::Error) -> bool {
 /// file may well be fine.
 fn read_error(path: &Path, e: &std::io::Error) -> ConfigError {
     #[cfg(unix)]
-    let message = if e.raw_os_error() == Some(nix::libc::ELOOP) {
-        "it is a symbolic link (or a loop of them); configuration files must be regular files"
-            .to_owned()
-    } else {
-        e.to_string()
+    let message = match e.raw_os_error() {
+        Some(nix::libc::ELOOP) => {
+            "it is a symbolic link (or a loop of them); configuration files must be regular files"
+                .to_owned()
+        }
+        // Opening a socket fails with ENXIO: name what is there instead.
+        Some(nix::libc::ENXIO) => match fs::symlink_metadata(path) {
+            Ok(meta) if !meta.file_type().is_file() => format!(
+                "it is {}, not a regular file",
+                describe_type(&meta.file_type())
+            ),
+            _ => e.to_string(),
+        },
+        _ => e.to_string(),
     };
     #[cfg(not(unix))]
     let message = e.to_string();

@@ -637,6 +637,21 @@ fn a_fifo_config_file_blocks_neither_the_broker_nor_check() {
     assert!(text(&out.stdout).contains("a FIFO, not a regular file"));
 }
 
+#[test]
+fn a_socket_in_the_configuration_directory_is_named_as_such() {
+    let b = Broker::prepare(&[]);
+    let _listener = std::os::unix::net::UnixListener::bind(b.config.join("lab.json")).unwrap();
+    let b = b.spawn(&[]);
+    let out = b.cli(&["acquire", "lab", "--timeout", "10"]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    let log = b.log_text();
+    assert!(log.contains("it is a socket, not a regular file"), "{log}");
+    let out = check(&b.config);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("it is a socket, not a regular file"), "{stdout}");
+}
+
 /// An LD_PRELOAD library that makes the account database slow for every
 /// name that starts with "slow": getpwnam_r and getgrnam_r sleep
 /// `VBH_SLOW_MS` milliseconds first, as a directory service that does not
