@@ -15,6 +15,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use vmnet_broker_proto::NetworkName;
+use vmnet_broker_proto::text::escape_path;
 
 use vmnet_broker_core::config::{
     BUILTIN_NAMES, ConfigError, ConfigSource, Lookup, NetworkConfig, ParseFailure, builtin,
@@ -172,7 +173,7 @@ impl ConfigDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 report.general.push(Finding::note(format!(
                     "{} does not exist; only the built-in networks are available",
-                    self.path.display()
+                    escape_path(&self.path)
                 )));
                 report.add_builtins(&BTreeMap::new());
                 return report;
@@ -180,7 +181,7 @@ impl ConfigDir {
             Err(e) => {
                 report.general.push(Finding::error(format!(
                     "cannot read {}: {e}; the networks defined there cannot be checked",
-                    self.path.display()
+                    escape_path(&self.path)
                 )));
                 report.add_reachable_builtins(self);
                 return report;
@@ -489,7 +490,7 @@ fn read_limited(file: fs::File, path: &Path) -> Result<Vec<u8>, ConfigError> {
 /// The error text without the leading `path: `, for per-file listings.
 fn strip_path(e: &ConfigError, path: &Path) -> String {
     let text = e.to_string();
-    let prefix = format!("{}: ", path.display());
+    let prefix = format!("{}: ", escape_path(path));
     text.strip_prefix(&prefix)
         .map(str::to_owned)
         .unwrap_or(text)
@@ -685,7 +686,7 @@ impl CheckReport {
             if let [i] = idx.as_slice()
                 && self.files[*i].config.is_some()
             {
-                let source = self.files[*i].path.display().to_string();
+                let source = escape_path(&self.files[*i].path).into_owned();
                 let source = if builtin(name).is_some() {
                     format!("{source} (replaces the built-in)")
                 } else {
