@@ -12,6 +12,7 @@
 //! shared vectors, cover both.
 
 use serde_json::Value;
+use vmnet_broker_proto::text::escape;
 use vmnet_broker_proto::{NetworkInfo, Status, StatusReport, commands, decode_acquire_reply, keys};
 
 use crate::Error;
@@ -126,7 +127,7 @@ pub(crate) fn status<R: ReplyView>(reply: &R) -> Result<StatusReport, Error> {
         })?;
     serde_json::from_value::<StatusReport>(report).map_err(|e| Error::InvalidReply {
         command: commands::STATUS,
-        reason: format!("malformed 'status': {e}"),
+        reason: format!("malformed 'status': {}", escape(&e.to_string())),
     })
 }
 

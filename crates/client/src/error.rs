@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use vmnet_broker_proto::Status;
+use vmnet_broker_proto::text::escape_path;
 
 /// Why a request to the broker failed.
 ///
@@ -17,7 +18,7 @@ use vmnet_broker_proto::Status;
 #[non_exhaustive]
 pub enum Error {
     /// The development socket could not be opened.
-    #[error("cannot connect to the broker at {}: {source}", path.display())]
+    #[error("cannot connect to the broker at {}: {source}", escape_path(path))]
     Connect {
         /// The socket path that was tried.
         path: PathBuf,
@@ -29,7 +30,7 @@ pub enum Error {
     /// nothing is sent to it.
     #[error(
         "refusing the broker at {}: it runs as uid {uid}, but only root (uid 0) or this user (uid {own}) may serve it; another user may have taken the socket path",
-        path.display()
+        escape_path(path)
     )]
     UntrustedServer {
         /// The socket path.

@@ -17,6 +17,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::config::{Ipv4Subnet, Ipv6Prefix};
+use vmnet_broker_proto::text::escape;
 
 /// An IPv4 subnet or an IPv6 prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -116,14 +117,15 @@ impl fmt::Display for HostNetwork {
         match (&self.kind, &self.interface) {
             (HostUse::Address(addr), Some(ifname)) => write!(
                 f,
-                "interface {ifname} (address {addr}/{})",
+                "interface {} (address {addr}/{})",
+                escape(ifname),
                 self.net.prefix_len()
             ),
             (HostUse::Address(addr), None) => {
                 write!(f, "the host address {addr}/{}", self.net.prefix_len())
             }
             (HostUse::Route, Some(ifname)) => {
-                write!(f, "interface {ifname} (route to {})", self.net)
+                write!(f, "interface {} (route to {})", escape(ifname), self.net)
             }
             (HostUse::Route, None) => write!(f, "the host route to {}", self.net),
         }

@@ -15,6 +15,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use vmnet_broker_proto::NetworkName;
+use vmnet_broker_proto::text::escape_path;
 
 use vmnet_broker_core::config::{
     BUILTIN_NAMES, ConfigError, ConfigSource, Lookup, NetworkConfig, ParseFailure, builtin,
@@ -184,7 +185,7 @@ impl ConfigDir {
                  a broker running as root or as the directory's owner reads them: run \
                  `vmnet-broker check` as that user (for example with sudo) to check them. \
                  A broker running as uid {uid} cannot read them either",
-                self.path.display()
+                escape_path(&self.path)
             )));
             if searchable {
                 report.add_networks(self, BUILTIN_NAMES.iter().copied());
@@ -196,7 +197,7 @@ impl ConfigDir {
                     .map(|name| {
                         let source = format!(
                             "built-in, unless {} replaces it (not checked)",
-                            self.path.display()
+                            escape_path(&self.path)
                         );
                         ((*name).to_owned(), source)
                     })
@@ -210,7 +211,7 @@ impl ConfigDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 report.general.push(Finding::note(format!(
                     "{} does not exist; only the built-in networks are available",
-                    self.path.display()
+                    escape_path(&self.path)
                 )));
                 report.add_networks(self, BUILTIN_NAMES.iter().copied());
                 return report;
@@ -218,7 +219,7 @@ impl ConfigDir {
             Err(e) => {
                 report.general.push(Finding::error(format!(
                     "cannot read {}: {e}; the networks defined there cannot be checked",
-                    self.path.display()
+                    escape_path(&self.path)
                 )));
                 report.add_networks(self, BUILTIN_NAMES.iter().copied());
                 return report;
@@ -607,7 +608,7 @@ fn read_limited(file: fs::File, path: &Path) -> Result<Vec<u8>, ConfigError> {
 /// The error text without the leading `path: `, for per-file listings.
 fn strip_path(e: &ConfigError, path: &Path) -> String {
     let text = e.to_string();
-    let prefix = format!("{}: ", path.display());
+    let prefix = format!("{}: ", escape_path(path));
     text.strip_prefix(&prefix)
         .map(str::to_owned)
         .unwrap_or(text)
@@ -783,7 +784,7 @@ impl CheckReport {
                     networks.insert(name.to_owned(), "built-in".to_owned());
                 }
                 (Lookup::Found(_), Some(path)) => {
-                    let source = path.display().to_string();
+                    let source = escape_path(&path).into_owned();
                     let source = if builtin(name).is_some() {
                         format!("{source} (replaces the built-in)")
                     } else {

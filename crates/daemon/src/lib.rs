@@ -18,7 +18,6 @@ mod logging;
 mod serve;
 mod state_store;
 mod sys;
-mod text;
 
 use std::process::ExitCode;
 

@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::LogFormat;
+use vmnet_broker_proto::text::escape;
 
 /// Installs the global subscriber: stderr (human or JSON) and, on macOS,
 /// unified logging with `subsystem` (the Mach service name) and category
@@ -16,8 +17,10 @@ pub(crate) fn init(level: &str, format: LogFormat, subsystem: &str) -> Result<()
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
 
-    let filter =
-        EnvFilter::try_new(level).map_err(|e| format!("invalid --log-level {level:?}: {e}"))?;
+    let filter = EnvFilter::try_new(level).map_err(|e| {
+        let e = e.to_string();
+        format!("invalid --log-level {}: {}", escape(level), escape(&e))
+    })?;
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false);

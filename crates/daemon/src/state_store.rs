@@ -26,6 +26,7 @@ use nix::sys::stat::{FileStat, Mode, SFlag, fstat};
 use nix::unistd::{UnlinkatFlags, fsync, unlinkat};
 
 use vmnet_broker_core::state::{RememberedSubnets, SubnetStore};
+use vmnet_broker_proto::text::escape_path;
 
 use crate::config_owner::MACOS_FIRST_PERSON_UID;
 
@@ -108,7 +109,7 @@ impl StateStore {
     /// does not exist. Refuses a symbolic link, a directory of another
     /// user, or one that group or others may write to.
     pub(crate) fn open(path: &Path) -> Result<Self, String> {
-        let show = path.display();
+        let show = escape_path(path);
         match std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -163,7 +164,7 @@ impl StateStore {
                 let (subnets, warnings) = RememberedSubnets::decode(&bytes);
                 let warnings = warnings
                     .into_iter()
-                    .map(|w| format!("{}: {w}", file.display()))
+                    .map(|w| format!("{}: {w}", escape_path(&file)))
                     .collect();
                 (subnets, warnings)
             }
@@ -171,7 +172,7 @@ impl StateStore {
                 RememberedSubnets::new(),
                 vec![format!(
                     "{}: {why}; starting with no remembered subnets",
-                    file.display()
+                    escape_path(&file)
                 )],
             ),
         }
@@ -215,7 +216,7 @@ impl StateStore {
         if result.is_err() {
             let _ = unlinkat(&self.dir, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
         }
-        result.map_err(|e| format!("cannot write {}: {e}", file.display()))
+        result.map_err(|e| format!("cannot write {}: {e}", escape_path(&file)))
     }
 
     fn write_tmp_and_rename(&self, tmp: &str, bytes: &[u8]) -> Result<(), String> {

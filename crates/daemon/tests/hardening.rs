@@ -943,6 +943,89 @@ fn check_escapes_control_characters_in_file_names() {
     assert!(stdout.contains("x\\nConfiguration OK.\\n.json"), "{stdout}");
 }
 
+/// Text that a hostile name tries to put at the start of a line of its own.
+const FAKE_LINES: [&str; 2] = ["FAKE.sock", "Configuration OK."];
+
+/// Asserts that `out` carries no raw escape character and that no line of
+/// it starts with text a name smuggled in after a newline.
+fn assert_nothing_injected(out: &str) {
+    assert!(!out.contains('\x1b'), "raw escape printed:\n{out:?}");
+    for line in out.lines() {
+        assert!(
+            !FAKE_LINES.iter().any(|f| line.starts_with(f)),
+            "a name faked a line: {line:?}\n{out}"
+        );
+    }
+}
+
+#[test]
+fn serve_escapes_the_socket_path_and_configuration_directory_in_its_log() {
+    let b = Broker::prepare(&[]);
+    let socket = b.dir.path().join("\x1b[31mX\nFAKE.sock");
+    let config = b.dir.path().join("cfg\x1b[31mX\nConfiguration OK.");
+    fs::create_dir(&config).unwrap();
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o755)).unwrap();
+    // A file the broker refuses: its message names it with the directory.
+    std::os::unix::fs::symlink(config.join("missing"), config.join("lab.json")).unwrap();
+    let mut b = b.with_socket(socket);
+    b.config = config;
+    let b = b.spawn(&[]);
+    let out = b.cli(&["acquire", "lab"]);
+    assert!(!out.status.success(), "{}", text(&out.stderr));
+    b.wait_for("the refusal in the log", |b| {
+        b.log_text().contains("acquire refused")
+    });
+    let log = b.log_text();
+    assert_nothing_injected(&log);
+    assert!(
+        log.contains("\\x1b[31mX\\nFAKE.sock"),
+        "socket path not shown escaped:\n{log}"
+    );
+    assert!(
+        log.contains("cfg\\x1b[31mX\\nConfiguration OK."),
+        "configuration directory not shown escaped:\n{log}"
+    );
+    assert!(
+        log.contains("cfg\\x1b[31mX\\nConfiguration OK./lab.json: cannot read"),
+        "refused file not shown escaped:\n{log}"
+    );
+}
+
+#[test]
+fn a_refused_socket_directory_is_named_escaped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let open = tmp.path().join("open\x1b[31mX\nFAKE.sock");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    let out = serve_refused(&open.join("b.sock"), tmp.path());
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("refusing to serve on"), "{err}");
+    assert_nothing_injected(&err);
+    assert!(err.contains("open\\x1b[31mX\\nFAKE.sock"), "{err}");
+}
+
+#[test]
+fn client_errors_name_the_socket_escaped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let socket = tmp.path().join("\x1b[31mX\nFAKE.sock");
+    let mut status = Command::new(bin());
+    status.arg("status").arg("--socket").arg(&socket).stdin(Stdio::null());
+    let mut acquire = Command::new(bin());
+    acquire
+        .args(["acquire", "shared"])
+        .env("VMNET_BROKER_SOCKET", &socket)
+        .stdin(Stdio::null());
+    for cmd in [status, acquire] {
+        let out = run_bounded(cmd);
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+        assert!(err.contains("cannot connect to the broker at"), "{err}");
+        assert_nothing_injected(&err);
+        assert!(err.contains("\\x1b[31mX\\nFAKE.sock"), "{err}");
+    }
+}
+
 // 17. check on a directory it cannot read.
 
 #[test]

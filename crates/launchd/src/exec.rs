@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::shell::join;
 use super::{Action, CommandOutput, CommandRunner, Owner, Plan, Stamp, sha256_file};
+use vmnet_broker_proto::text::{escape, escape_path};
 
 /// Knobs of [`execute_with`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +52,7 @@ pub enum ExecError {
         source: io::Error,
     },
     /// A program could not be started.
-    #[error("could not {action}: cannot run `{command}`: {source}")]
+    #[error("could not {action}: cannot run `{}`: {source}", escape(command))]
     Spawn {
         /// The action's description.
         action: String,
@@ -62,7 +63,7 @@ pub enum ExecError {
         source: io::Error,
     },
     /// A program failed.
-    #[error("could not {action}: `{command}` exited with {}: {stderr}", code.map_or("a signal".to_owned(), |c| format!("status {c}")))]
+    #[error("could not {action}: `{}` exited with {}: {}", escape(command), code.map_or("a signal".to_owned(), |c| format!("status {c}")), escape(stderr))]
     Failed {
         /// The action's description.
         action: String,
@@ -205,7 +206,7 @@ fn run_action(
         Action::RemoveDir { path } => match fs::remove_dir(path) {
             Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => {
                 tracing::warn!(
-                    path = %path.display(),
+                    path = %escape_path(path),
                     "left the directory in place: it holds files vmnet-broker did not install"
                 );
                 Ok(())

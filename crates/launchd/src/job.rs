@@ -8,6 +8,7 @@
 //! idle (never while a persistent network exists).
 
 use plist::{Dictionary, Value};
+use vmnet_broker_proto::text::escape;
 
 use super::{EXIT_TIMEOUT_SECS, JobSpec, SERVICE_ACCOUNT, path_string};
 
@@ -171,7 +172,7 @@ impl JobOptions {
             return "defaults".to_owned();
         }
         args.chunks(2)
-            .map(|p| p.join(" "))
+            .map(|p| escape(&p.join(" ")).into_owned())
             .collect::<Vec<_>>()
             .join(", ")
     }

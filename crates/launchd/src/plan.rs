@@ -15,6 +15,7 @@ use super::{
     ACCOUNT_ID_RANGE, JobSpec, SERVICE_ACCOUNT, entitlements_plist_xml, job_plist_xml, path_string,
     sha256_hex,
 };
+use vmnet_broker_proto::text::escape_path;
 
 /// Owner and permission bits of an existing file or directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -464,14 +465,14 @@ impl Action {
             }
             Self::EnsureDir { path, mode, owner } => format!(
                 "create directory {} (mode {mode:o}{})",
-                path.display(),
+                escape_path(path),
                 owned_by(owner.as_ref())
             ),
             Self::WriteFile {
                 path, mode, owner, ..
             } => format!(
                 "write {} (mode {mode:o}{})",
-                path.display(),
+                escape_path(path),
                 owned_by(owner.as_ref())
             ),
             Self::CopyFile {
@@ -481,26 +482,26 @@ impl Action {
                 owner,
             } => format!(
                 "copy {} to {} (mode {mode:o}{})",
-                from.display(),
-                to.display(),
+                escape_path(from),
+                escape_path(to),
                 owned_by(owner.as_ref())
             ),
             Self::Codesign {
                 path, identifier, ..
             } => format!(
                 "sign {} ad hoc as {identifier} with the virtualization entitlement",
-                path.display()
+                escape_path(path)
             ),
             Self::WriteStamp { path, .. } => {
-                format!("record what was installed in {}", path.display())
+                format!("record what was installed in {}", escape_path(path))
             }
             Self::Bootstrap { domain, plist } => {
-                format!("load the launchd job {} into {domain}", plist.display())
+                format!("load the launchd job {} into {domain}", escape_path(plist))
             }
-            Self::RemoveFile { path } => format!("remove {}", path.display()),
-            Self::RemoveDir { path } => format!("remove directory {} if empty", path.display()),
+            Self::RemoveFile { path } => format!("remove {}", escape_path(path)),
+            Self::RemoveDir { path } => format!("remove directory {} if empty", escape_path(path)),
             Self::RemoveTree { path } => {
-                format!("remove directory {} and its contents", path.display())
+                format!("remove directory {} and its contents", escape_path(path))
             }
             Self::DeleteUser { name } => format!("delete user {name}"),
             Self::DeleteGroup { name } => format!("delete group {name}"),

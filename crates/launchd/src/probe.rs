@@ -9,6 +9,7 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 use vmnet_broker_proto::StatusReport;
+use vmnet_broker_proto::text::{escape, escape_path};
 
 use super::shell::join;
 use super::{
@@ -63,7 +64,7 @@ impl CommandRunner for SystemRunner {
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
     /// A file or directory could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {source}", escape_path(path))]
     Io {
         /// The path.
         path: PathBuf,
@@ -72,7 +73,7 @@ pub enum ProbeError {
         source: io::Error,
     },
     /// A program could not be started.
-    #[error("cannot run `{command}`: {source} (this needs macOS)")]
+    #[error("cannot run `{}`: {source} (this needs macOS)", escape(command))]
     Spawn {
         /// The command line.
         command: String,
@@ -81,7 +82,7 @@ pub enum ProbeError {
         source: io::Error,
     },
     /// A program failed.
-    #[error("`{command}` failed: {stderr}")]
+    #[error("`{}` failed: {}", escape(command), escape(stderr))]
     Failed {
         /// The command line.
         command: String,
@@ -89,7 +90,7 @@ pub enum ProbeError {
         stderr: String,
     },
     /// The binary to install is not a regular file.
-    #[error("{} is not a file: pass the path of the vmnet-broker binary to install", .0.display())]
+    #[error("{} is not a file: pass the path of the vmnet-broker binary to install", escape_path(.0))]
     NotAFile(PathBuf),
 }
 

@@ -11,7 +11,8 @@
 //! - [`Request`]: a request decoded with the upstream rules from any
 //!   [`Dict`];
 //! - [`NetworkInfo`] and [`StatusReport`]: the additions we make to replies;
-//! - [`json`]: the development transport's JSON-lines framing.
+//! - [`json`]: the development transport's JSON-lines framing;
+//! - [`text`]: escaping of outside names before anything prints them.
 //!
 //! The full contract is in `docs/protocol.md` at the repository root.
 
@@ -24,6 +25,7 @@ mod request;
 mod status;
 
 pub mod json;
+pub mod text;
 
 pub use name::{MAX_NETWORK_NAME_LEN, NameError, NetworkName};
 pub use reply::{

@@ -129,9 +129,14 @@ impl Transport {
     /// A short description for `Debug` output and messages.
     pub(crate) fn describe(&self) -> String {
         match self {
-            Self::Socket(t) => format!("socket {}", t.path().display()),
+            Self::Socket(t) => {
+                format!("socket {}", vmnet_broker_proto::text::escape_path(t.path()))
+            }
             #[cfg(any(target_os = "macos", feature = "fake-apple"))]
-            Self::Xpc(t) => format!("XPC service {}", t.service()),
+            Self::Xpc(t) => format!(
+                "XPC service {}",
+                vmnet_broker_proto::text::escape(t.service())
+            ),
         }
     }
 }

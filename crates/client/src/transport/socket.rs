@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use socket2::{Domain, SockAddr, Socket, Type};
 use vmnet_broker_proto::json::to_line;
+use vmnet_broker_proto::text::escape;
 use vmnet_broker_proto::{Request, StatusReport, commands};
 
 use crate::decode::{self, Acquired};
@@ -319,6 +320,6 @@ fn exchange(
     // reports it in the command's terms.
     serde_json::from_slice::<Value>(&reply).map_err(|e| Error::InvalidReply {
         command,
-        reason: format!("reply is not JSON: {e}"),
+        reason: format!("reply is not JSON: {}", escape(&e.to_string())),
     })
 }

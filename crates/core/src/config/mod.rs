@@ -14,6 +14,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
+use vmnet_broker_proto::text::{escape, escape_path};
 use vmnet_broker_proto::{Mode, NetworkName};
 
 pub use ip::{Ipv4Subnet, Ipv6Prefix};
@@ -180,7 +181,7 @@ impl fmt::Display for Problem {
         if self.key.is_empty() {
             f.write_str(&self.message)
         } else {
-            write!(f, "{}: {}", self.key, self.message)
+            write!(f, "{}: {}", escape(&self.key), self.message)
         }
     }
 }
@@ -189,7 +190,7 @@ impl fmt::Display for Problem {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{path}: cannot read: {message}")]
+    #[error("{}: cannot read: {message}", escape_path(.path))]
     Read {
         /// The file.
         path: PathBuf,
@@ -199,7 +200,7 @@ pub enum ConfigError {
     /// The file could not be read for a reason that may pass (the process
     /// ran out of descriptors or memory, an I/O error): the broker answers
     /// INTERNAL_ERROR, never NOT_FOUND, which clients take as permanent.
-    #[error("{path}: cannot read now: {message}")]
+    #[error("{}: cannot read now: {message}", escape_path(.path))]
     Unavailable {
         /// The file.
         path: PathBuf,
@@ -207,7 +208,7 @@ pub enum ConfigError {
         message: String,
     },
     /// The file is not valid JSON or property list.
-    #[error("{path}: not a valid {format} document: {message}")]
+    #[error("{}: not a valid {format} document: {message}", escape_path(.path))]
     Syntax {
         /// The file.
         path: PathBuf,
@@ -217,7 +218,7 @@ pub enum ConfigError {
         message: String,
     },
     /// The document parsed, but some options are wrong.
-    #[error("{path}: {}", join_problems(.problems))]
+    #[error("{}: {}", escape_path(.path), join_problems(.problems))]
     Invalid {
         /// The file.
         path: PathBuf,
@@ -234,7 +235,7 @@ pub enum ConfigError {
     },
     /// The file (or its directory) may be changed by users other than its
     /// owner, or is owned by an untrusted user.
-    #[error("{path}: ignored because {reason}")]
+    #[error("{}: ignored because {reason}", escape_path(.path))]
     Insecure {
         /// The file or directory.
         path: PathBuf,
@@ -260,11 +261,11 @@ fn join_problems(problems: &[Problem]) -> String {
         .join("; ")
 }
 
-/// Paths for a message: shown as the system shows them, comma-separated.
+/// Paths for a message, escaped and comma-separated.
 pub fn join_paths(paths: &[PathBuf]) -> String {
     paths
         .iter()
-        .map(|p| p.display().to_string())
+        .map(|p| escape_path(p).into_owned())
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde_json::{Map, Value};
 use vmnet_broker_proto::Mode;
+use vmnet_broker_proto::text::escape;
 
 use super::{
     DhcpReservation, Ipv4Subnet, Ipv6Prefix, MAX_MTU, MIN_MTU, NetworkConfig, PortForward,
@@ -51,17 +52,24 @@ pub enum ParseFailure {
     Invalid(Vec<Problem>),
 }
 
+impl ParseFailure {
+    /// A parser's message, escaped: some parsers quote pieces of the
+    /// document, which must not reach a log or terminal raw.
+    fn syntax(e: impl std::fmt::Display) -> Self {
+        Self::Syntax(escape(&e.to_string()).into_owned())
+    }
+}
+
 /// Parses a JSON document.
 pub fn parse_json(bytes: &[u8]) -> Result<NetworkConfig, ParseFailure> {
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| ParseFailure::Syntax(e.to_string()))?;
+    let value: Value = serde_json::from_slice(bytes).map_err(ParseFailure::syntax)?;
     parse_value(&value).map_err(ParseFailure::Invalid)
 }
 
 /// Parses a property list, XML or binary (detected from the content).
 pub fn parse_plist(bytes: &[u8]) -> Result<NetworkConfig, ParseFailure> {
-    let value = plist::Value::from_reader(std::io::Cursor::new(bytes))
-        .map_err(|e| ParseFailure::Syntax(e.to_string()))?;
+    let value =
+        plist::Value::from_reader(std::io::Cursor::new(bytes)).map_err(ParseFailure::syntax)?;
     let value = plist_to_json(&value, "").map_err(|p| ParseFailure::Invalid(vec![p]))?;
     parse_value(&value).map_err(ParseFailure::Invalid)
 }

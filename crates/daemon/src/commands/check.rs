@@ -12,7 +12,7 @@ use crate::cli::CheckArgs;
 use crate::config_owner::OwnerRule;
 use crate::hostnet::SystemHostNetworks;
 use crate::sys::{self, SystemAccounts};
-use crate::text::{escape, escape_path};
+use vmnet_broker_proto::text::{escape, escape_path};
 
 /// Validates the configuration directory; exit 1 if anything is wrong.
 pub(crate) fn run(args: CheckArgs) -> ExitCode {
@@ -38,7 +38,7 @@ pub(crate) fn run(args: CheckArgs) -> ExitCode {
         if let Some(message) = job_mismatch(run_at_load, &persistent) {
             report.general.push(Finding {
                 severity: Severity::Warning,
-                message: format!("{}: {message}", job.display()),
+                message: format!("{}: {message}", escape_path(&job)),
             });
         }
     }
@@ -48,8 +48,10 @@ pub(crate) fn run(args: CheckArgs) -> ExitCode {
         Severity::Warning => "warning",
         Severity::Note => "note",
     };
-    // Every name printed here comes from the file system: escaped, so that
-    // a file name cannot send escape sequences or fake lines of output.
+    // Every name printed here comes from the file system and is escaped,
+    // so that a file name cannot send escape sequences or fake lines of
+    // output. The messages and sources were built from escaped names
+    // already: escaping them again would double their backslashes.
     let general = report.general.iter().map(|f| (report.dir.as_path(), f));
     let per_file = report
         .files
@@ -60,13 +62,13 @@ pub(crate) fn run(args: CheckArgs) -> ExitCode {
             "{}: {}: {}",
             escape_path(path),
             label(f.severity),
-            escape(&f.message)
+            f.message
         );
     }
     println!();
     println!("Networks available:");
     for (name, source) in &report.networks {
-        println!("  {:<20} {}", escape(name), escape(source));
+        println!("  {:<20} {source}", escape(name));
     }
     let errors = report.error_count();
     if report.unreadable_here {

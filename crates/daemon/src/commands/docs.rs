@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::CommandFactory;
+use vmnet_broker_proto::text::escape_path;
 
 use crate::EXIT_FAILURE;
 use crate::cli::{Cli, CompletionsArgs, ManArgs};
@@ -45,12 +46,15 @@ pub(crate) fn man(args: ManArgs) -> ExitCode {
     match write_pages(cmd, &dir) {
         Ok(names) => {
             for name in names {
-                println!("{}", dir.join(name).display());
+                println!("{}", escape_path(&dir.join(name)));
             }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("{BIN}: cannot write manual pages to {}: {e}", dir.display());
+            eprintln!(
+                "{BIN}: cannot write manual pages to {}: {e}",
+                escape_path(&dir)
+            );
             ExitCode::from(EXIT_FAILURE)
         }
     }

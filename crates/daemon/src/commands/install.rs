@@ -18,6 +18,7 @@ use vmnet_broker_launchd::{
 
 use crate::EXIT_FAILURE;
 use crate::cli::{InstallArgs, UninstallArgs};
+use vmnet_broker_proto::text::escape_path;
 
 fn spec(user: bool, label: &str) -> Result<JobSpec, String> {
     let spec = if user {
@@ -84,14 +85,23 @@ fn given_options(args: &InstallArgs) -> Result<JobOptions, String> {
             return Err(format!(
                 "--config-dir {} is not an absolute path; launchd starts the job in /, so give \
                  the full path",
-                dir.display()
+                escape_path(dir)
             ));
         }
-        Some(dir) => Some(
-            dir.to_str()
-                .ok_or_else(|| format!("--config-dir {} is not valid UTF-8", dir.display()))?
-                .to_owned(),
-        ),
+        Some(dir) => {
+            let text = dir
+                .to_str()
+                .ok_or_else(|| format!("--config-dir {} is not valid UTF-8", escape_path(dir)))?;
+            // The path goes into the job file and the --dry-run script:
+            // refused rather than carried there with control characters.
+            if text.chars().any(char::is_control) {
+                return Err(format!(
+                    "--config-dir {} contains control characters",
+                    escape_path(dir)
+                ));
+            }
+            Some(text.to_owned())
+        }
         None => None,
     };
     if let Some(level) = &args.log_level

@@ -7,8 +7,8 @@ use vmnet_broker_client::StatusReport;
 
 use super::{connect, report};
 use crate::cli::StatusArgs;
-use crate::text::escape;
 use crate::{EXIT_FAILURE, logging};
+use vmnet_broker_proto::text::escape;
 
 /// Asks the broker for its status and prints it.
 pub(crate) fn run(args: StatusArgs) -> ExitCode {
@@ -205,10 +205,10 @@ fn delays(s: &StatusReport) -> String {
             .map_or_else(|| "none (never exits when idle)".to_owned(), duration)
     );
     if let Some(dir) = &s.config_dir {
-        line.push_str(&format!("; configuration {}", crate::text::escape(dir)));
+        line.push_str(&format!("; configuration {}", escape(dir)));
     }
     if let Some(level) = &s.log_level {
-        line.push_str(&format!("; log level {}", crate::text::escape(level)));
+        line.push_str(&format!("; log level {}", escape(level)));
     }
     line
 }
@@ -220,7 +220,7 @@ fn installed_job_options() -> Option<String> {
     let (path, xml) = super::installed_job_files().into_iter().next()?;
     Some(format!(
         "installed job {}: daemon options {}",
-        path.display(),
+        vmnet_broker_proto::text::escape_path(&path),
         vmnet_broker_launchd::JobOptions::from_job_plist(&xml).summary()
     ))
 }

@@ -32,6 +32,7 @@ use tracing::{info, warn};
 use vmnet_broker_core::backend::Backend;
 use vmnet_broker_core::broker::{ClientCredentials, ClientId, ConnectError, Event, Reply};
 use vmnet_broker_proto::json::{self, Frame};
+use vmnet_broker_proto::text::escape;
 use vmnet_broker_proto::{NetworkName, Request};
 
 use super::DaemonBroker;
@@ -378,7 +379,7 @@ impl<B: Backend> Driver<B> {
             info!(
                 client = client.0,
                 "invalid request: {}",
-                crate::text::escape(&reason.to_string())
+                escape(&reason.to_string())
             );
             if state.invalid_logged == LOGGED_INVALID_REQUESTS {
                 info!(
@@ -396,7 +397,7 @@ impl<B: Backend> Driver<B> {
                 client = client.0,
                 count = state.invalid_suppressed,
                 seconds = now.saturating_duration_since(since).as_secs(),
-                last = %crate::text::escape(&reason.to_string()),
+                last = %escape(&reason.to_string()),
                 "invalid requests from this client (not logged one by one)"
             );
             state.invalid_suppressed = 0;

@@ -22,13 +22,15 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg, OFlag};
 use nix::sys::stat::{Mode, umask};
 use tracing::{info, warn};
+use vmnet_broker_proto::text::escape_path;
 
 /// Why the socket could not be bound.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum BindError {
     /// Another broker answers on the path.
     #[error(
-        "another broker ({holder}) is already serving on {path}; stop it first, or choose another path with --socket"
+        "another broker ({holder}) is already serving on {}; stop it first, or choose another path with --socket",
+        escape_path(.path)
     )]
     AlreadyServing {
         /// The socket path.
@@ -38,12 +40,14 @@ pub(super) enum BindError {
     },
     /// The path exists and is not a socket.
     #[error(
-        "{0} exists and is not a socket; refusing to replace it (choose another --socket path)"
+        "{} exists and is not a socket; refusing to replace it (choose another --socket path)",
+        escape_path(.0)
     )]
     NotASocket(PathBuf),
     /// The path does not fit in a socket address.
     #[error(
-        "{path} is too long for a Unix socket address ({len} bytes; the limit is {max}); choose a shorter --socket path"
+        "{} is too long for a Unix socket address ({len} bytes; the limit is {max}); choose a shorter --socket path",
+        escape_path(.path)
     )]
     TooLong {
         /// The socket path.
@@ -55,7 +59,7 @@ pub(super) enum BindError {
     },
     /// The directory, lock file or socket may be tampered with by another
     /// user.
-    #[error("refusing to serve on {path}: {reason}")]
+    #[error("refusing to serve on {}: {reason}", escape_path(.path))]
     Unsafe {
         /// The file or directory concerned.
         path: PathBuf,
@@ -63,7 +67,7 @@ pub(super) enum BindError {
         reason: String,
     },
     /// Another operation failed.
-    #[error("cannot listen on {path}: {source}")]
+    #[error("cannot listen on {}: {source}", escape_path(.path))]
     Io {
         /// The socket path.
         path: PathBuf,
@@ -150,7 +154,7 @@ pub(super) fn bind(path: &Path) -> Result<Listener, BindError> {
                 });
             }
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                warn!(path = %path.display(), "replacing a stale socket file");
+                warn!(path = %escape_path(path), "replacing a stale socket file");
                 fs::remove_file(path).map_err(io_err)?;
             }
             Err(e) => return Err(io_err(e)),
@@ -170,7 +174,7 @@ pub(super) fn bind(path: &Path) -> Result<Listener, BindError> {
         .ok()
         .filter(|m| m.file_type().is_socket())
         .map(|m| (m.dev(), m.ino()));
-    info!(path = %path.display(), "listening on the development socket");
+    info!(path = %escape_path(path), "listening on the development socket");
     Ok(Listener {
         listener,
         path: path.to_owned(),

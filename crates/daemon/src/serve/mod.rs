@@ -26,6 +26,7 @@ use tracing::{error, info, warn};
 use vmnet_broker_core::backend::Backend;
 use vmnet_broker_core::backend::sim::{FailurePlan, SimBackend};
 use vmnet_broker_core::broker::{Broker, BrokerOptions, DaemonInfo};
+use vmnet_broker_proto::text::escape_path;
 
 use crate::cli::{BackendKind, ServeArgs};
 use crate::config_owner::OwnerRule;
@@ -178,7 +179,7 @@ fn build_broker<B: Backend>(args: &ServeArgs, backend: B) -> DaemonBroker<B> {
         version = env!("CARGO_PKG_VERSION"),
         pid = std::process::id(),
         backend = backend.kind(),
-        config_dir = %args.config_dir.display(),
+        config_dir = %escape_path(&args.config_dir),
         network_idle_timeout = ?options.network_idle_timeout,
         exit_idle_timeout = ?options.exit_idle_timeout,
         "vmnet-broker starting"
@@ -209,7 +210,7 @@ fn build_broker<B: Backend>(args: &ServeArgs, backend: B) -> DaemonBroker<B> {
                 warn!("{w}");
             }
             info!(
-                state_dir = %state_dir.display(),
+                state_dir = %escape_path(&state_dir),
                 networks = subnets.len(),
                 "remembered subnets loaded"
             );

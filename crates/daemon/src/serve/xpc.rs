@@ -22,6 +22,7 @@ use vmnet_broker_macos::dispatch::{OneShotTimer, SignalSource};
 use vmnet_broker_macos::xpc::{
     ServiceEvent, XpcConnection, XpcDictionary, XpcListener, XpcObject, XpcRequest, XpcTransaction,
 };
+use vmnet_broker_proto::text::escape;
 use vmnet_broker_proto::{Request, Status, keys};
 
 use super::driver::{Driver, Stop, ignored_signals};
@@ -102,9 +103,9 @@ where
             on_service_event(&state, event);
             after_event(&state, &cell);
         })
-        .map_err(|e| format!("cannot listen on the Mach service {name:?}: {e}"))?
+        .map_err(|e| format!("cannot listen on the Mach service {}: {e}", escape(name)))?
     };
-    info!(service = name, "listening on the Mach service");
+    info!(service = %escape(name), "listening on the Mach service");
     if let Some(ready) = ready {
         ready.notify();
     }

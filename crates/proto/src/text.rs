@@ -1,8 +1,15 @@
-//! Printing names that come from outside (file names, network names, the
-//! broker's replies) without letting them drive the terminal.
+//! Printing names that come from outside (file names, paths, network and
+//! user names, the broker's replies) without letting them drive the
+//! terminal or fake lines of a log.
+//!
+//! Every crate that puts such a name into a log line, an error message or
+//! command output goes through [`escape`] (for text) or [`escape_path`]
+//! (for paths and file names). Both return the input unchanged, without
+//! copying, when it holds nothing to escape.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::path::Path;
 
 /// `s` with every control character (C0, DEL, C1) and every Unicode
 /// direction override written as a visible escape (`\x1b`, `\n`,
@@ -10,7 +17,7 @@ use std::fmt::Write as _;
 /// to the terminal nor fake extra lines of output. A backslash is doubled,
 /// so that an escape cannot be faked either. Ordinary text is returned as
 /// it is.
-pub(crate) fn escape(s: &str) -> Cow<'_, str> {
+pub fn escape(s: &str) -> Cow<'_, str> {
     if !s.chars().any(needs_escape) {
         return Cow::Borrowed(s);
     }
@@ -33,9 +40,17 @@ pub(crate) fn escape(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// [`escape`] of a path, shown lossily.
-pub(crate) fn escape_path(p: &std::path::Path) -> String {
-    escape(&p.to_string_lossy()).into_owned()
+/// [`escape`] of a path or file name. Bytes that are not UTF-8 are shown
+/// as U+FFFD. The result implements `Display`, so it fits straight into a
+/// log field (`path = %escape_path(p)`) or a `format!`.
+pub fn escape_path<P: AsRef<Path> + ?Sized>(p: &P) -> Cow<'_, str> {
+    match p.as_ref().to_string_lossy() {
+        Cow::Borrowed(s) => escape(s),
+        Cow::Owned(s) => match escape(&s) {
+            Cow::Borrowed(_) => Cow::Owned(s),
+            Cow::Owned(e) => Cow::Owned(e),
+        },
+    }
 }
 
 fn needs_escape(c: char) -> bool {
@@ -65,5 +80,26 @@ mod tests {
         assert_eq!(escape("abc\u{202e}nosj.exe"), "abc\\u{202e}nosj.exe");
         assert_eq!(escape("a\\x1b"), "a\\\\x1b");
         assert_eq!(escape("é"), "é");
+    }
+
+    #[test]
+    fn paths_are_escaped_like_text() {
+        let p = Path::new("/tmp/x/\x1b[31mX\nFAKE.sock");
+        assert_eq!(escape_path(p), "/tmp/x/\\x1b[31mX\\nFAKE.sock");
+        assert_eq!(
+            format!("{}", escape_path(p)),
+            "/tmp/x/\\x1b[31mX\\nFAKE.sock"
+        );
+        assert!(matches!(escape_path("/var/run/x.sock"), Cow::Borrowed(_)));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn paths_that_are_not_utf8_are_shown_lossily_and_escaped() {
+        use std::os::unix::ffi::OsStrExt as _;
+        let p = std::ffi::OsStr::from_bytes(b"a\xffb\n");
+        assert_eq!(escape_path(p), "a\u{fffd}b\\n");
+        let p = std::ffi::OsStr::from_bytes(b"a\xffb");
+        assert_eq!(escape_path(p), "a\u{fffd}b");
     }
 }
