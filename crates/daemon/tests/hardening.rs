@@ -73,7 +73,11 @@ impl TempUser {
 
     fn create(tag: &str, kind: &[&str]) -> Self {
         let _guard = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
-        let name = format!("vbh{}{tag}", std::process::id() % 100_000);
+        // Unique within this run too: tests run in parallel, and a tag
+        // may be used by more than one of them.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("vbh{}x{n}{tag}", std::process::id() % 100_000);
         // /etc/passwd may be locked by another useradd for a moment.
         let mut last = String::new();
         for _ in 0..50 {
