@@ -33,6 +33,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use tracing::{debug, error, info, warn};
+use vmnet_broker_proto::text::escape;
 use vmnet_broker_proto::{
     ClientStatus, Counters, NetworkInfo, NetworkName, NetworkStatus, Request, Status, StatusReport,
     WaitingNetwork,
@@ -43,8 +44,11 @@ use crate::config::{ConfigError, ConfigSource, Lookup, NetworkConfig, Principal}
 use crate::hostnet::{Collisions, HostNetworks};
 use crate::state::{RememberedSubnets, SubnetStore};
 
+mod client_log;
 mod persistent;
 mod subnets;
+
+pub use client_log::{LINES_PER_WINDOW as CLIENT_LOG_LINES, WINDOW as CLIENT_LOG_WINDOW};
 
 pub use persistent::ReloadSummary;
 
@@ -372,6 +376,9 @@ pub struct Broker<B: Backend, C: ConfigSource, A: AccountLookup = NoAccounts> {
     retries: HashMap<NetworkName, persistent::Retry>,
     /// Their next attempts, earliest first.
     retry_deadlines: BTreeSet<(Instant, NetworkName)>,
+    /// The log lines clients cause (invalid requests, refused acquires),
+    /// limited per user.
+    client_log: client_log::ClientLog,
 }
 
 impl<B: Backend, C: ConfigSource, A: AccountLookup> fmt::Debug for Broker<B, C, A> {
@@ -413,6 +420,7 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
             store: None,
             retries: HashMap::new(),
             retry_deadlines: BTreeSet::new(),
+            client_log: client_log::ClientLog::default(),
         }
     }
 
@@ -528,12 +536,22 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
     /// name...). Counts it (the driver logs it); the answer is always INVALID_REQUEST.
     pub fn handle_bad_request(
         &mut self,
-        _now: Instant,
-        _client: ClientId,
-        _reason: &dyn fmt::Display,
+        now: Instant,
+        client: ClientId,
+        reason: &dyn fmt::Display,
     ) -> Reply<B::Serialization> {
-        // Not logged here: drivers log invalid requests themselves, limited
-        // per client, so that a flood of them cannot flood the log.
+        // Logged within the limit per user (see `client_log`), so that a
+        // flood of them, over one connection or many, cannot flood the log.
+        if let Some(p) = self.clients.get(&client)
+            && self.client_log.admit(now, p.creds.uid)
+        {
+            info!(
+                client = client.0,
+                uid = p.creds.uid,
+                "invalid request: {}",
+                escape(&reason.to_string())
+            );
+        }
         self.counters.requests += 1;
         self.count_failure(Status::INVALID_REQUEST);
         Reply::Error(Status::INVALID_REQUEST)
@@ -570,6 +588,7 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
             }
         }
         self.retry_due(now);
+        self.client_log.handle_timeout(now);
         if let Some(deadline) = self.exit_deadline
             && deadline <= now
             && self.clients.is_empty()
@@ -591,10 +610,15 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let removal = self.removals.first().map(|(t, _)| *t);
         let retry = self.retry_deadlines.first().map(|(t, _)| *t);
-        [removal, self.exit_deadline, retry]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            removal,
+            self.exit_deadline,
+            retry,
+            self.client_log.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The next event for the driver.
@@ -626,6 +650,11 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
     /// Number of connected clients.
     pub fn client_count(&self) -> usize {
         self.clients.len()
+    }
+
+    /// Number of connected clients that hold at least one network.
+    pub fn holding_client_count(&self) -> usize {
+        self.clients.values().filter(|c| !c.held.is_empty()).count()
     }
 
     /// Number of live networks (held or idle).
@@ -823,14 +852,14 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
             && self.networks.get(&name).is_some_and(|e| e.holders == 0)
             && let Err(e) = self.refresh_idle(&name)
         {
-            return refuse(client, &creds, &name, e);
+            return self.refuse(now, client, &creds, &name, e);
         }
 
         if let Some(entry) = self.networks.get(&name)
             && !already
             && !self.allowed(&entry.config, &creds)
         {
-            return refuse(client, &creds, &name, AcquireError::NotAllowed);
+            return self.refuse(now, client, &creds, &name, AcquireError::NotAllowed);
         }
         if already {
             // Idempotent: the client holds it; answer again, count nothing.
@@ -845,13 +874,19 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
         }
         if held_count >= self.options.max_networks_per_client {
             let limit = self.options.max_networks_per_client;
-            return refuse(client, &creds, &name, AcquireError::ClientLimit { limit });
+            return self.refuse(
+                now,
+                client,
+                &creds,
+                &name,
+                AcquireError::ClientLimit { limit },
+            );
         }
 
         if !self.networks.contains_key(&name)
             && let Err(e) = self.create(now, &name, &creds)
         {
-            return refuse(client, &creds, &name, e);
+            return self.refuse(now, client, &creds, &name, e);
         }
         let timeout = self.options.network_idle_timeout;
         let Some(entry) = self.networks.get_mut(&name) else {
@@ -883,12 +918,12 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
         name: &NetworkName,
         creds: &ClientCredentials,
     ) -> Result<(), AcquireError> {
-        if let Some(problem) = name.problem() {
+        if name.problem().is_some() {
             // Like the original broker, any string is looked up and an
             // unknown one is "not found". A name outside the accepted form
             // cannot be configured, so it never reaches the configuration
-            // source (which could turn it into a file path).
-            info!(network = %name, "acquire of an unknown network: no network can have this name ({problem})");
+            // source (which could turn it into a file path). The refusal's
+            // log line names the problem.
             return Err(AcquireError::NotFound);
         }
         let config = match self.config.lookup(name) {
@@ -1008,6 +1043,60 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
         }
     }
 
+    /// Logs a refused `acquire` with its reason, within the limit per user
+    /// (see `client_log`) and at a level that matches who must act (debug:
+    /// a typo of the client's; info: an access decision; warning: the
+    /// operator's configuration, a limit or the backend), and builds the
+    /// reply.
+    fn refuse(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        creds: &ClientCredentials,
+        name: &NetworkName,
+        error: AcquireError,
+    ) -> Reply<B::Serialization> {
+        if !self.client_log.admit(now, creds.uid) {
+            return Reply::AcquireFailed(error);
+        }
+        let reason = error.slug();
+        match &error {
+            AcquireError::NotFound => match name.problem() {
+                Some(problem) => debug!(
+                    client = client.0,
+                    network = %name,
+                    reason,
+                    "acquire refused: no network can have this name ({problem})"
+                ),
+                None => {
+                    debug!(client = client.0, network = %name, reason, "acquire refused: {error}");
+                }
+            },
+            AcquireError::NotAllowed => {
+                info!(client = client.0, uid = creds.uid, network = %name, reason, "acquire refused: {error}");
+            }
+            AcquireError::BrokenConfiguration(e) if e.is_transient() => {
+                error!(
+                    client = client.0,
+                    network = %name,
+                    reason,
+                    "cannot read the configuration now, answering internal error: {error}"
+                );
+            }
+            _ => {
+                warn!(
+                    client = client.0,
+                    pid = creds.pid,
+                    uid = creds.uid,
+                    network = %name,
+                    reason,
+                    "acquire refused: {error}"
+                );
+            }
+        }
+        Reply::AcquireFailed(error)
+    }
+
     fn allowed(&self, config: &NetworkConfig, creds: &ClientCredentials) -> bool {
         if !config.is_restricted() || creds.uid == 0 {
             return true;
@@ -1037,46 +1126,6 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
         }
         false
     }
-}
-
-/// Logs a refused `acquire` with its reason, at a level that matches who
-/// must act (debug: a typo of the client's; info: an access decision;
-/// warning: the operator's configuration, a limit or the backend), and
-/// builds the reply.
-fn refuse<S>(
-    client: ClientId,
-    creds: &ClientCredentials,
-    name: &NetworkName,
-    error: AcquireError,
-) -> Reply<S> {
-    let reason = error.slug();
-    match &error {
-        AcquireError::NotFound => {
-            debug!(client = client.0, network = %name, reason, "acquire refused: {error}");
-        }
-        AcquireError::NotAllowed => {
-            info!(client = client.0, uid = creds.uid, network = %name, reason, "acquire refused: {error}");
-        }
-        AcquireError::BrokenConfiguration(e) if e.is_transient() => {
-            error!(
-                client = client.0,
-                network = %name,
-                reason,
-                "cannot read the configuration now, answering internal error: {error}"
-            );
-        }
-        _ => {
-            warn!(
-                client = client.0,
-                pid = creds.pid,
-                uid = creds.uid,
-                network = %name,
-                reason,
-                "acquire refused: {error}"
-            );
-        }
-    }
-    Reply::AcquireFailed(error)
 }
 
 /// Adds one to the counter `key`, allocating the key only the first time

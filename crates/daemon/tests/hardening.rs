@@ -653,7 +653,10 @@ fn a_socket_in_the_configuration_directory_is_named_as_such() {
     let out = check(&b.config);
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("it is a socket, not a regular file"), "{stdout}");
+    assert!(
+        stdout.contains("it is a socket, not a regular file"),
+        "{stdout}"
+    );
 }
 
 /// An LD_PRELOAD library that makes the account database slow for every
@@ -696,7 +699,9 @@ fn a_slow_account_database_stalls_other_clients_only_briefly() {
         return;
     }
     if !have("cc") {
-        eprintln!("SKIPPED a_slow_account_database_stalls_other_clients_only_briefly: cc is not installed");
+        eprintln!(
+            "SKIPPED a_slow_account_database_stalls_other_clients_only_briefly: cc is not installed"
+        );
         return;
     }
     let shim_dir = tempfile::tempdir().unwrap();
@@ -1014,7 +1019,11 @@ fn client_errors_name_the_socket_escaped() {
     let tmp = tempfile::tempdir().unwrap();
     let socket = tmp.path().join("\x1b[31mX\nFAKE.sock");
     let mut status = Command::new(bin());
-    status.arg("status").arg("--socket").arg(&socket).stdin(Stdio::null());
+    status
+        .arg("status")
+        .arg("--socket")
+        .arg(&socket)
+        .stdin(Stdio::null());
     let mut acquire = Command::new(bin());
     acquire
         .args(["acquire", "shared"])

@@ -122,7 +122,10 @@ fn status_floods_over_many_connections_of_one_user_stay_bounded_too() {
         after < before + 48 * 1024,
         "broker grew from {before} KiB to {after} KiB under status floods from 120 connections"
     );
-    assert!(answered_in < Duration::from_secs(5), "status took {answered_in:?}");
+    assert!(
+        answered_in < Duration::from_secs(5),
+        "status took {answered_in:?}"
+    );
     drop(flooders);
 }
 
@@ -232,9 +235,7 @@ fn a_signal_the_moment_the_socket_appears_is_handled_not_fatal() {
     // installed them later died of SIGHUP in about one start in five.
     for round in 0..40 {
         let mut broker = signal_at_the_bind(nix::sys::signal::Signal::SIGHUP);
-        broker.wait_for("the reload", |b| {
-            b.log_text().contains("SIGHUP received")
-        });
+        broker.wait_for("the reload", |b| b.log_text().contains("SIGHUP received"));
         assert!(
             broker.wait_exit(Duration::from_millis(50)).is_none(),
             "round {round}: the broker died of SIGHUP:\n{}",
@@ -251,7 +252,11 @@ fn a_signal_the_moment_the_socket_appears_is_handled_not_fatal() {
         let status = broker
             .wait_exit(Duration::from_secs(20))
             .unwrap_or_else(|| panic!("round {round}: still running:\n{}", broker.log_text()));
-        assert!(status.success(), "round {round}: {status}\n{}", broker.log_text());
+        assert!(
+            status.success(),
+            "round {round}: {status}\n{}",
+            broker.log_text()
+        );
         assert!(
             !broker.socket.exists(),
             "round {round}: the socket file was left behind:\n{}",
@@ -350,4 +355,80 @@ fn a_megabyte_of_invalid_requests_logs_a_few_lines() {
         "{grown} bytes of log for {lines} invalid requests:\n{}",
         broker.log_text()
     );
+}
+
+/// Lines of the broker's log that contain `needle`.
+fn log_lines(broker: &Broker, needle: &str) -> usize {
+    broker
+        .log_text()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .count()
+}
+
+#[test]
+fn refused_acquires_in_a_flood_log_a_few_lines() {
+    let broker = Broker::start(&[], &["--no-idle-exit"]);
+    // Valid requests for a name no network can have: each is refused (5),
+    // and each used to be logged.
+    let stream = UnixStream::connect(&broker.socket).unwrap();
+    let request = b"{\"command\":\"acquire\",\"network_name\":\"/\"}\n";
+    let count = 50_000;
+    let reader = {
+        let mut r = stream.try_clone().unwrap();
+        r.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        std::thread::spawn(move || {
+            let reply = b"{\"error\":5}\n";
+            let want = count * reply.len();
+            let mut got = 0usize;
+            let mut buf = vec![0u8; 64 * 1024];
+            while got < want {
+                match r.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got += n,
+                }
+            }
+            got == want
+        })
+    };
+    (&stream).write_all(&request.repeat(count)).unwrap();
+    assert!(
+        reader.join().unwrap(),
+        "every request is answered NOT_FOUND"
+    );
+    let logged = log_lines(&broker, "no network can have this name");
+    assert!(
+        logged <= 5,
+        "{logged} lines for {count} refused acquires:\n{}",
+        broker.log_text()
+    );
+}
+
+#[test]
+fn invalid_requests_over_many_connections_log_a_few_lines() {
+    let broker = Broker::start(&[], &["--no-idle-exit"]);
+    // A new connection for every few invalid requests: a limit per
+    // connection would log three lines each time.
+    for _ in 0..2000 {
+        let mut s = UnixStream::connect(&broker.socket).unwrap();
+        s.write_all(b"{}\n{}\n{}\n{}\n").unwrap();
+        let mut reply = [0u8; 12];
+        s.read_exact(&mut reply).unwrap();
+        assert_eq!(&reply, b"{\"error\":4}\n");
+    }
+    let logged = log_lines(&broker, "invalid request");
+    assert!(
+        logged <= 10,
+        "{logged} lines for 8000 invalid requests over 2000 connections:\n{}",
+        broker
+            .log_text()
+            .lines()
+            .take(50)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // The count is reported: every request is in a line or in the report.
+    broker.wait_for("the window's report", |b| {
+        b.log_text().contains("only counted, not logged one by one")
+    });
 }

@@ -11,8 +11,8 @@
 //!   broker (a `status` reply lists at most
 //!   [`MAX_STATUS_CLIENTS`](vmnet_broker_core::broker::MAX_STATUS_CLIENTS)
 //!   clients);
-//! - invalid requests are logged one by one only for the first few of each
-//!   client, then counted and summarised;
+//! - invalid requests are answered and counted by the broker, which logs
+//!   them within its limit per user;
 //! - SIGTERM and SIGINT stop the broker only when no client holds a network
 //!   (connections that hold nothing, such as a `status` query or an
 //!   installer's probe, do not keep it running); SIGHUP reads the
@@ -25,25 +25,16 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::Value;
 use tracing::{info, warn};
 use vmnet_broker_core::backend::Backend;
 use vmnet_broker_core::broker::{ClientCredentials, ClientId, ConnectError, Event, Reply};
 use vmnet_broker_proto::json::{self, Frame};
-use vmnet_broker_proto::text::escape;
 use vmnet_broker_proto::{NetworkName, Request};
 
 use super::DaemonBroker;
-
-/// Invalid requests of one client logged one by one; later ones are
-/// counted and summarised.
-const LOGGED_INVALID_REQUESTS: u32 = 3;
-
-/// How often a client that keeps sending invalid requests gets a summary
-/// line (at its next invalid request, or when it leaves).
-const INVALID_SUMMARY_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How a backend's serialization is written on the development transport.
 pub(crate) trait WireValue {
@@ -111,22 +102,11 @@ pub(crate) fn ignored_signals() -> Vec<(i32, String)> {
     signals
 }
 
-/// Per-client bookkeeping of the driver.
-#[derive(Debug, Default)]
-struct ClientState {
-    /// Invalid requests logged one by one so far.
-    invalid_logged: u32,
-    /// Invalid requests counted but not logged since `suppressed_since`.
-    invalid_suppressed: u64,
-    suppressed_since: Option<Instant>,
-}
-
 /// The driver: the broker plus the policies both transports share.
 pub(crate) struct Driver<B: Backend> {
     broker: DaemonBroker<B>,
     max_line: usize,
     max_name: usize,
-    clients: HashMap<ClientId, ClientState>,
     /// Encoded `acquire` reply lines by network, valid from the first
     /// reply for a live network until the broker reports it removed.
     replies: HashMap<NetworkName, Vec<u8>>,
@@ -137,7 +117,6 @@ impl<B: Backend> fmt::Debug for Driver<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Driver")
             .field("broker", &self.broker)
-            .field("clients", &self.clients.len())
             .field("cached_replies", &self.replies.len())
             .finish_non_exhaustive()
     }
@@ -151,7 +130,6 @@ impl<B: Backend> Driver<B> {
             broker,
             max_line,
             max_name,
-            clients: HashMap::new(),
             replies: HashMap::new(),
             idle_exit: false,
         }
@@ -193,22 +171,12 @@ impl<B: Backend> Driver<B> {
             warn!(pid = creds.pid, uid = creds.uid, "{e}");
             return Err(e);
         }
-        self.clients.insert(client, ClientState::default());
         Ok(())
     }
 
     /// The client's connection is gone (or its sending side closed): its
     /// holds end.
     pub(crate) fn handle_disconnect(&mut self, now: Instant, client: ClientId) {
-        if let Some(state) = self.clients.remove(&client)
-            && state.invalid_suppressed > 0
-        {
-            warn!(
-                client = client.0,
-                count = state.invalid_suppressed,
-                "more invalid requests from this client before it left (not logged one by one)"
-            );
-        }
         self.broker.handle_disconnect(now, client);
         self.pump();
     }
@@ -326,10 +294,7 @@ impl<B: Backend> Driver<B> {
 
     /// Connected clients that hold at least one network.
     pub(crate) fn clients_holding_networks(&self) -> usize {
-        self.clients
-            .keys()
-            .filter(|c| self.broker.held_by(**c).is_some_and(|h| !h.is_empty()))
-            .count()
+        self.broker.holding_client_count()
     }
 
     /// Logs why the broker stops and releases every network.
@@ -361,48 +326,14 @@ impl<B: Backend> Driver<B> {
         }
     }
 
-    /// Counts and answers an invalid request, logging it one by one only
-    /// for the first few of each client.
+    /// Counts and answers an invalid request (the broker logs it, within
+    /// its limit per user).
     fn bad_request(
         &mut self,
         now: Instant,
         client: ClientId,
         reason: &dyn fmt::Display,
     ) -> Reply<B::Serialization> {
-        let Some(state) = self.clients.get_mut(&client) else {
-            // Not a connected client: the broker counts and answers it;
-            // nothing to keep for it here.
-            return self.broker.handle_bad_request(now, client, reason);
-        };
-        if state.invalid_logged < LOGGED_INVALID_REQUESTS {
-            state.invalid_logged += 1;
-            info!(
-                client = client.0,
-                "invalid request: {}",
-                escape(&reason.to_string())
-            );
-            if state.invalid_logged == LOGGED_INVALID_REQUESTS {
-                info!(
-                    client = client.0,
-                    "further invalid requests from this client are only counted (summary every {}s)",
-                    INVALID_SUMMARY_INTERVAL.as_secs()
-                );
-            }
-            return self.broker.handle_bad_request(now, client, reason);
-        }
-        state.invalid_suppressed += 1;
-        let since = *state.suppressed_since.get_or_insert(now);
-        if now.saturating_duration_since(since) >= INVALID_SUMMARY_INTERVAL {
-            warn!(
-                client = client.0,
-                count = state.invalid_suppressed,
-                seconds = now.saturating_duration_since(since).as_secs(),
-                last = %escape(&reason.to_string()),
-                "invalid requests from this client (not logged one by one)"
-            );
-            state.invalid_suppressed = 0;
-            state.suppressed_since = None;
-        }
         self.broker.handle_bad_request(now, client, reason)
     }
 }
