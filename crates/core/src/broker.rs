@@ -48,8 +48,6 @@ mod client_log;
 mod persistent;
 mod subnets;
 
-pub use client_log::{LINES_PER_WINDOW as CLIENT_LOG_LINES, WINDOW as CLIENT_LOG_WINDOW};
-
 pub use persistent::ReloadSummary;
 
 /// Clients listed in one status report at most. A report lists the

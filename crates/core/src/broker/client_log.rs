@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 /// Lines one user's clients may cause in one window.
-pub const LINES_PER_WINDOW: u32 = 5;
+pub(crate) const LINES_PER_WINDOW: u32 = 5;
 
 /// The length of a window.
-pub const WINDOW: Duration = Duration::from_secs(10);
+pub(crate) const WINDOW: Duration = Duration::from_secs(10);
 
 /// Users tracked at once; past this, pending counts are reported and the
 /// table starts afresh (uids are few on a real machine).
