@@ -291,6 +291,41 @@ fn a_symlinked_lock_file_is_refused_and_nothing_is_created() {
 }
 
 #[test]
+fn a_lock_path_planted_in_a_sticky_directory_is_named_and_never_followed() {
+    if skip_unless_root("a_lock_path_planted_in_a_sticky_directory_is_named_and_never_followed") {
+        return;
+    }
+    // A sticky, world-writable directory like /tmp, where another user
+    // plants a symlink at the lock path. Where the kernel protects symlinks
+    // in such directories, opening it fails with EACCES rather than ELOOP.
+    let tmp = tempfile::tempdir().unwrap();
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o1777)).unwrap();
+    let config = tempfile::tempdir().unwrap();
+    let sock = tmp.path().join("b.sock");
+    let lock = tmp.path().join("b.sock.lock");
+    let target = tmp.path().join("created-by-root");
+    let attacker = TempUser::new("p");
+    let out = run_bounded(attacker.run(
+        "ln",
+        &["-s", target.to_str().unwrap(), lock.to_str().unwrap()],
+    ));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = serve_refused(&sock, config.path());
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("it is a symbolic link; remove it"), "{err}");
+    assert!(!target.exists(), "the broker created a file through the symlink");
+    // A directory at the lock path is named too.
+    fs::remove_file(&lock).unwrap();
+    fs::create_dir(&lock).unwrap();
+    let out = serve_refused(&sock, config.path());
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("it is a directory, not a regular file; remove it"), "{err}");
+    assert!(!sock.exists());
+}
+
+#[test]
 fn the_lock_file_is_private_names_its_holder_and_goes_on_clean_exit() {
     let mut b = Broker::start(&[], &[]);
     let lock = PathBuf::from(format!("{}.lock", b.socket.display()));

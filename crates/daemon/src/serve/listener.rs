@@ -233,6 +233,35 @@ fn directory_problem(owner: u32, mode: u32, euid: u32) -> Option<String> {
     None
 }
 
+/// Why the lock file could not be opened, when what is at its path is the
+/// reason: a symlink (ELOOP, or EACCES where the kernel protects symlinks
+/// in sticky directories), a directory, another kind of file, or a file of
+/// another user. The path is only looked at for the message.
+fn refusal_of(lock_path: &Path, euid: u32, error: &std::io::Error) -> Option<String> {
+    let meta = match std::fs::symlink_metadata(lock_path) {
+        Ok(meta) => meta,
+        Err(_) if error.raw_os_error() == Some(nix::libc::ELOOP) => {
+            return Some("it is a symbolic link; remove it".to_owned());
+        }
+        Err(_) => return None,
+    };
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        Some("it is a symbolic link; remove it".to_owned())
+    } else if kind.is_dir() {
+        Some("it is a directory, not a regular file; remove it".to_owned())
+    } else if !kind.is_file() {
+        Some("it is not a regular file; remove it".to_owned())
+    } else if meta.uid() != euid {
+        Some(format!(
+            "it is owned by uid {}, not by this broker's user (uid {euid}); remove it",
+            meta.uid()
+        ))
+    } else {
+        None
+    }
+}
+
 /// Opens, checks and locks the lock file.
 fn lock(lock_path: &Path, socket: &Path, euid: u32) -> Result<LockGuard, BindError> {
     let unsafe_lock = |reason: String| BindError::Unsafe {
@@ -255,12 +284,9 @@ fn lock(lock_path: &Path, socket: &Path, euid: u32) -> Result<LockGuard, BindErr
             // Never follow a symlink; never block on a FIFO.
             .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).bits())
             .open(lock_path)
-            .map_err(|e| {
-                if e.raw_os_error() == Some(nix::libc::ELOOP) {
-                    unsafe_lock("it is a symbolic link; remove it".to_owned())
-                } else {
-                    io_err(e)
-                }
+            .map_err(|e| match refusal_of(lock_path, euid, &e) {
+                Some(reason) => unsafe_lock(reason),
+                None => io_err(e),
             })?;
         let meta = file.metadata().map_err(io_err)?;
         if !meta.file_type().is_file() {
