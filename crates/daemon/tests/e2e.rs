@@ -291,6 +291,39 @@ fn clients_find_the_socket_through_the_environment() {
 }
 
 #[test]
+fn transport_failures_get_hints_that_match_their_cause() {
+    // A broker at its connection limit accepts and closes at once: the CLI
+    // says so instead of asking whether the broker runs.
+    let b = Broker::start(&[], &["--no-idle-exit", "--max-clients", "2"]);
+    let held: Vec<_> = (0..2).map(|_| b.connect()).collect();
+    // The broker may not have taken both in yet: ask until it refuses.
+    let mut out = b.cli(&["status"]);
+    for _ in 0..50 {
+        if code(&out) == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        out = b.cli(&["status"]);
+    }
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(code(&out), 1, "{err}");
+    assert!(err.contains("--max-clients"), "{err}");
+    assert!(!err.contains("is the broker running"), "{err}");
+    drop(held);
+    // A path too long for a Unix socket.
+    let long = b.dir.path().join("x".repeat(120));
+    let out = Command::new(bin())
+        .args(["status", "--socket"])
+        .arg(&long)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(code(&out), 1, "{err}");
+    assert!(err.contains("shorter --socket path"), "{err}");
+    assert!(!err.contains("is the broker running"), "{err}");
+}
+
+#[test]
 fn status_table_and_json() {
     let b = Broker::start(
         &[("lab.json", r#"{"mode": "host", "description": "test lab"}"#)],

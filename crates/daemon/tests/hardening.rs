@@ -314,14 +314,20 @@ fn a_lock_path_planted_in_a_sticky_directory_is_named_and_never_followed() {
     let err = text(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("it is a symbolic link; remove it"), "{err}");
-    assert!(!target.exists(), "the broker created a file through the symlink");
+    assert!(
+        !target.exists(),
+        "the broker created a file through the symlink"
+    );
     // A directory at the lock path is named too.
     fs::remove_file(&lock).unwrap();
     fs::create_dir(&lock).unwrap();
     let out = serve_refused(&sock, config.path());
     let err = text(&out.stderr);
     assert!(!out.status.success(), "{err}");
-    assert!(err.contains("it is a directory, not a regular file; remove it"), "{err}");
+    assert!(
+        err.contains("it is a directory, not a regular file; remove it"),
+        "{err}"
+    );
     assert!(!sock.exists());
 }
 

@@ -55,11 +55,47 @@ pub(crate) fn report(what: &str, e: &Error) -> ExitCode {
         eprintln!(
             "vmnet-broker: find who serves the socket (ss -xlp, lsof) and use another path with --socket."
         );
-    } else if status == Status::XPC_FAILURE {
-        eprintln!("vmnet-broker: is the broker running? Start it with `vmnet-broker serve`.");
+    } else if let Some(hint) = transport_hint(e) {
+        eprintln!("vmnet-broker: {hint}");
     }
     exit_code_for(status)
 }
+
+/// What to do about a failure to talk to the broker, by what the system
+/// said: only a missing or refusing socket means no broker is running.
+fn transport_hint(e: &Error) -> Option<&'static str> {
+    use std::io::ErrorKind;
+    match e {
+        Error::Connect { source, .. } => match source.kind() {
+            ErrorKind::NotFound | ErrorKind::ConnectionRefused => {
+                Some("is the broker running? Start it with `vmnet-broker serve`.")
+            }
+            ErrorKind::InvalidInput => Some(
+                "a Unix socket path must be shorter than about 100 bytes; use a shorter --socket path.",
+            ),
+            ErrorKind::PermissionDenied => Some(
+                "this user may not connect to that socket; check the permissions of the socket and of its directory.",
+            ),
+            _ => None,
+        },
+        Error::Closed => Some(CLOSED_HINT),
+        Error::Io { source, .. }
+            if matches!(
+                source.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::UnexpectedEof
+            ) =>
+        {
+            Some(CLOSED_HINT)
+        }
+        Error::Xpc(_) => Some(
+            "is the broker's launchd service installed and loaded? See `vmnet-broker install`.",
+        ),
+        _ => None,
+    }
+}
+
+/// The hint for a broker that closed the connection without answering.
+const CLOSED_HINT: &str = "the broker closed the connection without answering: it may be at its limit of connections (--max-clients) or shutting down; its log says why.";
 
 /// The installed launchd job files of the default label, system job first,
 /// then the current user's, with their contents: those that exist and can
