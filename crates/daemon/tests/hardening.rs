@@ -477,26 +477,8 @@ fn check_agrees_with_a_broker_that_cannot_search_its_directory() {
     std::os::unix::fs::chown(config.join("shared.json"), Some(user.uid), None).unwrap();
     std::os::unix::fs::chown(&config, Some(user.uid), None).unwrap();
     fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
-    let run = tmp.path().join("run");
-    fs::create_dir(&run).unwrap();
-    fs::set_permissions(&run, fs::Permissions::from_mode(0o755)).unwrap();
-    std::os::unix::fs::chown(&run, Some(user.uid), None).unwrap();
-    let sock = run.join("broker.sock");
-    let (sock_s, config_s) = (sock.to_str().unwrap(), config.to_str().unwrap());
-
-    let log = run.join("broker.log");
-    let mut serve = user.command(&[
-        "serve",
-        "--socket",
-        sock_s,
-        "--config-dir",
-        config_s,
-        "--backend",
-        "simulated",
-        "--no-idle-exit",
-    ]);
-    serve.stderr(fs::File::create(&log).unwrap());
-    let _broker = KillOnDrop(vmnet_broker_testkit::spawn_serving(&mut serve).unwrap());
+    let (_broker, sock, log) = serve_as(&user, tmp.path(), &config);
+    let sock_s = sock.to_str().unwrap();
     let log_text = || fs::read_to_string(&log).unwrap_or_default();
     for name in ["host", "shared"] {
         let out = run_bounded(user.command(&["acquire", name, "--socket", sock_s]));
@@ -515,7 +497,7 @@ fn check_agrees_with_a_broker_that_cannot_search_its_directory() {
     );
 
     // check, run as the broker's user, says the same and why.
-    let out = run_bounded(user.command(&["check", "--config-dir", config_s]));
+    let out = run_bounded(user.command(&["check", "--config-dir", config.to_str().unwrap()]));
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     let (findings, listed) = stdout.split_once("Networks available:").unwrap_or_default();
@@ -603,27 +585,8 @@ fn a_system_account_broker_takes_only_roots_files_and_a_person_also_their_own() 
         write_config(&config, "by-root.json", r#"{"mode": "host"}"#);
         write_config(&config, "by-broker.json", r#"{"mode": "host"}"#);
         std::os::unix::fs::chown(config.join("by-broker.json"), Some(user.uid), None).unwrap();
-        // The socket's directory belongs to the broker's account.
-        let run = tmp.path().join("run");
-        fs::create_dir(&run).unwrap();
-        fs::set_permissions(&run, fs::Permissions::from_mode(0o755)).unwrap();
-        std::os::unix::fs::chown(&run, Some(user.uid), None).unwrap();
-        let sock = run.join("broker.sock");
-        let (sock_s, config_s) = (sock.to_str().unwrap(), config.to_str().unwrap());
-
-        let log = run.join("broker.log");
-        let mut serve = user.command(&[
-            "serve",
-            "--socket",
-            sock_s,
-            "--config-dir",
-            config_s,
-            "--backend",
-            "simulated",
-            "--no-idle-exit",
-        ]);
-        serve.stderr(fs::File::create(&log).unwrap());
-        let _broker = KillOnDrop(vmnet_broker_testkit::spawn_serving(&mut serve).unwrap());
+        let (_broker, sock, log) = serve_as(&user, tmp.path(), &config);
+        let sock_s = sock.to_str().unwrap();
         let log_text = || fs::read_to_string(&log).unwrap_or_default();
 
         // Clients run as the same account (they trust root or themselves).
@@ -649,7 +612,7 @@ fn a_system_account_broker_takes_only_roots_files_and_a_person_also_their_own() 
             );
         }
         // `check`, run as the broker's account, states the same rule.
-        let out = run_bounded(user.command(&["check", "--config-dir", config_s]));
+        let out = run_bounded(user.command(&["check", "--config-dir", config.to_str().unwrap()]));
         let stdout = text(&out.stdout);
         let rule = if own_accepted {
             format!("the broker runs as the ordinary user uid {}", user.uid)
@@ -899,6 +862,31 @@ fn out_of_descriptors_is_an_internal_error_not_not_found() {
 
 /// Kills and reaps a child process when the test ends, even by a panic.
 struct KillOnDrop(Child);
+
+/// A broker run by `user` with the configuration directory `config`, on a
+/// socket in a directory of the user's own under `tmp`. Returns the
+/// running broker, its socket and its log file.
+fn serve_as(user: &TempUser, tmp: &Path, config: &Path) -> (KillOnDrop, PathBuf, PathBuf) {
+    let run = tmp.join("run");
+    fs::create_dir(&run).unwrap();
+    fs::set_permissions(&run, fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(&run, Some(user.uid), None).unwrap();
+    let sock = run.join("broker.sock");
+    let log = run.join("broker.log");
+    let mut serve = user.command(&[
+        "serve",
+        "--socket",
+        sock.to_str().unwrap(),
+        "--config-dir",
+        config.to_str().unwrap(),
+        "--backend",
+        "simulated",
+        "--no-idle-exit",
+    ]);
+    serve.stderr(fs::File::create(&log).unwrap());
+    let broker = KillOnDrop(vmnet_broker_testkit::spawn_serving(&mut serve).unwrap());
+    (broker, sock, log)
+}
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {

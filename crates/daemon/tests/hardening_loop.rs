@@ -265,6 +265,17 @@ fn a_signal_the_moment_the_socket_appears_is_handled_not_fatal() {
     }
 }
 
+/// Sends SIGTERM to a suspended broker and resumes it: that one signal
+/// must end it, with status 0.
+fn sigterm_while_suspended_ends_it(broker: &mut Broker) {
+    broker.signal(SIGTERM);
+    broker.resume();
+    let exited = broker
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("still running:\n{}", broker.log_text()));
+    assert!(exited.success(), "{exited}");
+}
+
 #[test]
 fn sigterm_with_only_dead_or_status_only_connections_exits_0() {
     let mut broker = Broker::start(&[], &["--no-idle-exit"]);
@@ -288,13 +299,7 @@ fn sigterm_with_only_dead_or_status_only_connections_exits_0() {
         let mut s = UnixStream::connect(&broker.socket).unwrap();
         let _ = s.write_all(b"{\"command\":\"status\"}\n");
     }
-    broker.signal(SIGTERM);
-    broker.resume();
-    // One SIGTERM is enough.
-    let exited = broker
-        .wait_exit(Duration::from_secs(20))
-        .unwrap_or_else(|| panic!("still running:\n{}", broker.log_text()));
-    assert!(exited.success(), "{exited}");
+    sigterm_while_suspended_ends_it(&mut broker);
     let log = broker.log_text();
     assert!(log.contains("all networks released"), "{log}");
     drop(watcher);
@@ -312,14 +317,9 @@ fn sigterm_after_a_client_acquired_and_sent_its_end_of_file_exits_0() {
         .write_all(b"{\"command\":\"acquire\",\"network_name\":\"shared\"}\n")
         .unwrap();
     client.shutdown(Shutdown::Write).unwrap();
-    broker.signal(SIGTERM);
-    broker.resume();
     // The end of file is read with the request, before SIGTERM is judged:
-    // nobody holds a network, so one SIGTERM ends the broker.
-    let exited = broker
-        .wait_exit(Duration::from_secs(20))
-        .unwrap_or_else(|| panic!("still running:\n{}", broker.log_text()));
-    assert!(exited.success(), "{exited}");
+    // nobody holds a network.
+    sigterm_while_suspended_ends_it(&mut broker);
     drop(client);
 }
 
