@@ -432,3 +432,35 @@ fn invalid_requests_over_many_connections_log_a_few_lines() {
         b.log_text().contains("only counted, not logged one by one")
     });
 }
+
+#[test]
+fn refusals_at_the_connection_limit_log_a_few_lines() {
+    let broker = Broker::start(&[], &["--no-idle-exit", "--max-clients", "2"]);
+    let mut held: Vec<UnixStream> = (0..2)
+        .map(|_| UnixStream::connect(&broker.socket).unwrap())
+        .collect();
+    // Over and over: one connection too many (refused), then a slot freed
+    // and taken again, so that the count keeps crossing the limit.
+    let started = Instant::now();
+    for _ in 0..100 {
+        let extra = UnixStream::connect(&broker.socket).unwrap();
+        let mut byte = [0u8; 1];
+        extra
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        // The broker closes it: the read ends.
+        let _ = (&extra).read(&mut byte);
+        held.remove(0);
+        held.push(UnixStream::connect(&broker.socket).unwrap());
+    }
+    // One line, then at most one more per 10 s however often it happens
+    // (before: a line each time the count crossed the limit).
+    let allowed = 2 + usize::try_from(started.elapsed().as_secs() / 10).unwrap();
+    let logged = log_lines(&broker, "too many connections open");
+    assert!(
+        (1..=allowed).contains(&logged),
+        "{logged} lines for 100 rounds of refusals in {:?}:\n{}",
+        started.elapsed(),
+        broker.log_text()
+    );
+}

@@ -122,9 +122,37 @@ pub(super) struct Server<B: Backend> {
     /// Half-closed connections by closing deadline (deadlines only grow,
     /// so the queue is in order; closed connections are skipped).
     lingering: VecDeque<(Instant, Token)>,
-    /// Whether the refusal of connections over the limit was logged since
-    /// the count was last below it.
-    refusal_logged: bool,
+    /// Connections refused over `--max-clients`.
+    refusals: Throttled,
+    /// Accepts that failed for lack of descriptors.
+    fd_exhaustion: Throttled,
+}
+
+/// How often a warning that clients can make repeat at will is logged.
+const WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A warning that clients can make the broker repeat at any rate (by
+/// opening and closing connections): logged at most once per
+/// [`WARNING_INTERVAL`], with the number of times it happened since.
+#[derive(Default)]
+struct Throttled {
+    logged_at: Option<Instant>,
+    count: u64,
+}
+
+impl Throttled {
+    /// Counts one more; returns the count to log, if it is time to.
+    fn hit(&mut self, now: Instant) -> Option<u64> {
+        self.count += 1;
+        if self
+            .logged_at
+            .is_some_and(|t| now.saturating_duration_since(t) < WARNING_INTERVAL)
+        {
+            return None;
+        }
+        self.logged_at = Some(now);
+        Some(std::mem::take(&mut self.count))
+    }
 }
 
 /// The signals the socket transport handles, caught from before the socket
@@ -188,7 +216,8 @@ where
             accept_paused: false,
             draining: false,
             lingering: VecDeque::new(),
-            refusal_logged: false,
+            refusals: Throttled::default(),
+            fd_exhaustion: Throttled::default(),
         })
     }
 
@@ -291,7 +320,12 @@ where
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     if e.raw_os_error().is_some_and(is_fd_exhaustion) {
-                        warn!("out of file descriptors; pausing new connections until one closes");
+                        if let Some(times) = self.fd_exhaustion.hit(Instant::now()) {
+                            warn!(
+                                times,
+                                "out of file descriptors; pausing new connections until one closes"
+                            );
+                        }
                         self.pause_accept(true);
                     } else {
                         warn!("accept failed: {e}");
@@ -302,12 +336,12 @@ where
             if self.conns.len() >= self.max_clients {
                 // Open connections count, also those that only wait for
                 // their replies to be taken.
-                if !self.refusal_logged {
+                if let Some(times) = self.refusals.hit(Instant::now()) {
                     warn!(
                         limit = self.max_clients,
+                        times,
                         "too many connections open; refusing new ones until some close"
                     );
-                    self.refusal_logged = true;
                 }
                 continue;
             }
@@ -538,9 +572,6 @@ where
             if !conn.gone {
                 self.driver.handle_disconnect(Instant::now(), conn.peer);
             }
-        }
-        if self.conns.len() < self.max_clients {
-            self.refusal_logged = false;
         }
         self.pause_accept(false);
     }
