@@ -332,6 +332,41 @@ fn a_lock_path_planted_in_a_sticky_directory_is_named_and_never_followed() {
 }
 
 #[test]
+fn another_users_live_broker_is_named_not_called_a_stray_lock() {
+    if skip_unless_root("another_users_live_broker_is_named_not_called_a_stray_lock") {
+        return;
+    }
+    // A user's broker serves from a shared sticky directory; root (or any
+    // other user) trying the same path must learn that it is served, not
+    // be told to remove the running broker's lock file.
+    let tmp = tempfile::tempdir().unwrap();
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o1777)).unwrap();
+    let config = tempfile::tempdir().unwrap();
+    fs::set_permissions(config.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let user = TempUser::new("v");
+    let sock = tmp.path().join("b.sock");
+    let mut serve = user.command(&[
+        "serve",
+        "--socket",
+        sock.to_str().unwrap(),
+        "--config-dir",
+        config.path().to_str().unwrap(),
+        "--no-idle-exit",
+    ]);
+    serve.stderr(Stdio::null());
+    let _broker = KillOnDrop(vmnet_broker_testkit::spawn_serving(&mut serve).unwrap());
+    let out = serve_refused(&sock, config.path());
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("another broker (uid {}) is already serving", user.uid)),
+        "{err}"
+    );
+    assert!(!err.contains("remove it"), "{err}");
+    assert!(tmp.path().join("b.sock.lock").exists());
+}
+
+#[test]
 fn the_lock_file_is_private_names_its_holder_and_goes_on_clean_exit() {
     let mut b = Broker::start(&[], &[]);
     let lock = PathBuf::from(format!("{}.lock", b.socket.display()));

@@ -233,6 +233,22 @@ fn directory_problem(owner: u32, mode: u32, euid: u32) -> Option<String> {
     None
 }
 
+/// When the lock file belongs to another user whose broker answers on the
+/// socket: that broker is serving (its lock is not ours to remove).
+fn served_by_another_user(lock_path: &Path, socket: &Path, euid: u32) -> Option<BindError> {
+    let meta = std::fs::symlink_metadata(lock_path).ok()?;
+    if !meta.file_type().is_file() || meta.uid() == euid {
+        return None;
+    }
+    // Connecting sends nothing; a listening broker accepts and sees the
+    // connection close.
+    std::os::unix::net::UnixStream::connect(socket).ok()?;
+    Some(BindError::AlreadyServing {
+        path: socket.to_owned(),
+        holder: format!("uid {}", meta.uid()),
+    })
+}
+
 /// Why the lock file could not be opened, when what is at its path is the
 /// reason: a symlink (ELOOP, or EACCES where the kernel protects symlinks
 /// in sticky directories), a directory, another kind of file, or a file of
@@ -284,9 +300,14 @@ fn lock(lock_path: &Path, socket: &Path, euid: u32) -> Result<LockGuard, BindErr
             // Never follow a symlink; never block on a FIFO.
             .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).bits())
             .open(lock_path)
-            .map_err(|e| match refusal_of(lock_path, euid, &e) {
-                Some(reason) => unsafe_lock(reason),
-                None => io_err(e),
+            .map_err(|e| {
+                if let Some(busy) = served_by_another_user(lock_path, socket, euid) {
+                    return busy;
+                }
+                match refusal_of(lock_path, euid, &e) {
+                    Some(reason) => unsafe_lock(reason),
+                    None => io_err(e),
+                }
             })?;
         let meta = file.metadata().map_err(io_err)?;
         if !meta.file_type().is_file() {
@@ -295,6 +316,9 @@ fn lock(lock_path: &Path, socket: &Path, euid: u32) -> Result<LockGuard, BindErr
             ));
         }
         if meta.uid() != euid {
+            if let Some(busy) = served_by_another_user(lock_path, socket, euid) {
+                return Err(busy);
+            }
             return Err(unsafe_lock(format!(
                 "it is owned by uid {}, not by this broker's user (uid {euid}); remove it",
                 meta.uid()
