@@ -71,6 +71,10 @@ pub struct BrokerOptions {
     pub max_networks_per_client: usize,
     /// Clients connected at once (default 16384).
     pub max_clients: usize,
+    /// Clients of one user connected at once (default 1024); root's
+    /// clients are limited only by `max_clients`. One user cannot take
+    /// every connection and lock the others out.
+    pub max_clients_per_user: usize,
     /// Live networks at once, held or idle (default 128).
     pub max_networks: usize,
 }
@@ -82,6 +86,7 @@ impl Default for BrokerOptions {
             exit_idle_timeout: Some(Duration::from_secs(120)),
             max_networks_per_client: 8,
             max_clients: 16384,
+            max_clients_per_user: 1024,
             max_networks: 128,
         }
     }
@@ -301,6 +306,16 @@ pub enum ConnectError {
         /// The limit in force.
         limit: usize,
     },
+    /// The user already has as many clients connected as one user may.
+    #[error(
+        "uid {uid} already has {limit} clients connected, the most one user may have; refusing the new connection"
+    )]
+    TooManyClientsOfUser {
+        /// The client's user.
+        uid: u32,
+        /// The limit in force.
+        limit: usize,
+    },
     /// The id is already in use (a driver bug).
     #[error("{0} is already connected")]
     DuplicateClient(ClientId),
@@ -312,6 +327,10 @@ struct Client {
     connected_at: Instant,
     /// Networks held, at most `max_networks_per_client` (small: a Vec).
     held: Vec<NetworkName>,
+    /// The client will send nothing more (see
+    /// [`Broker::handle_end_of_input`]): its holds have ended and it may
+    /// acquire nothing, but it is connected until its replies are taken.
+    input_ended: bool,
 }
 
 struct Entry<B: Backend> {
@@ -377,6 +396,8 @@ pub struct Broker<B: Backend, C: ConfigSource, A: AccountLookup = NoAccounts> {
     /// The log lines clients cause (invalid requests, refused acquires),
     /// limited per user.
     client_log: client_log::ClientLog,
+    /// Connected clients by uid.
+    clients_of_user: HashMap<u32, usize>,
 }
 
 impl<B: Backend, C: ConfigSource, A: AccountLookup> fmt::Debug for Broker<B, C, A> {
@@ -419,6 +440,7 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
             retries: HashMap::new(),
             retry_deadlines: BTreeSet::new(),
             client_log: client_log::ClientLog::default(),
+            clients_of_user: HashMap::new(),
         }
     }
 
@@ -471,21 +493,41 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
         creds: ClientCredentials,
     ) -> Result<(), ConnectError> {
         if self.clients.contains_key(&client) {
+            error!(client = client.0, "a driver reused a client id");
             return Err(ConnectError::DuplicateClient(client));
         }
-        if self.clients.len() >= self.options.max_clients {
+        let of_user = self.clients_of_user.get(&creds.uid).copied().unwrap_or(0);
+        let refusal = if self.clients.len() >= self.options.max_clients {
             // The key predates the word "client"; kept for `status` readers.
             bump(&mut self.counters.failures, "too_many_peers");
-            return Err(ConnectError::TooManyClients {
+            Some(ConnectError::TooManyClients {
                 limit: self.options.max_clients,
-            });
+            })
+        } else if creds.uid != 0 && of_user >= self.options.max_clients_per_user {
+            bump(&mut self.counters.failures, "too_many_clients_of_user");
+            Some(ConnectError::TooManyClientsOfUser {
+                uid: creds.uid,
+                limit: self.options.max_clients_per_user,
+            })
+        } else {
+            None
+        };
+        if let Some(e) = refusal {
+            // A client can retry at once, again and again: logged within
+            // the limit per user.
+            if self.client_log.admit(now, creds.uid) {
+                warn!(pid = creds.pid, uid = creds.uid, "{e}");
+            }
+            return Err(e);
         }
+        self.clients_of_user.insert(creds.uid, of_user + 1);
         self.clients.insert(
             client,
             Client {
                 creds,
                 connected_at: now,
                 held: Vec::new(),
+                input_ended: false,
             },
         );
         self.exit_deadline = None;
@@ -555,11 +597,38 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
         Reply::Error(Status::INVALID_REQUEST)
     }
 
+    /// `client` will send nothing more (it closed its sending side): its
+    /// holds end now, as if it had left, and it can acquire nothing more;
+    /// but it still counts as connected, against the limits too, until
+    /// [`Broker::handle_disconnect`] (its transport may still be writing it
+    /// the replies it asked for).
+    pub fn handle_end_of_input(&mut self, now: Instant, client: ClientId) {
+        let Some(p) = self.clients.get_mut(&client) else {
+            return;
+        };
+        p.input_ended = true;
+        let held = std::mem::take(&mut p.held);
+        debug!(
+            client = client.0,
+            held = held.len(),
+            "client sent its end of input"
+        );
+        for name in held {
+            self.drop_hold(now, name);
+        }
+    }
+
     /// The connection of `client` is gone: its holds are dropped.
     pub fn handle_disconnect(&mut self, now: Instant, client: ClientId) {
         let Some(p) = self.clients.remove(&client) else {
             return;
         };
+        if let Some(n) = self.clients_of_user.get_mut(&p.creds.uid) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.clients_of_user.remove(&p.creds.uid);
+            }
+        }
         self.counters.disconnects += 1;
         debug!(
             client = client.0,
@@ -839,7 +908,8 @@ impl<B: Backend, C: ConfigSource, A: AccountLookup> Broker<B, C, A> {
         client: ClientId,
         name: NetworkName,
     ) -> Reply<B::Serialization> {
-        let Some(p) = self.clients.get(&client) else {
+        // A client that ended its input has left as far as holds go.
+        let Some(p) = self.clients.get(&client).filter(|p| !p.input_ended) else {
             return Reply::Error(Status::INTERNAL_ERROR);
         };
         let creds = p.creds;

@@ -130,6 +130,11 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 16384)]
     pub max_clients: usize,
 
+    /// Clients of one user connected at once (root's only count against
+    /// --max-clients), so that one user cannot take every connection.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_clients_per_user: usize,
+
     /// Live networks at once.
     #[arg(long, value_name = "N", default_value_t = 128)]
     pub max_networks: usize,

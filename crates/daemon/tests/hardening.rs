@@ -359,7 +359,10 @@ fn another_users_live_broker_is_named_not_called_a_stray_lock() {
     let err = text(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(
-        err.contains(&format!("another broker (uid {}) is already serving", user.uid)),
+        err.contains(&format!(
+            "another broker (uid {}) is already serving",
+            user.uid
+        )),
         "{err}"
     );
     assert!(!err.contains("remove it"), "{err}");
@@ -656,6 +659,52 @@ fn a_system_account_broker_takes_only_roots_files_and_a_person_also_their_own() 
         };
         assert!(stdout.contains(&rule), "{stdout}");
     }
+}
+
+#[test]
+fn one_user_cannot_take_every_connection() {
+    if skip_unless_root("one_user_cannot_take_every_connection") {
+        return;
+    }
+    let b = Broker::prepare(&[]);
+    fs::set_permissions(b.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let b = b.spawn(&["--no-idle-exit", "--max-clients-per-user", "4"]);
+    let sock = b.socket.to_str().unwrap().to_owned();
+    let hog = TempUser::new("g");
+    let other = TempUser::new("t");
+    // The hog holds four connections open, its whole share...
+    let mut held: Vec<KillOnDrop> = (0..4)
+        .map(|_| {
+            let mut hold = hog.command(&["acquire", "shared", "--hold", "--socket", &sock]);
+            // --hold ends at the end of its input: keep stdin open.
+            hold.stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null());
+            let mut child = hold.spawn().unwrap();
+            let mut line = String::new();
+            std::io::BufRead::read_line(
+                &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+                &mut line,
+            )
+            .unwrap();
+            assert!(line.contains("subnet"), "{line}");
+            KillOnDrop(child)
+        })
+        .collect();
+    // ...and gets no fifth...
+    let out = run_bounded(hog.command(&["status", "--socket", &sock]));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        b.log_text().contains("the most one user may have"),
+        "{}",
+        b.log_text()
+    );
+    // ...while another user and root are served.
+    let out = run_bounded(other.command(&["acquire", "shared", "--socket", &sock]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(b.cli(&["status"]).status.success());
+    held.clear();
 }
 
 // 8. FIFOs in the configuration directory.

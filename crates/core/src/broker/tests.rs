@@ -445,6 +445,54 @@ fn access_lists() {
 }
 
 #[test]
+fn one_user_cannot_take_every_client_slot() {
+    let options = BrokerOptions {
+        max_clients: 10,
+        max_clients_per_user: 2,
+        ..BrokerOptions::default()
+    };
+    let mut h = Fixture::with(StaticConfig::new(), NoAccounts, options);
+    h.connect(1, 501);
+    h.connect(2, 501);
+    assert_eq!(
+        h.0.connect(3, creds(501)),
+        Err(ConnectError::TooManyClientsOfUser { uid: 501, limit: 2 })
+    );
+    // Another user, and root, still get in.
+    h.connect(4, 502);
+    for id in 5..8 {
+        h.connect(id, 0);
+    }
+    // A slot of the user's is free again once a client has gone.
+    h.0.disconnect(1);
+    h.connect(3, 501);
+}
+
+#[test]
+fn a_client_whose_input_ended_holds_nothing_but_still_counts() {
+    let options = BrokerOptions {
+        max_clients_per_user: 1,
+        ..BrokerOptions::default()
+    };
+    let mut h = Fixture::with(StaticConfig::new(), NoAccounts, options);
+    h.connect(1, 501);
+    h.subnet(1, "shared");
+    let now = h.now;
+    h.broker.handle_end_of_input(now, ClientId(1));
+    // Its hold ended at once...
+    assert_eq!(h.broker.holders("shared"), Some(0));
+    // ...it can take no new one...
+    assert_eq!(status(&h.acquire(1, "host")), Status::INTERNAL_ERROR);
+    // ...and it keeps its user's slot until it is gone.
+    assert!(matches!(
+        h.0.connect(2, creds(501)),
+        Err(ConnectError::TooManyClientsOfUser { .. })
+    ));
+    h.0.disconnect(1);
+    h.connect(2, 501);
+}
+
+#[test]
 fn limits_on_clients_and_networks() {
     let options = BrokerOptions {
         max_clients: 2,
@@ -514,7 +562,13 @@ fn status_shows_networks_clients_and_hides_other_users() {
 
 #[test]
 fn a_status_report_lists_the_first_clients_up_to_the_cap() {
-    let mut h = Fixture::new();
+    // More clients of one user than a report lists (and than one user may
+    // have by default).
+    let options = BrokerOptions {
+        max_clients_per_user: 4096,
+        ..BrokerOptions::default()
+    };
+    let mut h = Fixture::with(StaticConfig::new(), NoAccounts, options);
     let count = u64::try_from(MAX_STATUS_CLIENTS).unwrap() + 6;
     // Connected in reverse order: the report lists the lowest ids.
     for id in (1..=count).rev() {

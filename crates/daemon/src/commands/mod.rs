@@ -95,7 +95,7 @@ fn transport_hint(e: &Error) -> Option<&'static str> {
 }
 
 /// The hint for a broker that closed the connection without answering.
-const CLOSED_HINT: &str = "the broker closed the connection without answering: it may be at its limit of connections (--max-clients) or shutting down; its log says why.";
+const CLOSED_HINT: &str = "the broker closed the connection without answering: it may be at its limit of connections (--max-clients, or --max-clients-per-user for this user) or shutting down; its log says why.";
 
 /// The installed launchd job files of the default label, system job first,
 /// then the current user's, with their contents: those that exist and can

@@ -167,15 +167,18 @@ impl<B: Backend> Driver<B> {
         client: ClientId,
         creds: ClientCredentials,
     ) -> Result<(), ConnectError> {
-        if let Err(e) = self.broker.handle_connect(now, client, creds) {
-            warn!(pid = creds.pid, uid = creds.uid, "{e}");
-            return Err(e);
-        }
-        Ok(())
+        // The broker logs a refusal (within its limit per user).
+        self.broker.handle_connect(now, client, creds)
     }
 
-    /// The client's connection is gone (or its sending side closed): its
-    /// holds end.
+    /// The client closed its sending side: its holds end, but it stays
+    /// connected (and counted) until [`Self::handle_disconnect`].
+    pub(crate) fn handle_end_of_input(&mut self, now: Instant, client: ClientId) {
+        self.broker.handle_end_of_input(now, client);
+        self.pump();
+    }
+
+    /// The client's connection is gone: its holds end.
     pub(crate) fn handle_disconnect(&mut self, now: Instant, client: ClientId) {
         self.broker.handle_disconnect(now, client);
         self.pump();

@@ -162,6 +162,7 @@ fn build_broker<B: Backend>(args: &ServeArgs, backend: B) -> DaemonBroker<B> {
         },
         max_networks_per_client: args.max_networks_per_client,
         max_clients: args.max_clients,
+        max_clients_per_user: args.max_clients_per_user,
         max_networks: args.max_networks,
     };
     let euid = sys::effective_uid();

@@ -75,8 +75,8 @@ struct Conn {
     /// The client closed its sending side: write what is queued, then
     /// close.
     eof: bool,
-    /// The driver was told that this client is gone.
-    gone: bool,
+    /// The driver was told of the client's end of input.
+    input_ended: bool,
     /// A closing deadline is set (see [`EOF_LINGER`]).
     lingering: bool,
     /// Input may be waiting: a readiness edge came and no read since then
@@ -339,8 +339,7 @@ where
                 if let Some(times) = self.refusals.hit(Instant::now()) {
                     warn!(
                         limit = self.max_clients,
-                        times,
-                        "too many connections open; refusing new ones until some close"
+                        times, "too many connections open; refusing new ones until some close"
                     );
                 }
                 continue;
@@ -383,7 +382,7 @@ where
                     out: Vec::new(),
                     written: 0,
                     eof: false,
-                    gone: false,
+                    input_ended: false,
                     lingering: false,
                     // Registration reports input that is already there.
                     readable: false,
@@ -500,12 +499,12 @@ where
         if !alive {
             return false;
         }
-        if conn.eof && !conn.gone {
+        if conn.eof && !conn.input_ended {
             // The client closed its side: its holds end now, as with an
             // invalid XPC connection. Queued replies are still written, for
-            // a while.
-            conn.gone = true;
-            driver.handle_disconnect(now, conn.peer);
+            // a while, and the connection counts until it is closed.
+            conn.input_ended = true;
+            driver.handle_end_of_input(now, conn.peer);
         }
         if conn.eof && conn.queued() == 0 {
             return false;
@@ -569,9 +568,7 @@ where
                 }
             }
             let _ = self.poll.registry().deregister(&mut conn.stream);
-            if !conn.gone {
-                self.driver.handle_disconnect(Instant::now(), conn.peer);
-            }
+            self.driver.handle_disconnect(Instant::now(), conn.peer);
         }
         self.pause_accept(false);
     }
