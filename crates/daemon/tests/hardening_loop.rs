@@ -92,6 +92,14 @@ fn a_status_flood_from_one_client_keeps_memory_bounded_and_others_served() {
 #[test]
 fn status_floods_over_many_connections_of_one_user_stay_bounded_too() {
     let broker = Broker::start(&[], &["--no-idle-exit"]);
+    let others_allowed = nix::unistd::geteuid().is_root();
+    if others_allowed {
+        std::fs::set_permissions(
+            broker.dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+    }
     let before = rss_kib(broker.pid());
     // 120 connections of one user, each sending thousands of status
     // requests in one write and never reading: each may queue 1 MiB, but
@@ -106,27 +114,38 @@ fn status_floods_over_many_connections_of_one_user_stay_bounded_too() {
         })
         .collect();
     // Let the broker take in what it will.
-    broker.wait_for("the flooders to be accepted", |b| {
-        b.status()["peer_count"].as_u64() >= Some(121)
-    });
     std::thread::sleep(Duration::from_secs(2));
-    let asked = Instant::now();
-    let status = broker.status();
-    assert!(status["peer_count"].as_u64() >= Some(121), "{status}");
-    let answered_in = asked.elapsed();
     let after = rss_kib(broker.pid());
-    eprintln!("120 flooding connections: {before} KiB -> {after} KiB; status in {answered_in:?}");
+    eprintln!("120 flooding connections: {before} KiB -> {after} KiB");
     // Before the bound per user the broker grew by about 1.3 MiB per
     // connection (150 MiB here).
     assert!(
         after < before + 48 * 1024,
         "broker grew from {before} KiB to {after} KiB under status floods from 120 connections"
     );
-    assert!(
-        answered_in < Duration::from_secs(5),
-        "status took {answered_in:?}"
-    );
+    if others_allowed {
+        // Another user is answered meanwhile (nobody, through the CLI).
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(common::bin())
+            .args(["status", "--timeout", "10", "--socket"])
+            .arg(&broker.socket)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A client of the flooders' own user waits until they are gone; then
+    // its paused connection is served.
+    let mut waiter = broker.connect();
+    waiter.send_raw(b"{\"command\":\"status\"}\n");
+    std::thread::sleep(Duration::from_millis(200));
     drop(flooders);
+    assert!(waiter.read_reply().get("status").is_some());
+    assert!(broker.status()["peer_count"].as_u64() >= Some(1));
 }
 
 #[test]

@@ -11,10 +11,12 @@
 //! - a client whose queued replies pass [`MAX_QUEUED_OUTPUT`] is not
 //!   answered further (even in the middle of what it already sent) and not
 //!   read until it has taken its replies;
-//! - the replies queued for all the connections of one user together are
-//!   bounded by [`MAX_QUEUED_PER_USER`]: past it, a connection of that user
-//!   that still has replies queued is not answered further either, so
-//!   opening many connections that never read does not multiply the bound;
+//! - what all the connections of one user hold together (replies queued,
+//!   input read but not yet answered) is bounded by [`MAX_BUFFERED_PER_USER`]:
+//!   past it, none of that user's connections is answered or read until
+//!   the user's total falls again (then they are served in turn), so
+//!   opening many connections, each leaving a reply or a partial line
+//!   behind, does not multiply the bound per connection;
 //! - a connection counts against `--max-clients` until its descriptor is
 //!   closed; after the client's end of file (seen as the end of input, or
 //!   reported by the poll while its input is not read) its pending replies
@@ -49,9 +51,9 @@ const FIRST_CONN: usize = 2;
 /// Queued output above which a connection is neither answered nor read.
 pub(super) const MAX_QUEUED_OUTPUT: usize = 1 << 20;
 
-/// Queued output of all the connections of one user above which those of
-/// its connections that have replies queued are neither answered nor read.
-pub(super) const MAX_QUEUED_PER_USER: usize = 8 << 20;
+/// Bytes held for all the connections of one user (replies queued, input
+/// not yet answered) above which none of them is answered or read.
+pub(super) const MAX_BUFFERED_PER_USER: usize = 8 << 20;
 
 /// How long a client that closed its sending side has to take its pending
 /// replies before its connection is closed.
@@ -65,9 +67,12 @@ struct Conn {
     peer: ClientId,
     /// The user at the other end (from the peer credentials).
     uid: u32,
-    /// The bytes of this connection's queued output counted in its user's
-    /// total ([`Server::queued_by_user`]).
+    /// The bytes this connection holds (see [`Conn::buffered`]) as counted
+    /// in its user's total ([`Server::buffered_by_user`]).
     counted: usize,
+    /// Paused because its user holds too much: listed in
+    /// [`Server::waiting`] to be served when the user's total falls.
+    waiting: bool,
     framer: LineFramer,
     out: Vec<u8>,
     /// Bytes of `out` already written.
@@ -92,13 +97,12 @@ impl Conn {
     fn queued(&self) -> usize {
         self.out.len() - self.written
     }
-}
 
-/// Whether a connection with `queued` bytes of replies waiting, whose
-/// user's other connections have `others` waiting, must not be answered
-/// further for now.
-fn over_bound(queued: usize, others: usize) -> bool {
-    queued > MAX_QUEUED_OUTPUT || (queued > 0 && others + queued > MAX_QUEUED_PER_USER)
+    /// What the broker holds for this connection: replies queued, and
+    /// input read but not answered yet.
+    fn buffered(&self) -> usize {
+        self.queued() + self.framer.pending()
+    }
 }
 
 /// The server: listener, connections and the driver.
@@ -107,8 +111,12 @@ pub(super) struct Server<B: Backend> {
     listener: Listener,
     signals: CaughtSignals,
     conns: HashMap<Token, Conn>,
-    /// Queued output by user, summed over that user's connections.
-    queued_by_user: HashMap<u32, usize>,
+    /// [`Conn::buffered`] by user, summed over that user's connections.
+    buffered_by_user: HashMap<u32, usize>,
+    /// Connections paused because their user holds too much, by user.
+    waiting: HashMap<u32, Vec<Token>>,
+    /// Paused connections to serve again (their user's total fell).
+    resumed: VecDeque<Token>,
     next_token: usize,
     driver: Driver<B>,
     max_line: usize,
@@ -207,7 +215,9 @@ where
             listener,
             signals,
             conns: HashMap::new(),
-            queued_by_user: HashMap::new(),
+            buffered_by_user: HashMap::new(),
+            waiting: HashMap::new(),
+            resumed: VecDeque::new(),
             next_token: FIRST_CONN,
             driver,
             max_line,
@@ -230,7 +240,12 @@ where
                 (Some(a), Some((b, _))) => Some(a.min(*b)),
                 (a, b) => a.or(b.map(|(t, _)| *t)),
             };
-            let timeout = deadline.map(|t| t.saturating_duration_since(Instant::now()));
+            let timeout = if self.resumed.is_empty() {
+                deadline.map(|t| t.saturating_duration_since(Instant::now()))
+            } else {
+                // Paused connections are ready to be served again.
+                Some(Duration::ZERO)
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -248,6 +263,7 @@ where
                     }
                 }
             }
+            self.serve_resumed();
             // Signals are judged after this batch, and after taking in what
             // is pending, so that clients which left before the signal do
             // not count.
@@ -378,6 +394,7 @@ where
                     peer,
                     uid: creds.uid,
                     counted: 0,
+                    waiting: false,
                     framer: LineFramer::new(self.max_line),
                     out: Vec::new(),
                     written: 0,
@@ -432,27 +449,35 @@ where
         };
         let driver = &mut self.driver;
         let now = Instant::now();
-        // What the user's other connections have queued does not change
-        // while this one is served.
+        // What the user's other connections hold does not change while
+        // this one is served.
         let others = self
-            .queued_by_user
+            .buffered_by_user
             .get(&conn.uid)
             .map_or(0, |total| total.saturating_sub(conn.counted));
+        let user_over = |conn: &Conn| others + conn.buffered() > MAX_BUFFERED_PER_USER;
+        let mut paused_for_user = false;
         let alive = loop {
             // Answer what is buffered, up to the output bounds.
             let mut more = false;
-            while !over_bound(conn.queued(), others) {
+            while conn.queued() <= MAX_QUEUED_OUTPUT && !user_over(conn) {
                 match conn.framer.next_line() {
                     Some(frame) => driver.handle_line(now, conn.peer, frame, &mut conn.out),
                     None => break,
                 }
-                more = over_bound(conn.queued(), others);
+                more = conn.queued() > MAX_QUEUED_OUTPUT || user_over(conn);
             }
             if conn.queued() > 0 && !write_out(conn) {
                 break false;
             }
-            if over_bound(conn.queued(), others) {
+            if conn.queued() > MAX_QUEUED_OUTPUT {
                 // Wait until the client takes its replies.
+                break true;
+            }
+            if user_over(conn) {
+                // Wait until this client takes its replies, or until the
+                // user's other connections hold less.
+                paused_for_user = true;
                 break true;
             }
             if more {
@@ -490,15 +515,28 @@ where
         };
         // Keep the user's total exact (a connection about to be closed is
         // taken out of it by `close`).
-        let queued = conn.queued();
-        if queued != conn.counted {
-            let total = self.queued_by_user.entry(conn.uid).or_insert(0);
-            *total = total.saturating_sub(conn.counted) + queued;
-            conn.counted = queued;
+        let buffered = conn.buffered();
+        let uid = conn.uid;
+        let fell = buffered < conn.counted;
+        if buffered != conn.counted {
+            let total = self.buffered_by_user.entry(uid).or_insert(0);
+            *total = total.saturating_sub(conn.counted) + buffered;
+            conn.counted = buffered;
+        }
+        if paused_for_user && !conn.waiting {
+            conn.waiting = true;
+            self.waiting.entry(uid).or_default().push(token);
         }
         if !alive {
             return false;
         }
+        if fell {
+            self.resume_waiting(uid);
+        }
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return false;
+        };
+        let driver = &mut self.driver;
         if conn.eof && !conn.input_ended {
             // The client closed its side: its holds end now, as with an
             // invalid XPC connection. Queued replies are still written, for
@@ -559,13 +597,48 @@ where
         }
     }
 
+    /// Queues the paused connections of `uid` to be served again, once the
+    /// user's total is within the bound.
+    fn resume_waiting(&mut self, uid: u32) {
+        let total = self.buffered_by_user.get(&uid).copied().unwrap_or(0);
+        if total > MAX_BUFFERED_PER_USER {
+            return;
+        }
+        if let Some(tokens) = self.waiting.remove(&uid) {
+            self.resumed.extend(tokens);
+        }
+    }
+
+    /// Serves the connections queued by [`Server::resume_waiting`] (those
+    /// queued meanwhile wait for the next turn of the loop).
+    fn serve_resumed(&mut self) {
+        for _ in 0..self.resumed.len() {
+            let Some(token) = self.resumed.pop_front() else {
+                break;
+            };
+            match self.conns.get_mut(&token) {
+                Some(conn) => conn.waiting = false,
+                None => continue,
+            }
+            self.conn_event(token, false, false);
+        }
+    }
+
     fn close(&mut self, token: Token) {
         if let Some(mut conn) = self.conns.remove(&token) {
-            if let Some(total) = self.queued_by_user.get_mut(&conn.uid) {
+            if let Some(total) = self.buffered_by_user.get_mut(&conn.uid) {
                 *total = total.saturating_sub(conn.counted);
                 if *total == 0 {
-                    self.queued_by_user.remove(&conn.uid);
+                    self.buffered_by_user.remove(&conn.uid);
                 }
+            }
+            if conn.waiting
+                && let Some(tokens) = self.waiting.get_mut(&conn.uid)
+            {
+                tokens.retain(|t| *t != token);
+            }
+            if conn.counted > 0 {
+                self.resume_waiting(conn.uid);
             }
             let _ = self.poll.registry().deregister(&mut conn.stream);
             self.driver.handle_disconnect(Instant::now(), conn.peer);
