@@ -140,7 +140,11 @@ func checkServer(conn net.Conn) error {
 		return fmt.Errorf("cannot check who serves the socket: %w", credErr)
 	}
 	if own := os.Geteuid(); uid != 0 && uid != own {
-		return fmt.Errorf("the server runs as uid %d, but only root (uid 0) or this user (uid %d) may serve it", uid, own)
+		trusted := "root (uid 0)"
+		if own != 0 {
+			trusted = fmt.Sprintf("root (uid 0) or this user (uid %d)", own)
+		}
+		return fmt.Errorf("the server runs as uid %d, but only %s may serve it", uid, trusted)
 	}
 	return nil
 }

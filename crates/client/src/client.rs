@@ -20,10 +20,14 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest timeout the CLI and the C library accept (a day).
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
 
-/// A timeout given in seconds, if it is more than 0 and at most
-/// [`MAX_TIMEOUT`] (NaN and infinities are not).
+/// The shortest timeout the CLI and the C library accept (a millisecond:
+/// less could not be told from a broker that never answers).
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+
+/// A timeout given in seconds, if it is at least [`MIN_TIMEOUT`] and at
+/// most [`MAX_TIMEOUT`] (NaN and infinities are not).
 pub fn timeout_from_secs(seconds: f64) -> Option<Duration> {
-    (seconds > 0.0 && seconds <= MAX_TIMEOUT.as_secs_f64())
+    (seconds >= MIN_TIMEOUT.as_secs_f64() && seconds <= MAX_TIMEOUT.as_secs_f64())
         .then(|| Duration::from_secs_f64(seconds))
 }
 

@@ -29,8 +29,9 @@ pub enum Error {
     /// this process's user. It may be anyone who bound the path first, so
     /// nothing is sent to it.
     #[error(
-        "refusing the broker at {}: it runs as uid {uid}, but only root (uid 0) or this user (uid {own}) may serve it; another user may have taken the socket path",
-        escape_path(path)
+        "refusing the broker at {}: it runs as uid {uid}, but only {} may serve it; another user may have taken the socket path",
+        escape_path(path),
+        trusted_servers(*own)
     )]
     UntrustedServer {
         /// The socket path.
@@ -129,6 +130,16 @@ impl Error {
     /// an answer from it.
     pub fn is_transport(&self) -> bool {
         self.status() == Status::XPC_FAILURE
+    }
+}
+
+/// Who may serve a client running as `own`: root, and the client's own
+/// user.
+fn trusted_servers(own: u32) -> String {
+    if own == 0 {
+        "root (uid 0)".to_owned()
+    } else {
+        format!("root (uid 0) or this user (uid {own})")
     }
 }
 

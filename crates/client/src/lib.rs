@@ -44,7 +44,7 @@ mod sys;
 mod transport;
 
 pub use client::{
-    Client, DEFAULT_TIMEOUT, MAX_TIMEOUT, Network, acquire_network, default_client,
+    Client, DEFAULT_TIMEOUT, MAX_TIMEOUT, MIN_TIMEOUT, Network, acquire_network, default_client,
     timeout_from_secs,
 };
 pub use error::Error;

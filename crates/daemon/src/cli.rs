@@ -427,12 +427,13 @@ fn parse_secs(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
-/// A timeout: a positive number of seconds, at most a day.
+/// A timeout: a number of seconds from a millisecond to a day.
 fn parse_timeout(s: &str) -> Result<f64, String> {
     let v = number_of_seconds(s)?;
     if vmnet_broker_client::timeout_from_secs(v).is_none() {
         return Err(format!(
-            "{s} is out of range (more than 0, at most {})",
+            "{s} is out of range (at least {}, at most {})",
+            vmnet_broker_client::MIN_TIMEOUT.as_secs_f64(),
             vmnet_broker_client::MAX_TIMEOUT.as_secs()
         ));
     }
@@ -471,9 +472,10 @@ mod tests {
         assert!(parse_secs("NaN").is_err());
         assert_eq!(parse_timeout("2.5"), Ok(2.5));
         assert!(parse_timeout("0").is_err());
-        for bad in ["NaN", "1e20", "86401", "inf"] {
+        assert_eq!(parse_timeout("0.001"), Ok(0.001));
+        for bad in ["NaN", "1e20", "86401", "inf", "1e-300", "0.0009"] {
             let e = parse_timeout(bad).unwrap_err();
-            assert!(e.contains("more than 0, at most 86400"), "{bad}: {e}");
+            assert!(e.contains("at least 0.001, at most 86400"), "{bad}: {e}");
         }
     }
 }

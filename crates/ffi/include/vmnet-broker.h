@@ -251,8 +251,8 @@ vmnet_broker_client *_Nullable vmnet_broker_client_connect_socket(
  * VMNET_BROKER_XPC_FAILURE. Every client connection also checks that the
  * process serving the socket runs as root or as this user, and fails with
  * VMNET_BROKER_XPC_FAILURE otherwise. Returns VMNET_BROKER_INVALID_REQUEST
- * for a NULL client or a timeout that is not a positive number of seconds
- * (at most 86400).
+ * for a NULL client or a timeout that is not a number of seconds from
+ * 0.001 to 86400.
  */
 vmnet_broker_return_t vmnet_broker_client_set_timeout(
     const vmnet_broker_client *_Nullable client,
