@@ -258,6 +258,7 @@ impl ConfigDir {
                 name: None,
                 config: None,
                 findings: Vec::new(),
+                unreadable_here: false,
             };
             let ext = path.extension().map(|e| e.to_string_lossy().into_owned());
             match ext.as_deref() {
@@ -283,6 +284,22 @@ impl ConfigDir {
                     report.files.push(check);
                     continue;
                 }
+            }
+            if let Reader::Other { uid } = reader
+                && let Err(e) = open_config(&path)
+                && e.kind() == std::io::ErrorKind::PermissionDenied
+            {
+                // Closed to this user, not necessarily to the broker.
+                check.findings.push(Finding::warning(format!(
+                    "cannot read it as uid {uid} ({e}), so it was not checked; a broker \
+                     running as root or as the directory's owner reads it: run \
+                     `vmnet-broker check` as that user to check it"
+                )));
+                check.unreadable_here = true;
+                report.unreadable_here = true;
+                by_name.entry(stem).or_default().push(report.files.len());
+                report.files.push(check);
+                continue;
             }
             match self.load_file(&path) {
                 Ok(config) => check.config = Some(config),
@@ -666,6 +683,9 @@ pub(crate) struct FileCheck {
     pub config: Option<NetworkConfig>,
     /// Problems and remarks.
     pub findings: Vec<Finding>,
+    /// The file could not be read by this user, who is not the broker's
+    /// (see [`Reader::Other`]): not checked.
+    pub unreadable_here: bool,
 }
 
 /// The result of [`ConfigDir::check`].
@@ -793,6 +813,20 @@ impl CheckReport {
                     networks.insert(name.to_owned(), source);
                 }
                 (Lookup::NotFound, _) => {}
+                (Lookup::Broken(_), Some(path))
+                    if self
+                        .files
+                        .iter()
+                        .any(|f| f.path == path && f.unreadable_here) =>
+                {
+                    networks.insert(
+                        name.to_owned(),
+                        format!(
+                            "{} (not checked: unreadable as this user)",
+                            escape_path(&path)
+                        ),
+                    );
+                }
                 (Lookup::Broken(e), _) => {
                     let explained = self.files.iter().any(|f| {
                         f.name.as_deref() == Some(name)

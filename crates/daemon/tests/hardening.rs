@@ -1245,6 +1245,49 @@ fn check_of_a_directory_closed_to_the_caller_lists_what_a_root_broker_serves() {
     }
 }
 
+#[test]
+fn check_of_a_file_closed_to_the_caller_says_it_was_not_checked() {
+    if skip_unless_root("check_of_a_file_closed_to_the_caller_says_it_was_not_checked") {
+        return;
+    }
+    // A root-owned restricted override only root may read, beside a file
+    // everyone may read: the broker (root) serves both.
+    let user = TempUser::new("k");
+    let b = Broker::prepare(&[
+        ("lab.json", r#"{"mode": "host"}"#),
+        ("shared.json", RESTRICTED_SHARED),
+    ]);
+    fs::set_permissions(b.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(
+        b.config.join("shared.json"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let config_s = b.config.to_str().unwrap().to_owned();
+    let out = run_bounded(user.command(&["check", "--config-dir", &config_s]));
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let (findings, listed) = stdout.split_once("Networks available:").unwrap_or_default();
+    assert!(
+        findings.contains(&format!("cannot read it as uid {}", user.uid))
+            && findings.contains("was not checked"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("cannot be acquired"), "{stdout}");
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.trim_start().starts_with("shared") && l.contains("not checked")),
+        "{stdout}"
+    );
+    assert!(listed.contains("check is incomplete"), "{stdout}");
+    // Root's check and a root broker agree: the override is in force.
+    let out = check(&b.config);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let b = b.spawn(&[]);
+    assert!(b.cli(&["acquire", "shared"]).status.success());
+}
+
 // 18. A socket path too long for sun_path.
 
 #[test]

@@ -74,8 +74,8 @@ pub(crate) fn run(args: CheckArgs) -> ExitCode {
     if report.unreadable_here {
         println!();
         println!(
-            "{errors} error(s); {} could not be read as this user, so the check is incomplete: \
-             run it as root or as the user the broker runs as.",
+            "{errors} error(s); {} (or files in it) could not be read as this user, so the check \
+             is incomplete: run it as root or as the user the broker runs as.",
             escape_path(&report.dir)
         );
         ExitCode::from(1)
