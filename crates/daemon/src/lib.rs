@@ -30,13 +30,50 @@ pub const EXIT_USAGE: u8 = 64;
 /// Exit code for failures that are not protocol statuses (EX_SOFTWARE).
 pub const EXIT_FAILURE: u8 = 70;
 
+/// The message for a refused value that holds control characters, with
+/// the value escaped: clap repeats a value as it came, so one from the
+/// command line or the environment could otherwise drive the terminal or
+/// fake lines of output. `None` for every other error (clap prints it).
+fn escaped_usage_error(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(value)) = e.get(ContextKind::InvalidValue) else {
+        return None;
+    };
+    if !value.chars().any(char::is_control) {
+        return None;
+    }
+    let arg = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg.clone(),
+        _ => "an option".to_owned(),
+    };
+    let reason = std::error::Error::source(e)
+        .map(|source| {
+            let text = source.to_string();
+            if text.chars().any(char::is_control) {
+                format!(": {}", vmnet_broker_proto::text::escape(&text))
+            } else {
+                format!(": {text}")
+            }
+        })
+        .unwrap_or_default();
+    Some(format!(
+        "error: invalid value '{}' for '{arg}'{reason}\n\nFor more information, try '--help'.\n",
+        vmnet_broker_proto::text::escape(value)
+    ))
+}
+
 /// Parses the command line and runs the command; returns the exit code.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
-            let _ = e.print();
+            match escaped_usage_error(&e) {
+                Some(text) => eprint!("{text}"),
+                None => {
+                    let _ = e.print();
+                }
+            }
             return ExitCode::from(code);
         }
     };

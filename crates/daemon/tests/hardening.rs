@@ -1152,6 +1152,30 @@ fn client_errors_name_the_socket_escaped() {
     }
 }
 
+#[test]
+fn refused_option_values_are_echoed_escaped() {
+    let hostile = "\x1b[31mX\nFAKE.sock";
+    let mut flag = Command::new(bin());
+    flag.args(["status", "--timeout", hostile])
+        .stdin(Stdio::null());
+    let mut env = Command::new(bin());
+    env.arg("status")
+        .env("VMNET_BROKER_TIMEOUT", hostile)
+        .stdin(Stdio::null());
+    let mut serve = Command::new(bin());
+    serve
+        .args(["serve", "--idle-timeout", hostile])
+        .stdin(Stdio::null());
+    for cmd in [flag, env, serve] {
+        let out = run_bounded(cmd);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{err}");
+        assert!(err.contains("invalid value"), "{err}");
+        assert_nothing_injected(&err);
+        assert!(err.contains("\\x1b[31mX\\nFAKE.sock"), "{err}");
+    }
+}
+
 // 17. check on a directory it cannot read.
 
 #[test]
