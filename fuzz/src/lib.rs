@@ -119,6 +119,8 @@ pub fn broker_events(data: &[u8]) {
         exit_idle_timeout: Some(Duration::from_secs(45)),
         max_networks_per_client: 3,
         max_clients: 3,
+        // Below max_clients, so that the limit per user is reached too.
+        max_clients_per_user: 2,
         max_networks: 4,
     };
     // `wide` and `narrow` overlap, so only one can be live; `private` is
