@@ -24,6 +24,10 @@ fn a_silent_server_fails_requests_after_the_timeout() {
         assert_eq!(vmnet_broker_client_set_timeout(ptr::null(), 1.0), 4);
         assert_eq!(vmnet_broker_client_set_timeout(client, 0.0), 4);
         assert_eq!(vmnet_broker_client_set_timeout(client, f64::NAN), 4);
+        // Less than a millisecond cannot be told from a broker that never
+        // answers.
+        assert_eq!(vmnet_broker_client_set_timeout(client, 0.0009), 4);
+        assert_eq!(vmnet_broker_client_set_timeout(client, 0.001), 0);
         assert_eq!(vmnet_broker_client_set_timeout(client, 0.2), 0);
     }
     let mut out: *mut c_char = ptr::null_mut();
