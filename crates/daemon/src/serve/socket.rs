@@ -544,7 +544,9 @@ where
             conn.input_ended = true;
             driver.handle_end_of_input(now, conn.peer);
         }
-        if conn.eof && conn.queued() == 0 {
+        if conn.eof && conn.buffered() == 0 {
+            // Everything it asked for is answered and taken (requests still
+            // waiting for the user's bound get the lingering time below).
             return false;
         }
         if (conn.eof || conn.closing) && !conn.lingering {
