@@ -66,6 +66,8 @@ fn setup(clients: usize, networks: usize) -> SimHarness {
         network_idle_timeout: Duration::ZERO,
         exit_idle_timeout: None,
         max_clients: clients + networks + 16,
+        // All of them are one user's.
+        max_clients_per_user: clients + networks + 16,
         max_networks: networks + 16,
         ..BrokerOptions::default()
     };
