@@ -11,12 +11,13 @@
 //! - a client whose queued replies pass [`MAX_QUEUED_OUTPUT`] is not
 //!   answered further (even in the middle of what it already sent) and not
 //!   read until it has taken its replies;
-//! - what all the connections of one user hold together (replies queued,
-//!   input read but not yet answered) is bounded by [`MAX_BUFFERED_PER_USER`]:
-//!   past it, none of that user's connections is answered or read until
-//!   the user's total falls again (then they are served in turn), so
-//!   opening many connections, each leaving a reply or a partial line
-//!   behind, does not multiply the bound per connection;
+//! - what all the connections of one user hold together is bounded too:
+//!   replies by [`MAX_QUEUED_PER_USER`] (past it, none of them answers)
+//!   and input not yet answered by [`MAX_INPUT_PER_USER`] (past it, none
+//!   of them reads). Paused connections queue per user and are served in
+//!   order when the user's totals fall, so opening many connections, each
+//!   leaving a reply or a partial line behind, does not multiply the
+//!   bounds per connection;
 //! - a connection counts against `--max-clients` until its descriptor is
 //!   closed; after the client's end of file (seen as the end of input, or
 //!   reported by the poll while its input is not read) its pending replies
@@ -51,9 +52,28 @@ const FIRST_CONN: usize = 2;
 /// Queued output above which a connection is neither answered nor read.
 pub(super) const MAX_QUEUED_OUTPUT: usize = 1 << 20;
 
-/// Bytes held for all the connections of one user (replies queued, input
-/// not yet answered) above which none of them is answered or read.
-pub(super) const MAX_BUFFERED_PER_USER: usize = 8 << 20;
+/// Input read but not yet answered, for all the connections of one user
+/// together, above which none of them is read.
+pub(super) const MAX_INPUT_PER_USER: usize = 8 << 20;
+
+/// Replies queued for all the connections of one user above which none of
+/// them is answered (answering turns input into replies; input alone never
+/// stops it, so what was read can always be answered).
+pub(super) const MAX_QUEUED_PER_USER: usize = 8 << 20;
+
+/// What the broker holds for connections: input read but not answered,
+/// and replies queued.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Held {
+    input: usize,
+    output: usize,
+}
+
+impl Held {
+    fn total(self) -> usize {
+        self.input + self.output
+    }
+}
 
 /// How long a client that closed its sending side has to take its pending
 /// replies before its connection is closed.
@@ -67,9 +87,9 @@ struct Conn {
     peer: ClientId,
     /// The user at the other end (from the peer credentials).
     uid: u32,
-    /// The bytes this connection holds (see [`Conn::buffered`]) as counted
-    /// in its user's total ([`Server::buffered_by_user`]).
-    counted: usize,
+    /// What this connection holds, as counted in its user's total
+    /// ([`Server::held_by_user`]).
+    counted: Held,
     /// Paused because its user holds too much: listed in
     /// [`Server::waiting`] to be served when the user's total falls.
     waiting: bool,
@@ -98,10 +118,18 @@ impl Conn {
         self.out.len() - self.written
     }
 
-    /// What the broker holds for this connection: replies queued, and
-    /// input read but not answered yet.
-    fn buffered(&self) -> usize {
-        self.queued() + self.framer.pending()
+    /// What the broker holds for this connection.
+    fn held(&self) -> Held {
+        Held {
+            input: self.framer.pending(),
+            output: self.queued(),
+        }
+    }
+
+    /// Whether serving it could do anything: answer buffered input, or
+    /// read.
+    fn has_work(&self) -> bool {
+        self.framer.pending() > 0 || (self.readable && !self.eof)
     }
 }
 
@@ -111,12 +139,15 @@ pub(super) struct Server<B: Backend> {
     listener: Listener,
     signals: CaughtSignals,
     conns: HashMap<Token, Conn>,
-    /// [`Conn::buffered`] by user, summed over that user's connections.
-    buffered_by_user: HashMap<u32, usize>,
+    /// [`Conn::held`] by user, summed over that user's connections.
+    held_by_user: HashMap<u32, Held>,
     /// Connections paused because their user holds too much, by user.
     waiting: HashMap<u32, Vec<Token>>,
     /// Paused connections to serve again (their user's total fell).
     resumed: VecDeque<Token>,
+    /// A connection from `resumed` is being served: it takes its turn
+    /// even if others of its user wait.
+    resuming: bool,
     next_token: usize,
     driver: Driver<B>,
     max_line: usize,
@@ -215,9 +246,10 @@ where
             listener,
             signals,
             conns: HashMap::new(),
-            buffered_by_user: HashMap::new(),
+            held_by_user: HashMap::new(),
             waiting: HashMap::new(),
             resumed: VecDeque::new(),
+            resuming: false,
             next_token: FIRST_CONN,
             driver,
             max_line,
@@ -393,7 +425,7 @@ where
                     stream,
                     peer,
                     uid: creds.uid,
-                    counted: 0,
+                    counted: Held::default(),
                     waiting: false,
                     framer: LineFramer::new(self.max_line),
                     out: Vec::new(),
@@ -451,21 +483,37 @@ where
         let now = Instant::now();
         // What the user's other connections hold does not change while
         // this one is served.
-        let others = self
-            .buffered_by_user
+        let user = self
+            .held_by_user
             .get(&conn.uid)
-            .map_or(0, |total| total.saturating_sub(conn.counted));
-        let user_over = |conn: &Conn| others + conn.buffered() > MAX_BUFFERED_PER_USER;
+            .copied()
+            .unwrap_or_default();
+        let others = Held {
+            input: user.input.saturating_sub(conn.counted.input),
+            output: user.output.saturating_sub(conn.counted.output),
+        };
+        // While some of the user's connections wait for their turn, the
+        // others read nothing new (they still answer what they have read,
+        // which makes room), so that the waiting ones are served in order
+        // rather than starved by those that keep reading their replies.
+        let behind_waiters =
+            !self.resuming && self.waiting.get(&conn.uid).is_some_and(|w| !w.is_empty());
+        let may_answer = |conn: &Conn| others.output + conn.queued() <= MAX_QUEUED_PER_USER;
+        let may_read = |conn: &Conn| {
+            !behind_waiters
+                && may_answer(conn)
+                && others.input + conn.framer.pending() <= MAX_INPUT_PER_USER
+        };
         let mut paused_for_user = false;
         let alive = loop {
             // Answer what is buffered, up to the output bounds.
             let mut more = false;
-            while conn.queued() <= MAX_QUEUED_OUTPUT && !user_over(conn) {
+            while conn.queued() <= MAX_QUEUED_OUTPUT && may_answer(conn) {
                 match conn.framer.next_line() {
                     Some(frame) => driver.handle_line(now, conn.peer, frame, &mut conn.out),
                     None => break,
                 }
-                more = conn.queued() > MAX_QUEUED_OUTPUT || user_over(conn);
+                more = conn.queued() > MAX_QUEUED_OUTPUT || !may_answer(conn);
             }
             if conn.queued() > 0 && !write_out(conn) {
                 break false;
@@ -474,10 +522,10 @@ where
                 // Wait until the client takes its replies.
                 break true;
             }
-            if user_over(conn) {
-                // Wait until this client takes its replies, or until the
-                // user's other connections hold less.
-                paused_for_user = true;
+            if !may_answer(conn) {
+                // Wait until the user's connections hold less, or for this
+                // one's turn.
+                paused_for_user = conn.has_work();
                 break true;
             }
             if more {
@@ -485,6 +533,10 @@ where
                 continue;
             }
             if conn.eof || !conn.readable {
+                break true;
+            }
+            if !may_read(conn) {
+                paused_for_user = true;
                 break true;
             }
             match conn.stream.read(&mut self.read_buf) {
@@ -515,13 +567,15 @@ where
         };
         // Keep the user's total exact (a connection about to be closed is
         // taken out of it by `close`).
-        let buffered = conn.buffered();
+        let held = conn.held();
         let uid = conn.uid;
-        let fell = buffered < conn.counted;
-        if buffered != conn.counted {
-            let total = self.buffered_by_user.entry(uid).or_insert(0);
-            *total = total.saturating_sub(conn.counted) + buffered;
-            conn.counted = buffered;
+        let was = conn.counted;
+        let fell = held.output < was.output || held.total() < was.total();
+        if held != was {
+            let total = self.held_by_user.entry(uid).or_default();
+            total.input = total.input.saturating_sub(was.input) + held.input;
+            total.output = total.output.saturating_sub(was.output) + held.output;
+            conn.counted = held;
         }
         if paused_for_user && !conn.waiting {
             conn.waiting = true;
@@ -530,7 +584,9 @@ where
         if !alive {
             return false;
         }
-        if fell {
+        if fell || paused_for_user {
+            // Also when this one only queued behind the waiting ones while
+            // the user is within the bound: their turn is now.
             self.resume_waiting(uid);
         }
         let Some(conn) = self.conns.get_mut(&token) else {
@@ -544,7 +600,7 @@ where
             conn.input_ended = true;
             driver.handle_end_of_input(now, conn.peer);
         }
-        if conn.eof && conn.buffered() == 0 {
+        if conn.eof && conn.held().total() == 0 {
             // Everything it asked for is answered and taken (requests still
             // waiting for the user's bound get the lingering time below).
             return false;
@@ -602,8 +658,7 @@ where
     /// Queues the paused connections of `uid` to be served again, once the
     /// user's total is within the bound.
     fn resume_waiting(&mut self, uid: u32) {
-        let total = self.buffered_by_user.get(&uid).copied().unwrap_or(0);
-        if total > MAX_BUFFERED_PER_USER {
+        if self.user_output_full(uid) {
             return;
         }
         if let Some(tokens) = self.waiting.remove(&uid) {
@@ -611,27 +666,54 @@ where
         }
     }
 
-    /// Serves the connections queued by [`Server::resume_waiting`] (those
-    /// queued meanwhile wait for the next turn of the loop).
+    /// Whether the replies queued for `uid` are at the bound: none of its
+    /// connections may answer.
+    fn user_output_full(&self, uid: u32) -> bool {
+        self.held_by_user
+            .get(&uid)
+            .is_some_and(|h| h.output > MAX_QUEUED_PER_USER)
+    }
+
+    /// Serves the connections queued by [`Server::resume_waiting`], in
+    /// order (those queued meanwhile wait for the next turn of the loop).
+    /// Once its user is at the bound again, a connection keeps its place at
+    /// the head of the user's queue instead of going behind those that
+    /// were just served: every one gets its turn.
     fn serve_resumed(&mut self) {
+        let mut keep: HashMap<u32, Vec<Token>> = HashMap::new();
         for _ in 0..self.resumed.len() {
             let Some(token) = self.resumed.pop_front() else {
                 break;
             };
-            match self.conns.get_mut(&token) {
-                Some(conn) => conn.waiting = false,
+            let uid = match self.conns.get_mut(&token) {
+                Some(conn) => conn.uid,
                 None => continue,
+            };
+            if self.user_output_full(uid) {
+                keep.entry(uid).or_default().push(token);
+                continue;
             }
+            if let Some(conn) = self.conns.get_mut(&token) {
+                conn.waiting = false;
+            }
+            self.resuming = true;
             self.conn_event(token, false, false);
+            self.resuming = false;
+        }
+        for (uid, mut tokens) in keep {
+            let behind = self.waiting.remove(&uid).unwrap_or_default();
+            tokens.extend(behind);
+            self.waiting.insert(uid, tokens);
         }
     }
 
     fn close(&mut self, token: Token) {
         if let Some(mut conn) = self.conns.remove(&token) {
-            if let Some(total) = self.buffered_by_user.get_mut(&conn.uid) {
-                *total = total.saturating_sub(conn.counted);
-                if *total == 0 {
-                    self.buffered_by_user.remove(&conn.uid);
+            if let Some(total) = self.held_by_user.get_mut(&conn.uid) {
+                total.input = total.input.saturating_sub(conn.counted.input);
+                total.output = total.output.saturating_sub(conn.counted.output);
+                if total.total() == 0 {
+                    self.held_by_user.remove(&conn.uid);
                 }
             }
             if conn.waiting
@@ -639,7 +721,7 @@ where
             {
                 tokens.retain(|t| *t != token);
             }
-            if conn.counted > 0 {
+            if conn.counted.total() > 0 {
                 self.resume_waiting(conn.uid);
             }
             let _ = self.poll.registry().deregister(&mut conn.stream);
