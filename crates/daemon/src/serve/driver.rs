@@ -194,7 +194,8 @@ impl<B: Backend> Driver<B> {
     ) -> Reply<B::Serialization> {
         let reply = match request {
             Ok(request) => self.broker.handle_request(now, client, request),
-            Err(e) => self.bad_request(now, client, &e),
+            // The broker counts it and logs it, within its limit per user.
+            Err(e) => self.broker.handle_bad_request(now, client, &e),
         };
         self.pump();
         reply
@@ -327,17 +328,6 @@ impl<B: Backend> Driver<B> {
                 Event::IdleExit => self.idle_exit = true,
             }
         }
-    }
-
-    /// Counts and answers an invalid request (the broker logs it, within
-    /// its limit per user).
-    fn bad_request(
-        &mut self,
-        now: Instant,
-        client: ClientId,
-        reason: &dyn fmt::Display,
-    ) -> Reply<B::Serialization> {
-        self.broker.handle_bad_request(now, client, reason)
     }
 }
 

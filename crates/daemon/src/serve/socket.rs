@@ -680,6 +680,9 @@ where
     /// the head of the user's queue instead of going behind those that
     /// were just served: every one gets its turn.
     fn serve_resumed(&mut self) {
+        if self.resumed.is_empty() {
+            return;
+        }
         let mut keep: HashMap<u32, Vec<Token>> = HashMap::new();
         for _ in 0..self.resumed.len() {
             let Some(token) = self.resumed.pop_front() else {
