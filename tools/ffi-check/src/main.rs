@@ -4,12 +4,25 @@
 //! arm64 and x86_64 macOS. Fails when a name is missing from the headers,
 //! or a parameter, return or static type differs.
 //!
-//! Usage: ffi-check --headers DIR [--src DIR] [--target TRIPLE]...
+//! Usage: ffi-check --headers DIR [--src DIR] [--target TRIPLE]... [--resource-dir DIR]
 //!
-//!   --headers  zig's `lib/libc/include/any-darwin-any` directory
-//!   --src      the directory of hand-written declarations
-//!              (default: crates/macos/src/sys)
-//!   --target   clang target triple; repeatable (default: the two below)
+//!   --headers       zig's `lib/libc/include/any-darwin-any` directory
+//!   --src           the directory of hand-written declarations
+//!                   (default: crates/macos/src/sys)
+//!   --target        clang target triple; repeatable (default: the two below)
+//!   --resource-dir  libclang's resource directory, the one whose `include/`
+//!                   holds the compiler's own headers (`stdbool.h`,
+//!                   `stddef.h`, ...). Default: the newest
+//!                   `$LIBCLANG_PATH/clang/N` that has them.
+//!
+//! Apple's headers need the compiler's builtin headers, and the sysroot is
+//! replaced (`-nostdlibinc`), so they must come from libclang itself.
+//! libclang guesses its resource directory from the path it was loaded
+//! from, which is wrong for Debian's `/usr/lib/x86_64-linux-gnu/libclang-N.so`
+//! (the headers are in `/usr/lib/llvm-N/lib/clang/N/include`, from
+//! `libclang-common-N-dev`, a dependency of `libclang-N-dev`); bindgen only
+//! makes up for that when a `clang` binary is installed. Passing
+//! `-resource-dir` makes the check depend on `libclang-N-dev` alone.
 //!
 //! vmnet is not among zig's headers: `sys/vmnet.rs` is listed and skipped,
 //! and the tool fails if `vmnet/vmnet.h` ever shows up there, so that the
@@ -42,6 +55,7 @@ fn run() -> Result<bool, String> {
     let mut headers: Option<PathBuf> = None;
     let mut src = PathBuf::from("crates/macos/src/sys");
     let mut targets: Vec<String> = Vec::new();
+    let mut resource_dir: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -49,8 +63,11 @@ fn run() -> Result<bool, String> {
             "--headers" => headers = Some(value("--headers")?.into()),
             "--src" => src = value("--src")?.into(),
             "--target" => targets.push(value("--target")?),
+            "--resource-dir" => resource_dir = Some(value("--resource-dir")?.into()),
             "-h" | "--help" => {
-                println!("usage: ffi-check --headers DIR [--src DIR] [--target TRIPLE]...");
+                println!(
+                    "usage: ffi-check --headers DIR [--src DIR] [--target TRIPLE]... [--resource-dir DIR]"
+                );
                 return Ok(true);
             }
             other => return Err(format!("unknown argument {other}")),
@@ -60,6 +77,17 @@ fn run() -> Result<bool, String> {
     if !headers.join("xpc/xpc.h").is_file() {
         return Err(format!("{}: no xpc/xpc.h there", headers.display()));
     }
+    let resource_dir = match resource_dir {
+        Some(dir) => dir,
+        None => default_resource_dir()?,
+    };
+    if !resource_dir.join("include/stdbool.h").is_file() {
+        return Err(format!(
+            "{}: no include/stdbool.h there (not a clang resource directory)",
+            resource_dir.display()
+        ));
+    }
+    println!("clang resource directory: {}", resource_dir.display());
     if targets.is_empty() {
         targets = DEFAULT_TARGETS.iter().map(|s| s.to_string()).collect();
     }
@@ -107,7 +135,7 @@ fn run() -> Result<bool, String> {
 
     for target in &targets {
         println!("== {target}");
-        let generated = generate(&headers, target, &hand)?;
+        let generated = generate(&headers, &resource_dir, target, &hand)?;
         let theirs = Decls::parse(&generated).map_err(|e| format!("bindgen output: {e}"))?;
         let report = compare(&hand, &theirs);
         for line in &report.lines {
@@ -124,7 +152,12 @@ fn run() -> Result<bool, String> {
 
 /// Runs bindgen over the xpc and dispatch headers for one target, keeping
 /// only the items declared by hand.
-fn generate(headers: &Path, target: &str, hand: &Decls) -> Result<String, String> {
+fn generate(
+    headers: &Path,
+    resource_dir: &Path,
+    target: &str,
+    hand: &Decls,
+) -> Result<String, String> {
     let exact = |names: Vec<&String>| -> String {
         let names: Vec<String> = names.into_iter().map(|n| regex_quote(n)).collect();
         format!("^({})$", names.join("|"))
@@ -134,7 +167,15 @@ fn generate(headers: &Path, target: &str, hand: &Decls) -> Result<String, String
             "ffi-check.h",
             "#include <xpc/xpc.h>\n#include <xpc/connection.h>\n#include <dispatch/dispatch.h>\n",
         )
-        .clang_args(["-target", target, "-fblocks", "-nostdlibinc", "-isystem"])
+        .clang_args([
+            "-target",
+            target,
+            "-fblocks",
+            "-nostdlibinc",
+            "-resource-dir",
+        ])
+        .clang_arg(resource_dir.display().to_string())
+        .clang_arg("-isystem")
         .clang_arg(headers.display().to_string())
         .generate_block(true)
         .layout_tests(false)
@@ -150,6 +191,31 @@ fn generate(headers: &Path, target: &str, hand: &Decls) -> Result<String, String
         .generate()
         .map_err(|e| format!("bindgen for {target}: {e}"))?;
     Ok(bindings.to_string())
+}
+
+/// The newest `$LIBCLANG_PATH/clang/N` whose `include/` has the compiler's
+/// builtin headers.
+fn default_resource_dir() -> Result<PathBuf, String> {
+    let lib = std::env::var_os("LIBCLANG_PATH").ok_or(
+        "LIBCLANG_PATH is not set: set it to the directory of libclang.so \
+         (Debian: /usr/lib/llvm-19/lib), or pass --resource-dir",
+    )?;
+    let clang = Path::new(&lib).join("clang");
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir(&clang)
+        .map_err(|e| format!("{}: {e}", clang.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("include/stdbool.h").is_file())
+        .filter_map(|p| {
+            let major = p.file_name()?.to_str()?.split('.').next()?.parse().ok()?;
+            Some((major, p))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, p)| p).ok_or(format!(
+        "no clang builtin headers (include/stdbool.h) under {}/N: \
+         install libclang-common-N-dev, or pass --resource-dir",
+        clang.display()
+    ))
 }
 
 fn regex_quote(name: &str) -> String {
