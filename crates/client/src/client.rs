@@ -10,26 +10,8 @@ use serde_json::Value;
 use vmnet_broker_proto::{NetworkInfo, StatusReport};
 
 use crate::Error;
+use crate::timeout::{clamp_timeout, env_timeout};
 use crate::transport::{Serialization, Transport};
-
-/// How long a client waits to connect, and for each reply, unless told
-/// otherwise ([`Client::connect_socket_with_timeout`],
-/// [`Client::set_timeout`]).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The longest timeout the CLI and the C library accept (a day).
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
-
-/// The shortest timeout the CLI and the C library accept (a millisecond:
-/// less could not be told from a broker that never answers).
-pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
-
-/// A timeout given in seconds, if it is at least [`MIN_TIMEOUT`] and at
-/// most [`MAX_TIMEOUT`] (NaN and infinities are not).
-pub fn timeout_from_secs(seconds: f64) -> Option<Duration> {
-    (seconds >= MIN_TIMEOUT.as_secs_f64() && seconds <= MAX_TIMEOUT.as_secs_f64())
-        .then(|| Duration::from_secs_f64(seconds))
-}
 
 /// A connection to the broker.
 ///
@@ -106,8 +88,13 @@ impl Client {
     /// unless `VMNET_BROKER_SOCKET` is set, in which case it is that
     /// development socket. Elsewhere it is the development socket found by
     /// [`crate::default_socket_path`].
+    ///
+    /// Connecting and each request wait at most `$VMNET_BROKER_TIMEOUT`
+    /// seconds, or [`DEFAULT_TIMEOUT`](crate::DEFAULT_TIMEOUT) when it is
+    /// unset ([`crate::env_timeout`]); an invalid value fails with
+    /// [`Error::InvalidTimeout`] before anything is sent.
     pub fn connect() -> Result<Self, Error> {
-        Self::connect_with_timeout(DEFAULT_TIMEOUT)
+        Self::connect_with_timeout(env_timeout()?)
     }
 
     /// Connects to a broker's development socket at `path`.
@@ -119,21 +106,23 @@ impl Client {
     ///
     /// The connection is refused with [`Error::UntrustedServer`] unless the
     /// process serving the socket runs as root or as this process's user.
-    /// Connecting and each request wait at most [`DEFAULT_TIMEOUT`].
+    /// Connecting and each request wait as [`Client::connect`] says.
     pub fn connect_socket(path: impl AsRef<Path>) -> Result<Self, Error> {
-        Self::connect_socket_with_timeout(path, DEFAULT_TIMEOUT)
+        Self::connect_socket_with_timeout(path, env_timeout()?)
     }
 
     /// [`Client::connect_socket`] with another bound on connecting and on
     /// each request; a broker that does not answer in time gives
     /// [`Error::Timeout`] ([`Status::XPC_FAILURE`](crate::Status::XPC_FAILURE)).
+    /// The timeout is brought within [`MIN_TIMEOUT`](crate::MIN_TIMEOUT)
+    /// and [`MAX_TIMEOUT`](crate::MAX_TIMEOUT).
     pub fn connect_socket_with_timeout(
         path: impl AsRef<Path>,
         timeout: Duration,
     ) -> Result<Self, Error> {
         Ok(Self::with_transport(Transport::socket(
             path.as_ref(),
-            timeout,
+            clamp_timeout(timeout),
         )?))
     }
 
@@ -160,9 +149,14 @@ impl Client {
     /// Changes how long connecting again (development socket) and each
     /// request (socket and XPC) may take, from the next request on. Over
     /// XPC a request that times out cancels the connection: the holds are
-    /// gone and the next request connects again.
+    /// gone and the next request connects again. The timeout is brought
+    /// within [`MIN_TIMEOUT`](crate::MIN_TIMEOUT) and
+    /// [`MAX_TIMEOUT`](crate::MAX_TIMEOUT).
     pub fn set_timeout(&self, timeout: Duration) {
-        self.inner.lock().transport.set_timeout(timeout);
+        self.inner
+            .lock()
+            .transport
+            .set_timeout(clamp_timeout(timeout));
     }
 
     /// Blocks until the connection to the broker is lost (the broker
@@ -227,7 +221,7 @@ impl Client {
     /// Errors: [`Error::InvalidRequest`] if the name holds a NUL byte.
     #[cfg(any(target_os = "macos", feature = "fake-apple"))]
     pub fn connect_xpc_service(service: &str) -> Result<Self, Error> {
-        Self::connect_xpc_service_with_timeout(service, DEFAULT_TIMEOUT)
+        Self::connect_xpc_service_with_timeout(service, env_timeout()?)
     }
 
     /// [`Client::connect_xpc_service`] with another bound on each request
@@ -237,7 +231,10 @@ impl Client {
         service: &str,
         timeout: Duration,
     ) -> Result<Self, Error> {
-        Ok(Self::with_transport(Transport::xpc(service, timeout)?))
+        Ok(Self::with_transport(Transport::xpc(
+            service,
+            clamp_timeout(timeout),
+        )?))
     }
 
     fn with_transport(transport: Transport) -> Self {

@@ -41,6 +41,20 @@ pub enum Error {
         /// This process's effective user id.
         own: u32,
     },
+    /// The process serving the XPC Mach service runs as another user: not
+    /// root, not this process's user. Its reply was discarded.
+    #[error(
+        "refusing the broker on the XPC service {service}: it runs as uid {uid}, but only {} may serve it; another user may have registered the service",
+        trusted_servers(*own)
+    )]
+    UntrustedService {
+        /// The Mach service name.
+        service: String,
+        /// The server's effective user id.
+        uid: u32,
+        /// This process's effective user id.
+        own: u32,
+    },
     /// The broker did not answer in time (a stopped or stuck broker still
     /// accepts connections, so only the reply never comes).
     #[error("the broker did not answer in time ({what}; gave up after {}s)", after.as_secs_f64())]
@@ -89,6 +103,27 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The connection broke while no request was in flight (the broker
+    /// exited or was restarted): the broker has dropped every hold made
+    /// on it. Reported once, by the first request after the loss; the
+    /// next one connects again.
+    #[error(
+        "the connection to the broker was lost (the broker exited or was restarted); its networks were released: acquire them again"
+    )]
+    Lost,
+    /// A timeout from the environment is not a number of seconds within
+    /// the bounds; nothing was sent.
+    #[error(
+        "{variable}={value:?} is not a valid timeout: give seconds from {} to {}",
+        crate::MIN_TIMEOUT.as_secs_f64(),
+        crate::MAX_TIMEOUT.as_secs()
+    )]
+    InvalidTimeout {
+        /// Where the value came from (the environment variable's name).
+        variable: &'static str,
+        /// The value as given.
+        value: String,
+    },
     /// The request cannot be expressed on this transport (for example a
     /// name with a NUL byte over XPC).
     #[error("invalid request: {0}")]
@@ -109,14 +144,16 @@ impl Error {
         match self {
             Self::Connect { .. }
             | Self::UntrustedServer { .. }
+            | Self::UntrustedService { .. }
             | Self::Timeout { .. }
             | Self::Io { .. }
             | Self::Closed
             | Self::ConnectionLost { .. }
+            | Self::Lost
             | Self::Xpc(_) => Status::XPC_FAILURE,
             Self::Broker { status, .. } => *status,
             Self::InvalidReply { .. } => Status::INVALID_REPLY,
-            Self::InvalidRequest(_) => Status::INVALID_REQUEST,
+            Self::InvalidRequest(_) | Self::InvalidTimeout { .. } => Status::INVALID_REQUEST,
         }
     }
 

@@ -41,15 +41,17 @@ mod decode;
 mod error;
 mod path;
 mod sys;
+mod timeout;
 mod transport;
 
-pub use client::{
-    Client, DEFAULT_TIMEOUT, MAX_TIMEOUT, MIN_TIMEOUT, Network, acquire_network, default_client,
-    timeout_from_secs,
-};
+pub use client::{Client, Network, acquire_network, default_client};
 pub use error::Error;
 pub use path::{SOCKET_ENV, default_socket_path};
 pub use sys::effective_uid;
+pub use timeout::{
+    DEFAULT_TIMEOUT, MAX_TIMEOUT, MIN_TIMEOUT, TIMEOUT_ENV, clamp_timeout, env_timeout,
+    parse_timeout, timeout_from_secs,
+};
 #[cfg(any(target_os = "macos", feature = "fake-apple"))]
 pub use transport::XpcSerialization;
 pub use vmnet_broker_proto::{Mode, NetworkInfo, Status, StatusReport};

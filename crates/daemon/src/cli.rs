@@ -427,17 +427,18 @@ fn parse_secs(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
-/// A timeout: a number of seconds from a millisecond to a day.
+/// A timeout: a number of seconds from a millisecond to a day, by the
+/// rule every client library applies to `VMNET_BROKER_TIMEOUT`.
 fn parse_timeout(s: &str) -> Result<f64, String> {
     let v = number_of_seconds(s)?;
-    if vmnet_broker_client::timeout_from_secs(v).is_none() {
-        return Err(format!(
+    match vmnet_broker_client::parse_timeout(s) {
+        Some(_) => Ok(v),
+        None => Err(format!(
             "{s} is out of range (at least {}, at most {})",
             vmnet_broker_client::MIN_TIMEOUT.as_secs_f64(),
             vmnet_broker_client::MAX_TIMEOUT.as_secs()
-        ));
+        )),
     }
-    Ok(v)
 }
 
 #[cfg(test)]

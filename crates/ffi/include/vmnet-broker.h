@@ -95,6 +95,17 @@ extern "C" {
 #define VMNET_BROKER_SOCKET_ENV "VMNET_BROKER_SOCKET"
 
 /*
+ * Environment variable with the timeout, in decimal seconds (0.001 to
+ * 86400), of every connection made without an explicit one: the clients of
+ * vmnet_broker_client_connect*(), and the process-wide ones of
+ * vmnet_broker_acquire() and vmnet_broker_acquire_network(). Unset or empty:
+ * 30 seconds. Any other value fails those calls with
+ * VMNET_BROKER_INVALID_REQUEST before the broker is contacted
+ * (vmnet_broker_last_error() says why). See docs/client-contract.md.
+ */
+#define VMNET_BROKER_TIMEOUT_ENV "VMNET_BROKER_TIMEOUT"
+
+/*
  * Status codes. The numbers are fixed. A broker newer than this library may
  * send other numbers; they are passed on unchanged, and
  * vmnet_broker_strerror() describes them as unknown.
@@ -246,8 +257,8 @@ vmnet_broker_client *_Nullable vmnet_broker_client_connect_socket(
 
 /*
  * Sets how long `client` waits to connect again (development socket) and
- * for each reply (socket and XPC). The default is 30
- * seconds; a broker that does not answer in time fails the request with
+ * for each reply (socket and XPC). The default is $VMNET_BROKER_TIMEOUT
+ * when the client was connected, else 30 seconds; a broker that does not answer in time fails the request with
  * VMNET_BROKER_XPC_FAILURE. Every client connection also checks that the
  * process serving the socket runs as root or as this user, and fails with
  * VMNET_BROKER_XPC_FAILURE otherwise. Returns VMNET_BROKER_INVALID_REQUEST
@@ -285,6 +296,16 @@ vmnet_broker_return_t vmnet_broker_client_status_json(
 
 /* Frees a string returned through a char ** output. NULL is a no-op. */
 void vmnet_broker_string_free(char *_Nullable string);
+
+/*
+ * Says why the last call of this library on the calling thread that reports
+ * a status failed, in words a user can act on: which socket could not be
+ * reached, how long the broker was waited for, which uid serves it, which
+ * timeout value was refused. NULL if that call succeeded (or none was made).
+ * The string belongs to the library and stays valid until the next such call
+ * on this thread; do not free it.
+ */
+const char *_Nullable vmnet_broker_last_error(void);
 
 #ifdef __cplusplus
 }

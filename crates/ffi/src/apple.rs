@@ -8,6 +8,7 @@ use std::sync::{Mutex, PoisonError};
 use ::vmnet_broker_client::Client;
 use vmnet_broker_proto::Status;
 
+use crate::message::failed;
 use crate::network::vmnet_broker_network;
 use crate::panic::{finish_ptr, guard, guard_or};
 use crate::status::vmnet_broker_return_t;
@@ -27,7 +28,7 @@ fn upstream_client() -> Result<Client, Status> {
     if let Some(client) = &*slot {
         return Ok(client.clone());
     }
-    let client = Client::connect_xpc().map_err(|e| e.status())?;
+    let client = Client::connect_xpc().map_err(failed)?;
     *slot = Some(client.clone());
     Ok(client)
 }
@@ -60,7 +61,7 @@ pub unsafe extern "C" fn vmnet_broker_acquire_network(
         // no configured network), which gives the same answer.
         // SAFETY: not NULL, and the caller passes a valid C string.
         let name = String::from_utf8_lossy(unsafe { CStr::from_ptr(network_name) }.to_bytes());
-        let network = upstream_client()?.acquire(&name).map_err(|e| e.status())?;
+        let network = upstream_client()?.acquire(&name).map_err(failed)?;
         let object = network
             .xpc_serialization()
             .ok_or(Status::INVALID_REPLY)?

@@ -5,6 +5,7 @@ use std::ffi::{CString, c_char};
 use ::vmnet_broker_client::Client;
 use vmnet_broker_proto::Status;
 
+use crate::message::failed;
 use crate::network::{acquire_boxed, vmnet_broker_network};
 use crate::panic::{finish_ptr, guard, guard_or, str_arg};
 use crate::status::{to_c, vmnet_broker_return_t};
@@ -22,7 +23,7 @@ pub struct vmnet_broker_client {
 fn boxed(
     client: Result<Client, ::vmnet_broker_client::Error>,
 ) -> Result<*mut vmnet_broker_client, Status> {
-    let client = client.map_err(|e| e.status())?;
+    let client = client.map_err(failed)?;
     Ok(Box::into_raw(Box::new(vmnet_broker_client { client })))
 }
 
@@ -72,8 +73,8 @@ pub unsafe extern "C" fn vmnet_broker_client_connect_socket(
 }
 
 /// Sets how long `client` waits to connect again (development socket) and
-/// for each reply (socket and XPC). The default is
-/// 30 seconds. A broker that does not answer in time fails the request with
+/// for each reply (socket and XPC). The default is `$VMNET_BROKER_TIMEOUT`
+/// seconds when the client was connected, else 30 seconds. A broker that does not answer in time fails the request with
 /// `VMNET_BROKER_XPC_FAILURE`.
 ///
 /// Returns `VMNET_BROKER_SUCCESS`, or `VMNET_BROKER_INVALID_REQUEST` for a
@@ -91,8 +92,14 @@ pub unsafe extern "C" fn vmnet_broker_client_set_timeout(
     let result = guard(|| {
         // SAFETY: the caller passes NULL or a live client.
         let client = unsafe { client.as_ref() }.ok_or(Status::INVALID_REQUEST)?;
-        let timeout =
-            ::vmnet_broker_client::timeout_from_secs(seconds).ok_or(Status::INVALID_REQUEST)?;
+        let timeout = ::vmnet_broker_client::timeout_from_secs(seconds).ok_or_else(|| {
+            crate::message::record(format!(
+                "{seconds} is not a valid timeout: give seconds from {} to {}",
+                ::vmnet_broker_client::MIN_TIMEOUT.as_secs_f64(),
+                ::vmnet_broker_client::MAX_TIMEOUT.as_secs()
+            ));
+            Status::INVALID_REQUEST
+        })?;
         client.client.set_timeout(timeout);
         Ok(())
     });
@@ -169,7 +176,7 @@ pub unsafe extern "C" fn vmnet_broker_client_status_json(
         if json_out.is_null() {
             return Err(Status::INVALID_REQUEST);
         }
-        let report = client.client.status().map_err(|e| e.status())?;
+        let report = client.client.status().map_err(failed)?;
         let text = serde_json::to_string(&report).map_err(|_| Status::INTERNAL_ERROR)?;
         let text = CString::new(text).map_err(|_| Status::INTERNAL_ERROR)?;
         // SAFETY: not NULL, and the caller guarantees it is writable.

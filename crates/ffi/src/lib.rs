@@ -33,6 +33,7 @@
 #[cfg(any(target_os = "macos", feature = "fake-apple"))]
 mod apple;
 mod client;
+mod message;
 mod network;
 mod panic;
 mod status;
@@ -44,6 +45,7 @@ pub use client::{
     vmnet_broker_client_connect_socket, vmnet_broker_client_free, vmnet_broker_client_set_timeout,
     vmnet_broker_client_status_json, vmnet_broker_string_free,
 };
+pub use message::vmnet_broker_last_error;
 pub use network::{
     vmnet_broker_acquire, vmnet_broker_network, vmnet_broker_network_ipv6_prefix,
     vmnet_broker_network_ipv6_prefix_length, vmnet_broker_network_mask, vmnet_broker_network_mode,

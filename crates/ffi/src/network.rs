@@ -6,6 +6,7 @@ use std::ptr;
 use ::vmnet_broker_client::{Client, Network};
 use vmnet_broker_proto::Status;
 
+use crate::message::failed;
 use crate::panic::{finish_ptr, guard, guard_or, str_arg};
 use crate::status::{to_c, vmnet_broker_return_t};
 
@@ -59,7 +60,7 @@ pub(crate) fn acquire_boxed(
     client: &Client,
     network_name: &str,
 ) -> Result<*mut vmnet_broker_network, Status> {
-    let network = client.acquire(network_name).map_err(|e| e.status())?;
+    let network = client.acquire(network_name).map_err(failed)?;
     let handle = vmnet_broker_network::new(network)?;
     Ok(Box::into_raw(Box::new(handle)))
 }
@@ -87,7 +88,7 @@ pub unsafe extern "C" fn vmnet_broker_acquire(
     let result = guard(|| {
         // SAFETY: the caller passes NULL or a valid C string.
         let name = unsafe { str_arg(network_name) }?;
-        let client = ::vmnet_broker_client::default_client().map_err(|e| e.status())?;
+        let client = ::vmnet_broker_client::default_client().map_err(failed)?;
         acquire_boxed(&client, name)
     });
     // SAFETY: the caller passes NULL or a writable status pointer.
@@ -116,7 +117,7 @@ pub unsafe extern "C" fn vmnet_broker_release(
     // SAFETY: not NULL, and the caller passes a live handle made by
     // `Box::into_raw` in this library, which we now own.
     let handle = unsafe { Box::from_raw(network) };
-    let result = guard(|| handle.network.release().map_err(|e| e.status()));
+    let result = guard(|| handle.network.release().map_err(failed));
     to_c(result.err().unwrap_or(Status::SUCCESS))
 }
 

@@ -13,8 +13,17 @@ use crate::status::{vmnet_broker_return_t, write_status};
 /// panic unwinds into C. The closures only touch data owned by the call or
 /// by a handle the caller passed; a panic half-way leaves nothing that a
 /// later call would trust, hence `AssertUnwindSafe`.
+///
+/// It also keeps `vmnet_broker_last_error` in step: cleared as the call
+/// starts, and on failure it holds the error's message (or the status's
+/// text when the failure recorded none).
 pub(crate) fn guard<T>(f: impl FnOnce() -> Result<T, Status>) -> Result<T, Status> {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or(Err(Status::INTERNAL_ERROR))
+    crate::message::clear();
+    let result = catch_unwind(AssertUnwindSafe(f)).unwrap_or(Err(Status::INTERNAL_ERROR));
+    if let Err(status) = &result {
+        crate::message::fill_in(*status);
+    }
+    result
 }
 
 /// Runs `f`, returning `default` if it panics.

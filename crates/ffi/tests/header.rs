@@ -120,6 +120,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("apple.rs", include_str!("../src/apple.rs")),
     ("client.rs", include_str!("../src/client.rs")),
     ("lib.rs", include_str!("../src/lib.rs")),
+    ("message.rs", include_str!("../src/message.rs")),
     ("network.rs", include_str!("../src/network.rs")),
     ("panic.rs", include_str!("../src/panic.rs")),
     ("status.rs", include_str!("../src/status.rs")),
@@ -222,6 +223,7 @@ fn the_defines_are_the_protocol_keys() {
         ("REPLY_NETWORK_INFO", keys::NETWORK_INFO),
         ("REPLY_STATUS", keys::STATUS),
         ("VMNET_BROKER_SOCKET_ENV", vmnet_broker_client::SOCKET_ENV),
+        ("VMNET_BROKER_TIMEOUT_ENV", vmnet_broker_client::TIMEOUT_ENV),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))

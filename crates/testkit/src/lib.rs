@@ -7,6 +7,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod fake_server;
+
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -51,6 +53,37 @@ pub fn broker_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// The fake broker of the client contract (`vmnet-broker-contract-server`,
+/// [`fake_server`]): `$VMNET_BROKER_CONTRACT_SERVER` if set, else the
+/// binary in the cargo target directory of the running test.
+///
+/// # Errors
+///
+/// A message saying how to build it, when it is not there.
+pub fn contract_server_bin() -> Result<PathBuf, String> {
+    if let Some(bin) = std::env::var_os("VMNET_BROKER_CONTRACT_SERVER") {
+        return Ok(PathBuf::from(bin));
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."));
+    let bin = dir.join(format!(
+        "vmnet-broker-contract-server{}",
+        std::env::consts::EXE_SUFFIX
+    ));
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "the contract's fake broker {} is not built: run `cargo build -p vmnet-broker-testkit` \
+             first (or set VMNET_BROKER_CONTRACT_SERVER)",
+            bin.display()
+        ))
+    }
 }
 
 /// Why a broker did not start serving.

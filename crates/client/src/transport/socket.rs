@@ -31,6 +31,10 @@ const MAX_REPLY: u64 = 16 * 1024 * 1024;
 pub(crate) struct SocketTransport {
     path: PathBuf,
     conn: Option<BufReader<Socket>>,
+    /// Whether `conn` has answered a request: only then can finding it
+    /// closed mean the broker went away since (a connection closed before
+    /// its first reply was refused, and is reported as such).
+    answered: bool,
     /// Bound on connecting, and on each request from send to reply.
     timeout: Duration,
     /// Bumped each time a connection is lost.
@@ -45,6 +49,7 @@ impl SocketTransport {
         Ok(Self {
             path: path.to_owned(),
             conn: Some(conn),
+            answered: false,
             timeout,
             epoch: 0,
         })
@@ -105,11 +110,23 @@ impl SocketTransport {
 
     /// Sends one request line and reads one reply line.
     fn round_trip(&mut self, command: &'static str, request: &Value) -> Result<Value, Error> {
+        if self.answered && self.conn.as_ref().is_some_and(|c| !is_open(c)) {
+            // The broker closed the connection while nothing was asked:
+            // it exited or was restarted, and every hold is gone. Say so
+            // once; the next request connects again.
+            self.conn = None;
+            self.epoch += 1;
+            return Err(Error::Lost);
+        }
         let conn = match &mut self.conn {
             Some(conn) => conn,
-            None => self.conn.insert(open(&self.path, self.timeout)?),
+            None => {
+                self.answered = false;
+                self.conn.insert(open(&self.path, self.timeout)?)
+            }
         };
         let result = exchange(conn, command, &to_line(request), self.timeout);
+        self.answered |= result.is_ok();
         if matches!(
             result,
             Err(Error::Io { .. }
@@ -189,6 +206,22 @@ fn open(path: &Path, timeout: Duration) -> Result<BufReader<Socket>, Error> {
         });
     }
     Ok(BufReader::new(socket))
+}
+
+/// Whether an idle connection is still open: nothing to read (a reply
+/// cannot be pending between requests), no end of stream, no error.
+fn is_open(conn: &BufReader<Socket>) -> bool {
+    if !conn.buffer().is_empty() {
+        return false;
+    }
+    let mut byte = [MaybeUninit::<u8>::uninit(); 1];
+    match conn
+        .get_ref()
+        .recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+    {
+        Err(e) => is_timeout(&e) || e.kind() == std::io::ErrorKind::Interrupted,
+        Ok(_) => false,
+    }
 }
 
 fn is_timeout(e: &std::io::Error) -> bool {

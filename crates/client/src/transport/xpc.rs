@@ -77,9 +77,14 @@ impl ReplyView for XpcObject {
 /// The connection is made without the `PRIVILEGED` flag, as the original C
 /// client does. libxpc re-establishes an interrupted connection by itself;
 /// the broker has dropped its holds by then, so an interruption seen on a
-/// reply bumps the epoch. An invalid connection (no such service) is
-/// dropped and made again on the next request, so that a broker installed
-/// later is found.
+/// reply bumps the epoch, and one seen by the connection's event handler
+/// while the client was idle fails the next request once with
+/// [`Error::Lost`]. An invalid connection (no such service), a timeout and
+/// `XPC_ERROR_TERMINATION_IMMINENT` drop the connection; the next request
+/// makes a new one, so that a broker installed or relaunched later is
+/// found. A reply from a process that is neither root nor this user is
+/// discarded ([`Error::UntrustedService`]); libxpc tells the peer's euid
+/// only once a reply has arrived, so the request has reached it by then.
 #[derive(Debug)]
 pub(crate) struct XpcTransport {
     service: String,
@@ -153,14 +158,48 @@ impl XpcTransport {
                 .set_string(keys::NETWORK_NAME, network)
                 .map_err(xpc_error)?;
         }
+        if self
+            .client
+            .as_ref()
+            .is_some_and(XpcClient::take_interruption)
+        {
+            // The broker exited or was relaunched while nothing was asked
+            // (libxpc delivered INTERRUPTED or TERMINATION_IMMINENT to the
+            // connection's handler): every hold is gone. Say so once; the
+            // next request goes to whichever broker serves by then.
+            self.epoch += 1;
+            self.client = None;
+            return Err(Error::Lost);
+        }
         let client = match &self.client {
             Some(client) => client,
             None => self
                 .client
                 .insert(XpcClient::connect(&self.service, false).map_err(xpc_error)?),
         };
-        match client.request_within(&message, self.timeout) {
-            Ok(reply) => Ok(reply),
+        let result = client.request_within(&message, self.timeout);
+        if result.is_err() {
+            // An interruption that failed this request is reported by it,
+            // not again by the next one.
+            client.take_interruption();
+        }
+        match result {
+            Ok(reply) => {
+                let uid = client.server_euid();
+                let own = crate::sys::effective_uid();
+                if uid != 0 && uid != own {
+                    // Someone else registered the service: drop what it
+                    // said, and the connection with it.
+                    self.epoch += 1;
+                    self.client = None;
+                    return Err(Error::UntrustedService {
+                        service: self.service.clone(),
+                        uid,
+                        own,
+                    });
+                }
+                Ok(reply)
+            }
             Err(XpcError::Timeout { .. }) => {
                 // The connection was cancelled, and the broker drops what
                 // it held for it: the holds are gone, and the next request
@@ -176,7 +215,9 @@ impl XpcTransport {
                 self.epoch += 1;
                 Err(xpc_error(e))
             }
-            Err(e @ XpcError::ConnectionInvalid { .. }) => {
+            Err(
+                e @ (XpcError::ConnectionInvalid { .. } | XpcError::TerminationImminent { .. }),
+            ) => {
                 self.epoch += 1;
                 self.client = None;
                 Err(xpc_error(e))

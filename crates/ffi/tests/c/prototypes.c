@@ -68,6 +68,7 @@ int main(void) {
     vmnet_broker_return_t (*status_json_fn)(const vmnet_broker_client *, char **) =
         vmnet_broker_client_status_json;
     void (*string_free_fn)(char *) = vmnet_broker_string_free;
+    const char *(*last_error_fn)(void) = vmnet_broker_last_error;
 
     struct entry entries[] = {
         ENTRY(strerror_fn),
@@ -91,6 +92,7 @@ int main(void) {
         ENTRY(client_acquire_fn),
         ENTRY(status_json_fn),
         ENTRY(string_free_fn),
+        ENTRY(last_error_fn),
     };
 
     int failures = 0;

@@ -506,6 +506,11 @@ unsafe fn on_peer_event(shared: &Shared, peer: PeerId, event: xpc_object_t) {
 pub struct XpcClient {
     service: String,
     connection: XpcConnection,
+    /// Set by the event handler when the connection reports
+    /// `XPC_ERROR_CONNECTION_INTERRUPTED` or
+    /// `XPC_ERROR_TERMINATION_IMMINENT`: the broker went (or is going)
+    /// away, and its holds for this connection with it.
+    interrupted: Arc<AtomicBool>,
     /// The connection's target queue, also the queue of reply handlers.
     queue: DispatchRetained<DispatchQueue>,
 }
@@ -538,10 +543,20 @@ impl XpcClient {
         })?;
         let connection = XpcConnection { obj };
         let name = service.to_owned();
+        let interrupted = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&interrupted);
         let block = RcBlock::new(move |event: xpc_object_t| {
             no_unwind("vmnet-broker XPC client", || {
                 // SAFETY: libxpc passes a live event for the call.
                 if unsafe { type_of(event) } == XpcType::Error {
+                    // SAFETY: a live error object.
+                    let kind = unsafe { error_kind(event) };
+                    if matches!(
+                        kind,
+                        ErrorKind::Interrupted | ErrorKind::TerminationImminent
+                    ) {
+                        flag.store(true, Ordering::SeqCst);
+                    }
                     // SAFETY: a live error object.
                     let description = unsafe { error_description(event) };
                     tracing::debug!(service = %name, %description, "XPC client connection event");
@@ -556,8 +571,24 @@ impl XpcClient {
         Ok(Self {
             service: service.to_owned(),
             connection,
+            interrupted,
             queue,
         })
+    }
+
+    /// Whether the connection was interrupted (or told of the broker's
+    /// imminent exit) since the last call, clearing the mark. A request
+    /// that fails with the interruption itself should call this too, so
+    /// that one loss is reported once.
+    pub fn take_interruption(&self) -> bool {
+        self.interrupted.swap(false, Ordering::SeqCst)
+    }
+
+    /// The effective user id of the process that serves the connection,
+    /// as libxpc last learnt it (`xpc_connection_get_euid`: meaningful
+    /// once a reply has arrived).
+    pub fn server_euid(&self) -> u32 {
+        self.connection.credentials().euid
     }
 
     /// Sends `message` and waits for the reply dictionary.
@@ -677,7 +708,11 @@ fn reply_result(reply: XpcObject, service: &str) -> Result<XpcObject, XpcError> 
             service,
             description,
         },
-        ErrorKind::TerminationImminent | ErrorKind::Other => XpcError::Other {
+        ErrorKind::TerminationImminent => XpcError::TerminationImminent {
+            service,
+            description,
+        },
+        ErrorKind::Other => XpcError::Other {
             service,
             description,
         },

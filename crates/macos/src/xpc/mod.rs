@@ -71,8 +71,18 @@ pub enum XpcError {
     },
     /// `XPC_ERROR_CONNECTION_INTERRUPTED`: the service exited before
     /// replying.
-    #[error("the broker {service} exited before replying ({description}); look at its log")]
+    #[error(
+        "the broker {service} closed the connection before replying ({description}): it exited or was restarted; look at its log"
+    )]
     ConnectionInterrupted {
+        /// The service name.
+        service: String,
+        /// libxpc's description.
+        description: String,
+    },
+    /// `XPC_ERROR_TERMINATION_IMMINENT`: the broker is about to exit.
+    #[error("the broker {service} is about to exit ({description}); try again once it is back")]
+    TerminationImminent {
         /// The service name.
         service: String,
         /// libxpc's description.
