@@ -327,8 +327,14 @@ fn start_broker(socket: &Path, dir: &Path, xpc_dir: Option<&Path>) -> Result<Chi
 }
 
 /// Starts the fake XPC broker (`vmnet-broker-contract-xpc-server`) on
-/// [`SERVICE`] in `xpc_dir` and waits until it listens.
-fn start_fake_xpc(xpc_dir: &Path, kind: &str, reply: Option<&str>) -> Result<Child, String> {
+/// [`SERVICE`] in `xpc_dir`, as `uid` if given, and waits until it
+/// listens.
+fn start_fake_xpc(
+    xpc_dir: &Path,
+    kind: &str,
+    reply: Option<&str>,
+    uid: Option<u32>,
+) -> Result<Child, String> {
     let bin = match std::env::var_os("VMNET_BROKER_CONTRACT_XPC_SERVER") {
         Some(bin) => PathBuf::from(bin),
         None => vmnet_broker_testkit::contract_server_bin()?
@@ -345,6 +351,9 @@ fn start_fake_xpc(xpc_dir: &Path, kind: &str, reply: Option<&str>) -> Result<Chi
         .env("VMNET_BROKER_FAKE_XPC_DIR", xpc_dir);
     if let Some(reply) = reply {
         cmd.arg("--reply").arg(reply);
+    }
+    if let Some(uid) = uid {
+        cmd.uid(uid).gid(uid);
     }
     let mut child = cmd
         .stdin(Stdio::null())
@@ -425,7 +434,30 @@ fn set_up(case: &Value, transport: &str) -> Result<Setup, String> {
         let child = match kind {
             "none" => None,
             "broker" => Some(start_broker(&socket, dir.path(), Some(&xpc_dir))?),
-            "hang" | "close" | "reply" => Some(start_fake_xpc(&xpc_dir, kind, reply)?),
+            "hang" | "close" | "reply" => Some(start_fake_xpc(&xpc_dir, kind, reply, None)?),
+            "broker-other-user" => {
+                if vmnet_broker_client::effective_uid() != 0 {
+                    return Ok(Setup::Skip(
+                        "needs root, to serve the service as another user".into(),
+                    ));
+                }
+                // The other user serves the name from a fake XPC directory
+                // of its own; the client's directory names that socket
+                // (the fake requires each process's directory to be its
+                // own), as if the user had registered the service.
+                let theirs = dir.path().join("xpc-other");
+                std::fs::create_dir(&theirs).map_err(|e| e.to_string())?;
+                std::os::unix::fs::chown(&theirs, Some(OTHER_UID), Some(OTHER_UID))
+                    .map_err(|e| e.to_string())?;
+                std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o700))
+                    .map_err(|e| e.to_string())?;
+                std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))
+                    .map_err(|e| e.to_string())?;
+                let child = start_fake_xpc(&theirs, "reply", reply, Some(OTHER_UID))?;
+                std::os::unix::fs::symlink(theirs.join(SERVICE), xpc_dir.join(SERVICE))
+                    .map_err(|e| e.to_string())?;
+                Some(child)
+            }
             other => return Err(format!("no XPC server of kind {other:?}")),
         };
         return Ok(Setup::Ready(Server {
