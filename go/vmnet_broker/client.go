@@ -35,7 +35,9 @@ type Client struct {
 // socket. An XPC connection is established lazily, so a missing broker shows
 // up on the first request. Elsewhere it connects to the development socket
 // (see DefaultSocketPath). ConnectSocket chooses the socket explicitly, on
-// any system.
+// any system. The timeout is that of ConnectSocket. What every failure
+// returns is the same in every client of this project:
+// docs/client-contract.md.
 func Connect() (*Client, error) {
 	t, err := defaultTransport()
 	if err != nil {
@@ -45,9 +47,19 @@ func Connect() (*Client, error) {
 }
 
 // ConnectSocket connects to a broker's development socket at path, or at
-// DefaultSocketPath() when path is empty.
+// DefaultSocketPath() when path is empty. Connecting and each request wait
+// at most $VMNET_BROKER_TIMEOUT seconds (TimeoutEnv), or DefaultTimeout; an
+// invalid value fails with the status ErrInvalidRequest before the broker
+// is contacted.
 func ConnectSocket(path string) (*Client, error) {
-	return ConnectSocketTimeout(path, DefaultTimeout)
+	if path == "" {
+		path = DefaultSocketPath()
+	}
+	timeout, err := envTimeout()
+	if err != nil {
+		return nil, withSocketPath(err, path)
+	}
+	return ConnectSocketTimeout(path, timeout)
 }
 
 // Acquire asks the broker for the named network, creating it if nobody uses

@@ -119,6 +119,13 @@ func statusFromCode(code int64) Error {
 	return Error(code)
 }
 
+// ErrConnectionLost is wrapped in the error of the request that finds the
+// connection to the broker gone while the client was idle: the broker
+// exited or was restarted, and dropped every network this client held. The
+// error's status is ErrXPCFailure. Acquire the networks again; the next
+// request connects again. (An addition of this package.)
+var ErrConnectionLost = errors.New("the connection to the broker was lost (the broker exited or was restarted); its networks were released: acquire them again")
+
 // TransportError is returned by the socket transport when the client could
 // not talk to the broker (Status is ErrXPCFailure) or could not understand
 // its answer (Status is ErrInvalidReply). It keeps the underlying cause and

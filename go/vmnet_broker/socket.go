@@ -22,9 +22,10 @@ import (
 const SocketEnv = "VMNET_BROKER_SOCKET"
 
 // DefaultTimeout bounds connecting to the development socket and waiting
-// for each reply, unless ConnectSocketTimeout or SetTimeout say otherwise. A
-// stopped or stuck broker still accepts connections, so without it a
-// request could wait forever.
+// for each reply, unless $VMNET_BROKER_TIMEOUT (TimeoutEnv),
+// ConnectSocketTimeout or SetTimeout say otherwise. A stopped or stuck
+// broker still accepts connections, so without it a request could wait
+// forever.
 const DefaultTimeout = 30 * time.Second
 
 // maxReplyLine bounds one reply line from the broker. Status reports are the
@@ -50,33 +51,57 @@ var errClosed = errors.New("the client is closed")
 
 // socketTransport speaks the development transport: one JSON object per
 // line in each direction, one reply per request, in order.
+//
+// After a failure the connection is dropped (a half-read reply cannot be
+// resynchronised) and the next request opens a new one; the broker dropped
+// the old connection's holds when it went away. A connection that has
+// answered before and is found closed when the next request starts (the
+// broker exited or was restarted while the client was idle) fails that
+// request once with ErrConnectionLost.
 type socketTransport struct {
 	path string
 
 	mu      sync.Mutex
 	timeout time.Duration
-	conn    net.Conn
+	conn    net.Conn // nil between a failure and the next request
 	r       *bufio.Reader
 	closed  bool
-	// lost is set when the connection failed mid-request; the broker has
-	// dropped this connection's holds.
+	// answered: conn has answered a request, so finding it closed means
+	// the broker went away since.
+	answered bool
+	// lost is the last failure, until a request succeeds again; the broker
+	// has dropped the holds of the connection it broke.
 	lost error
 }
 
+// dialSocket connects with the timeout of the environment (envTimeout).
 func dialSocket(path string) (*socketTransport, error) {
-	return dialSocketTimeout(path, DefaultTimeout)
+	timeout, err := envTimeout()
+	if err != nil {
+		return nil, withSocketPath(err, path)
+	}
+	return dialSocketTimeout(path, timeout)
+}
+
+// withSocketPath fills in the socket path of a *TransportError.
+func withSocketPath(err error, path string) error {
+	var te *TransportError
+	if errors.As(err, &te) && te.Socket == "" {
+		te.Socket = path
+	}
+	return err
 }
 
 // ConnectSocketTimeout is ConnectSocket with another bound on connecting
-// and on each request. A broker that does not answer in time fails the
+// and on each request, from MinTimeout to MaxTimeout (otherwise the status
+// is ErrInvalidRequest). A broker that does not answer in time fails the
 // request with ErrXPCFailure.
 func ConnectSocketTimeout(path string, timeout time.Duration) (*Client, error) {
 	if path == "" {
 		path = DefaultSocketPath()
 	}
-	if timeout <= 0 {
-		return nil, &TransportError{Status: ErrInvalidRequest, Socket: path,
-			Err: fmt.Errorf("timeout %v is not positive", timeout)}
+	if err := checkTimeout(timeout); err != nil {
+		return nil, withSocketPath(err, path)
 	}
 	t, err := dialSocketTimeout(path, timeout)
 	if err != nil {
@@ -88,11 +113,9 @@ func ConnectSocketTimeout(path string, timeout time.Duration) (*Client, error) {
 // SetTimeout changes how long each later request of c may take, from
 // sending it to the whole reply (over the development socket and over XPC;
 // after an XPC timeout the connection is cancelled and its networks are
-// lost). Values that are not positive are ignored.
+// lost). The value is brought within MinTimeout and MaxTimeout.
 func (c *Client) SetTimeout(timeout time.Duration) {
-	if timeout > 0 {
-		c.t.setTimeout(timeout)
-	}
+	c.t.setTimeout(clampTimeout(timeout))
 }
 
 func (t *socketTransport) setTimeout(timeout time.Duration) {
@@ -102,21 +125,83 @@ func (t *socketTransport) setTimeout(timeout time.Duration) {
 }
 
 func dialSocketTimeout(path string, timeout time.Duration) (*socketTransport, error) {
-	conn, err := net.DialTimeout("unix", path, timeout)
+	conn, err := openSocket(path, timeout)
 	if err != nil {
+		return nil, err
+	}
+	return &socketTransport{path: path, conn: conn, r: bufio.NewReader(conn), timeout: timeout}, nil
+}
+
+// openSocket connects within timeout and checks who serves the socket.
+func openSocket(path string, timeout time.Duration) (net.Conn, error) {
+	deadline := time.Now().Add(timeout)
+	var conn net.Conn
+	var err error
+	for {
+		d := net.Dialer{Deadline: deadline}
+		conn, err = d.Dial("unix", path)
+		// A listener whose backlog is full makes a non-blocking connect
+		// fail with EAGAIN at once: wait for room, within the timeout.
+		if err == nil || !errors.Is(err, syscall.EAGAIN) || !time.Now().Before(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
+		var ne net.Error
+		if errors.Is(err, syscall.EAGAIN) || (errors.As(err, &ne) && ne.Timeout()) {
+			return nil, &TransportError{Status: ErrXPCFailure, Socket: path,
+				Err:  fmt.Errorf("the broker did not answer in time (connecting; gave up after %v)", timeout),
+				Hint: "it may be stopped or overloaded; wait longer with " + TimeoutEnv}
+		}
 		hint := `is the broker running? Start one with "vmnet-broker serve --socket PATH", or set ` +
 			SocketEnv + " to the socket of a running broker"
 		if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
 			hint = "this user may not open the socket; check its permissions"
 		}
-		return nil, &TransportError{Status: ErrXPCFailure, Socket: path, Err: err, Hint: hint}
+		return nil, &TransportError{Status: ErrXPCFailure, Socket: path,
+			Err: fmt.Errorf("cannot connect to the broker: %w", err), Hint: hint}
 	}
 	if err := checkServer(conn); err != nil {
 		conn.Close()
 		return nil, &TransportError{Status: ErrXPCFailure, Socket: path, Err: err,
 			Hint: "another user may have taken the socket path; use another one"}
 	}
-	return &socketTransport{path: path, conn: conn, r: bufio.NewReader(conn), timeout: timeout}, nil
+	return conn, nil
+}
+
+// idleOpen reports whether the idle connection is still open: nothing to
+// read (no reply can be pending between requests), no end of stream, no
+// error.
+func (t *socketTransport) idleOpen() bool {
+	if t.r.Buffered() > 0 {
+		return false
+	}
+	uc, ok := t.conn.(*net.UnixConn)
+	if !ok {
+		return true
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	open := false
+	_ = raw.Control(func(fd uintptr) {
+		var b [1]byte
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		open = errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR)
+	})
+	return open
+}
+
+// drop closes the connection after a failure; the next request opens a
+// new one.
+func (t *socketTransport) drop(cause error) {
+	t.lost = cause
+	if t.conn != nil {
+		_ = t.conn.Close()
+	}
+	t.conn, t.r, t.answered = nil, nil, false
 }
 
 // checkServer accepts the process serving conn only if it runs as root or
@@ -166,8 +251,19 @@ func (t *socketTransport) roundTripRaw(line []byte) ([]byte, error) {
 	if t.closed {
 		return nil, &TransportError{Status: ErrXPCFailure, Socket: t.path, Err: errClosed}
 	}
-	if t.lost != nil {
-		return nil, t.lostError(t.lost)
+	if t.conn != nil && t.answered && !t.idleOpen() {
+		// The broker closed the connection while nothing was asked: it
+		// exited or was restarted, and every hold is gone. Say so once;
+		// the next request connects again.
+		t.drop(ErrConnectionLost)
+		return nil, &TransportError{Status: ErrXPCFailure, Socket: t.path, Err: ErrConnectionLost}
+	}
+	if t.conn == nil {
+		conn, err := openSocket(t.path, t.timeout)
+		if err != nil {
+			return nil, err
+		}
+		t.conn, t.r = conn, bufio.NewReader(conn)
 	}
 	buf := make([]byte, 0, len(line)+1)
 	buf = append(append(buf, line...), '\n')
@@ -175,37 +271,39 @@ func (t *socketTransport) roundTripRaw(line []byte) ([]byte, error) {
 	_ = t.conn.SetDeadline(time.Now().Add(t.timeout))
 	if _, err := t.conn.Write(buf); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			err = fmt.Errorf("the broker did not accept the request within %v", t.timeout)
+			err = fmt.Errorf("the broker did not answer in time (sending the request; gave up after %v)", t.timeout)
 		}
-		t.lost = err
-		return nil, t.lostError(err)
+		t.drop(err)
+		return nil, t.failedError(err)
 	}
 	reply, err := t.readLine()
 	if err != nil {
 		if errors.Is(err, errReplyTooLong) {
 			// The rest of the line is still unread: the connection cannot
 			// be used any more.
-			t.lost = err
+			t.drop(err)
 			return nil, &TransportError{Status: ErrInvalidReply, Socket: t.path, Err: err}
 		}
-		if err == io.EOF {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			err = errors.New("the broker closed the connection")
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			err = fmt.Errorf("the broker did not answer within %v; it may be stopped or overloaded", t.timeout)
+			err = fmt.Errorf("the broker did not answer in time (waiting for the reply; gave up after %v); it may be stopped or overloaded", t.timeout)
 		}
-		t.lost = err
-		return nil, t.lostError(err)
+		t.drop(err)
+		return nil, t.failedError(err)
 	}
+	t.answered, t.lost = true, nil
 	return reply, nil
 }
 
-func (t *socketTransport) lostError(cause error) error {
+// failedError is the error of a request whose connection broke.
+func (t *socketTransport) failedError(cause error) error {
 	return &TransportError{
 		Status: ErrXPCFailure,
 		Socket: t.path,
-		Err:    fmt.Errorf("connection to the broker lost: %w", cause),
-		Hint:   "the broker dropped this connection's networks; connect again",
+		Err:    cause,
+		Hint:   "the broker dropped this connection's networks; the next request connects again",
 	}
 }
 
@@ -279,5 +377,8 @@ func (t *socketTransport) close() error {
 		return nil
 	}
 	t.closed = true
+	if t.conn == nil {
+		return nil
+	}
 	return t.conn.Close()
 }

@@ -74,12 +74,6 @@ type xpcTransport struct {
 	interrupted bool
 }
 
-// ErrConnectionLost is wrapped in the error of a call that notices that the
-// broker went away (it restarted or crashed) and so dropped every network
-// this client held. The error's status is ErrXPCFailure. Acquire the
-// networks again; libxpc reconnects by itself. (An addition of this package.)
-var ErrConnectionLost = errors.New("the connection to the broker was interrupted (the broker restarted?) and it dropped this client's networks")
-
 func lostError() error {
 	return &TransportError{
 		Status: ErrXPCFailure,
