@@ -394,3 +394,39 @@ func runContractCase(t *testing.T, c contractCase, mode, fake, self string) {
 	}
 	stdin.Close()
 }
+
+// Releasing a network held on a connection that was lost reports the loss,
+// and sends nothing: the new connection holds nothing.
+func TestReleaseAfterTheBrokerRestartedReportsTheLoss(t *testing.T) {
+	dir, err := os.MkdirTemp("", "vbgor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	socket := filepath.Join(dir, "s.sock")
+	first := startBrokerOn(t, socket, dir)
+	c, err := ConnectSocket(socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Acquire("shared"); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Process.Kill()
+	_ = first.Wait()
+	startBrokerOn(t, socket, dir)
+	time.Sleep(100 * time.Millisecond)
+	if _, err := c.Status(); !errors.Is(err, ErrConnectionLost) {
+		t.Fatalf("the first request after the restart: %v, want ErrConnectionLost", err)
+	}
+	if err := c.Release("shared"); !errors.Is(err, ErrConnectionLost) || !errors.Is(err, ErrXPCFailure) {
+		t.Fatalf("release of a lost hold: %v, want ErrConnectionLost with ErrXPCFailure", err)
+	}
+	if _, err := c.Acquire("shared"); err != nil {
+		t.Fatalf("acquire on the new broker: %v", err)
+	}
+	if err := c.Release("shared"); err != nil {
+		t.Fatalf("release of the new hold: %v", err)
+	}
+}

@@ -72,6 +72,10 @@ type socketTransport struct {
 	// lost is the last failure, until a request succeeds again; the broker
 	// has dropped the holds of the connection it broke.
 	lost error
+	// held: the networks acquired on conn; dropped: those of connections
+	// since lost, so that releasing one reports the loss (ErrConnectionLost)
+	// instead of the new connection's ErrNotFound, as the Rust client does.
+	held, dropped map[string]bool
 }
 
 // dialSocket connects with the timeout of the environment (envTimeout).
@@ -202,6 +206,13 @@ func (t *socketTransport) drop(cause error) {
 		_ = t.conn.Close()
 	}
 	t.conn, t.r, t.answered = nil, nil, false
+	if t.dropped == nil {
+		t.dropped = make(map[string]bool)
+	}
+	for name := range t.held {
+		t.dropped[name] = true
+	}
+	t.held = nil
 }
 
 // checkServer accepts the process serving conn only if it runs as root or
@@ -344,15 +355,39 @@ func (t *socketTransport) acquire(name string) (*Serialization, error) {
 		return nil, err
 	}
 	s, err := decodeAcquireReply(line)
+	if err == nil {
+		t.mu.Lock()
+		if t.held == nil {
+			t.held = make(map[string]bool)
+		}
+		t.held[name] = true
+		delete(t.dropped, name)
+		t.mu.Unlock()
+	}
 	return s, t.withSocket(err)
 }
 
 func (t *socketTransport) release(name string) error {
+	t.mu.Lock()
+	lost := t.dropped[name] && !t.held[name]
+	if lost {
+		delete(t.dropped, name)
+	}
+	t.mu.Unlock()
+	if lost {
+		return &TransportError{Status: ErrXPCFailure, Socket: t.path, Err: ErrConnectionLost}
+	}
 	line, err := t.roundTrip(map[string]string{"command": "release", "network_name": name})
 	if err != nil {
 		return err
 	}
-	return t.withSocket(decodeReleaseReply(line))
+	err = decodeReleaseReply(line)
+	if err == nil {
+		t.mu.Lock()
+		delete(t.held, name)
+		t.mu.Unlock()
+	}
+	return t.withSocket(err)
 }
 
 func (t *socketTransport) status() (*StatusReport, error) {

@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -28,11 +29,15 @@ func defaultTransport() (transport, error) {
 	if os.Getenv(SocketEnv) != "" {
 		return dialSocket(DefaultSocketPath())
 	}
+	timeout, err := envTimeout()
+	if err != nil {
+		return nil, err
+	}
 	conn := C.vbgo_connect()
 	if conn == nil {
 		return nil, ErrXPCFailure
 	}
-	return &xpcTransport{conn: conn, timeout: DefaultTimeout}, nil
+	return &xpcTransport{conn: conn, timeout: timeout}, nil
 }
 
 // processTransport is the connection AcquireNetwork uses: always the XPC
@@ -41,11 +46,16 @@ func defaultTransport() (transport, error) {
 // Its errors are bare Error values, as the original's are, so that code
 // comparing err == ErrXPCFailure keeps working.
 func processTransport() (transport, error) {
+	timeout, err := envTimeout()
+	if err != nil {
+		// Wraps ErrInvalidRequest; the message names the value.
+		return nil, err
+	}
 	conn := C.vbgo_connect()
 	if conn == nil {
 		return nil, ErrXPCFailure
 	}
-	return &xpcTransport{conn: conn, bare: true, timeout: DefaultTimeout}, nil
+	return &xpcTransport{conn: conn, bare: true, timeout: timeout}, nil
 }
 
 // xpcTransport is a connection to com.github.nirs.vmnet-broker. libxpc
@@ -56,8 +66,12 @@ type xpcTransport struct {
 	conn unsafe.Pointer // nil once closed
 
 	// How long one request may wait for its reply (Client.SetTimeout).
-	// After a timeout the connection is cancelled: later requests fail.
+	// After a timeout the connection is cancelled and counts as dead.
 	timeout time.Duration
+	// dead: the connection was cancelled (a timeout), found invalid (no
+	// such service) or served by another user. The next request replaces
+	// it (renew), so that a broker installed or relaunched later is found.
+	dead atomic.Bool
 	// bare: report connection failures as the bare ErrXPCFailure (the
 	// original API) rather than a *TransportError saying what happened.
 	bare bool
@@ -67,11 +81,50 @@ type xpcTransport struct {
 	// dropped every hold: held moves to dropped, so that a later Release of
 	// one of them reports the loss instead of a puzzling ErrNotFound, as
 	// the Rust client does.
-	holds       sync.Mutex
-	seen        uint64 // interruptions accounted for
-	held        map[string]bool
-	dropped     map[string]bool
-	interrupted bool
+	holds   sync.Mutex
+	seen    uint64 // interruptions accounted for
+	held    map[string]bool
+	dropped map[string]bool
+}
+
+// renew replaces a dead connection with a new one, as the Rust client
+// does; the request that found it dead has reported that already.
+func (t *xpcTransport) renew() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.conn == nil || !t.dead.Load() {
+		return
+	}
+	conn := C.vbgo_connect()
+	if conn == nil {
+		return // still dead: the request reports it
+	}
+	C.vbgo_disconnect(t.conn)
+	t.conn = conn
+	t.dead.Store(false)
+	t.holds.Lock()
+	t.seen = 0
+	t.holds.Unlock()
+}
+
+// begin starts a request: it renews a dead connection, takes t.mu for
+// reading (the caller unlocks it) and fails the request once with the
+// loss when the connection's event handler saw an interruption since the
+// last request: the broker went away while the client was idle, and every
+// hold is gone.
+func (t *xpcTransport) begin() error {
+	t.renew()
+	t.mu.RLock()
+	if t.conn == nil {
+		return errClosedXPC
+	}
+	if t.sync() {
+		if t.bare {
+			return ErrXPCFailure
+		}
+		return lostError()
+	}
+	return nil
 }
 
 func lostError() error {
@@ -99,7 +152,6 @@ func (t *xpcTransport) sync() bool {
 // dropHolds records that every hold is gone: the connection was
 // interrupted or cancelled. Call with t.holds held.
 func (t *xpcTransport) dropHolds() {
-	t.interrupted = true
 	if t.dropped == nil {
 		t.dropped = make(map[string]bool)
 	}
@@ -119,60 +171,116 @@ func (t *xpcTransport) xpcStatus(status C.int64_t) error {
 		}
 		return lostError()
 	case C.VBGO_CONNECTION_INVALID:
+		t.dead.Store(true)
+		t.holds.Lock()
+		t.dropHolds()
+		t.holds.Unlock()
 		if t.bare {
 			return ErrXPCFailure
 		}
 		return &TransportError{
 			Status: ErrXPCFailure,
-			Err:    errors.New("the broker's XPC service cannot be reached"),
-			Hint:   "is the broker installed (vmnet-broker install)?",
+			Err:    errors.New("the broker's XPC service cannot be reached (the connection is invalid)"),
+			Hint:   "is the broker installed (vmnet-broker install)? The next request tries again",
+		}
+	case C.VBGO_UNTRUSTED_SERVICE:
+		uid := uint32(C.vbgo_server_euid(t.conn))
+		C.vbgo_cancel(t.conn)
+		t.dead.Store(true)
+		t.holds.Lock()
+		t.dropHolds()
+		t.holds.Unlock()
+		if t.bare {
+			return ErrXPCFailure
+		}
+		own := os.Geteuid()
+		trusted := "root (uid 0)"
+		if own != 0 {
+			trusted = fmt.Sprintf("root (uid 0) or this user (uid %d)", own)
+		}
+		return &TransportError{
+			Status: ErrXPCFailure,
+			Err: fmt.Errorf("refusing the broker on the XPC service %s: it runs as uid %d, but only %s may serve it",
+				C.GoString(C.vbgo_service_name()), uid, trusted),
+			Hint: "another user may have registered the service; its reply was discarded",
 		}
 	}
 	return statusFromCode(int64(status))
+}
+
+// cancelGrace bounds the wait for a cancelled request to return. libxpc
+// documents that cancelling ends a pending reply with
+// XPC_ERROR_CONNECTION_INVALID; should it not come, the caller is not kept
+// waiting for it.
+const cancelGrace = 2 * time.Second
+
+// shimResult is what one request of the shim returned: its status and the
+// object (+1) it stored, if any.
+type shimResult struct {
+	status C.int64_t
+	object unsafe.Pointer
 }
 
 // call runs one request of the shim, giving up after t.timeout. libxpc has
 // no timeout for a synchronous request and a stopped broker never answers,
 // so the request runs on another goroutine; when no reply came in time the
 // connection is cancelled, which ends the wait (the pending reply becomes
-// XPC_ERROR_CONNECTION_INVALID), and every hold counts as lost. It returns
-// the shim's status and whether the time ran out. Call with t.mu held for
-// reading.
-func (t *xpcTransport) call(request func() C.int64_t) (C.int64_t, bool) {
-	done := make(chan C.int64_t, 1)
-	go func() { done <- request() }()
+// XPC_ERROR_CONNECTION_INVALID), the connection counts as dead and every
+// hold as lost. The wait for the cancelled request is bounded too
+// (cancelGrace); a result that comes later is released by that goroutine.
+// It returns the result and whether the time ran out. Call with t.mu held
+// for reading.
+func (t *xpcTransport) call(request func(out *unsafe.Pointer) C.int64_t) (shimResult, bool) {
+	done := make(chan shimResult, 1)
+	abandoned := make(chan struct{})
+	go func() {
+		var object unsafe.Pointer
+		r := shimResult{status: request(&object), object: object}
+		select {
+		case done <- r:
+		case <-abandoned:
+			if r.object != nil {
+				C.vbgo_object_release(r.object)
+			}
+		}
+	}()
 	timer := time.NewTimer(t.timeout)
 	defer timer.Stop()
 	select {
-	case status := <-done:
-		return status, false
+	case r := <-done:
+		return r, false
 	case <-timer.C:
 	}
 	C.vbgo_cancel(t.conn)
-	status := <-done
+	t.dead.Store(true)
 	t.holds.Lock()
 	t.dropHolds()
 	t.holds.Unlock()
-	return status, true
+	grace := time.NewTimer(cancelGrace)
+	defer grace.Stop()
+	select {
+	case r := <-done:
+		if r.object != nil {
+			C.vbgo_object_release(r.object)
+		}
+	case <-grace.C:
+		close(abandoned)
+	}
+	return shimResult{}, true
 }
 
 // callObject runs a request of the shim that returns an object (+1) in
-// *out, bounded as call bounds it: an object that arrives too late is
-// released, and a failed request is an error. Call with t.mu held for
-// reading.
+// *out, bounded as call bounds it: a failed request is an error. Call with
+// t.mu held for reading.
 func (t *xpcTransport) callObject(request func(out *unsafe.Pointer) C.int64_t) (unsafe.Pointer, error) {
-	var object unsafe.Pointer
-	status, late := t.call(func() C.int64_t { return request(&object) })
+	r, late := t.call(request)
 	if late {
-		if status == 0 && object != nil {
-			C.vbgo_object_release(object)
-		}
 		return nil, t.timeoutError()
 	}
-	if status != 0 {
-		return nil, t.xpcStatus(status)
+	if r.status != 0 {
+		return nil, t.xpcStatus(r.status)
 	}
-	return object, nil
+	return r.object, nil
 }
 
 // timeoutError is the error of a request that got no reply in time.
@@ -182,8 +290,8 @@ func (t *xpcTransport) timeoutError() error {
 	}
 	return &TransportError{
 		Status: ErrXPCFailure,
-		Err:    fmt.Errorf("the broker did not answer within %v; it may be stopped or overloaded", t.timeout),
-		Hint:   "the connection was cancelled and its networks are lost: connect again",
+		Err:    fmt.Errorf("the broker did not answer in time (waiting for the reply over XPC; gave up after %v); it may be stopped or overloaded", t.timeout),
+		Hint:   "the connection was cancelled and its networks are lost; the next request connects again",
 	}
 }
 
@@ -206,12 +314,11 @@ func (t *xpcTransport) acquire(name string) (*Serialization, error) {
 	}
 	defer C.free(unsafe.Pointer(cname))
 
-	t.mu.RLock()
+	err = t.begin()
 	defer t.mu.RUnlock()
-	if t.conn == nil {
-		return nil, errClosedXPC
+	if err != nil {
+		return nil, err
 	}
-	t.sync()
 	var info C.vbgo_network_info
 	network, err := t.callObject(func(out *unsafe.Pointer) C.int64_t {
 		return C.vbgo_acquire(t.conn, cname, out, &info)
@@ -254,24 +361,23 @@ func (t *xpcTransport) release(name string) error {
 	}
 	defer C.free(unsafe.Pointer(cname))
 
-	t.mu.RLock()
+	err = t.begin()
 	defer t.mu.RUnlock()
-	if t.conn == nil {
-		return errClosedXPC
+	if err != nil {
+		return err
 	}
-	t.sync()
 	t.holds.Lock()
 	lost := t.dropped[name] && !t.held[name]
 	t.holds.Unlock()
 	if lost {
 		return lostError()
 	}
-	status, late := t.call(func() C.int64_t { return C.vbgo_release(t.conn, cname) })
+	r, late := t.call(func(*unsafe.Pointer) C.int64_t { return C.vbgo_release(t.conn, cname) })
 	if late {
 		return t.timeoutError()
 	}
-	if status != 0 {
-		return t.xpcStatus(status)
+	if r.status != 0 {
+		return t.xpcStatus(r.status)
 	}
 	t.holds.Lock()
 	delete(t.held, name)
@@ -280,12 +386,11 @@ func (t *xpcTransport) release(name string) error {
 }
 
 func (t *xpcTransport) status() (*StatusReport, error) {
-	t.mu.RLock()
+	err := t.begin()
 	defer t.mu.RUnlock()
-	if t.conn == nil {
-		return nil, errClosedXPC
+	if err != nil {
+		return nil, err
 	}
-	t.sync()
 	report, err := t.callObject(func(out *unsafe.Pointer) C.int64_t {
 		return C.vbgo_status(t.conn, out)
 	})
@@ -348,19 +453,15 @@ func xpcToGo(obj unsafe.Pointer, depth int) any {
 	}
 }
 
-// isLost reports whether the connection was ever interrupted: libxpc
-// re-establishes it by itself, but the broker has dropped its holds, so the
-// process-wide client of AcquireNetwork starts afresh.
+// isLost reports whether the connection is closed or dead (cancelled,
+// invalid, untrusted), so that the process-wide client of AcquireNetwork
+// starts afresh. An interruption does not count: libxpc re-establishes the
+// connection by itself, and the next request reports the lost holds once
+// (begin).
 func (t *xpcTransport) isLost() bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	if t.conn == nil {
-		return true
-	}
-	t.sync()
-	t.holds.Lock()
-	defer t.holds.Unlock()
-	return t.interrupted
+	return t.conn == nil || t.dead.Load()
 }
 
 func (t *xpcTransport) setTimeout(timeout time.Duration) {

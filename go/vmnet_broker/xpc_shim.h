@@ -25,6 +25,10 @@
 // (XPC_ERROR_CONNECTION_INVALID). Both are status 1 for the caller.
 #define VBGO_CONNECTION_INTERRUPTED (-1)
 #define VBGO_CONNECTION_INVALID (-2)
+// The reply came from a process that runs neither as root nor as this
+// process's effective user (xpc_connection_get_euid): it was discarded.
+// vbgo_server_euid tells who it was.
+#define VBGO_UNTRUSTED_SERVICE (-3)
 
 // The network_info of an acquire reply, copied out of the reply. valid is 0
 // when the reply has no network_info or one of its fields is missing, of
@@ -65,8 +69,16 @@ void vbgo_cancel(void *connection);
 
 // How many times the connection has been interrupted (the broker went away)
 // since vbgo_connect; counted by the connection's event handler, so it also
-// moves when no request is in flight.
+// moves when no request is in flight. XPC_ERROR_TERMINATION_IMMINENT, which
+// Apple's header reserves for a service's peers, counts too if it comes.
 uint64_t vbgo_interruptions(void *connection);
+
+// VBGO_MACH_SERVICE_NAME, for messages.
+const char *vbgo_service_name(void);
+
+// The effective user id of the process serving the connection
+// (xpc_connection_get_euid; meaningful once a reply has arrived).
+uint32_t vbgo_server_euid(void *connection);
 
 // Sends {command: "acquire", network_name: name}. On success returns 0,
 // stores the retained serialization in *network (release it with

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <xpc/xpc.h>
 
 // What the event handler learns about a connection. Both the handle given
@@ -60,7 +61,7 @@ void *vbgo_connect(void) {
     // this connection held. Counting interruptions lets the Go side notice
     // even when no request was in flight, as the Rust client does.
     xpc_connection_set_event_handler(c->connection, ^(xpc_object_t event) {
-        if (event == XPC_ERROR_CONNECTION_INTERRUPTED) {
+        if (event == XPC_ERROR_CONNECTION_INTERRUPTED || event == XPC_ERROR_TERMINATION_IMMINENT) {
             atomic_fetch_add(&events->interruptions, 1);
         } else if (event == XPC_ERROR_CONNECTION_INVALID) {
             events_unref(events);
@@ -76,6 +77,18 @@ uint64_t vbgo_interruptions(void *connection) {
         return 0;
     }
     return atomic_load(&c->events->interruptions);
+}
+
+const char *vbgo_service_name(void) {
+    return VBGO_MACH_SERVICE_NAME;
+}
+
+uint32_t vbgo_server_euid(void *connection) {
+    vbgo_connection *c = connection;
+    if (c == NULL) {
+        return 0;
+    }
+    return (uint32_t)xpc_connection_get_euid(c->connection);
 }
 
 void vbgo_cancel(void *connection) {
@@ -104,7 +117,9 @@ static xpc_object_t send_request(void *handle, const char *command, const char *
         *status = VBGO_XPC_FAILURE;
         return NULL;
     }
-    xpc_connection_t connection = c->connection;
+    // Our own reference: a request that timed out may still be waiting
+    // here when the Go side disconnects and frees the handle.
+    xpc_connection_t connection = xpc_retain(c->connection);
     xpc_object_t message = xpc_dictionary_create(NULL, NULL, 0);
     xpc_dictionary_set_string(message, "command", command);
     if (name != NULL) {
@@ -114,9 +129,22 @@ static xpc_object_t send_request(void *handle, const char *command, const char *
     xpc_release(message);
 
     if (reply == NULL) {
+        xpc_release(connection);
         *status = VBGO_XPC_FAILURE;
         return NULL;
     }
+    if (xpc_get_type(reply) == XPC_TYPE_DICTIONARY) {
+        // Only root or this user may serve the broker: anyone else's reply
+        // is discarded before anything of it is used.
+        uid_t server = xpc_connection_get_euid(connection);
+        if (server != 0 && server != geteuid()) {
+            xpc_release(reply);
+            xpc_release(connection);
+            *status = VBGO_UNTRUSTED_SERVICE;
+            return NULL;
+        }
+    }
+    xpc_release(connection);
     xpc_type_t type = xpc_get_type(reply);
     if (type == XPC_TYPE_ERROR) {
         if (reply == XPC_ERROR_CONNECTION_INTERRUPTED) {

@@ -46,8 +46,7 @@ typedef void *xpc_object_t;
  * Marks vmnet_broker_acquire_network()'s result as returned retained, as
  * libxpc marks its own create functions (XPC_RETURNS_RETAINED in
  * <xpc/base.h>), so that ARC (Objective-C, Swift) takes ownership instead of
- * leaking it. Plain C callers release it with xpc_release(). The Swift
- * package's copy of the header uses the same definition.
+ * leaking it. Plain C callers release it with xpc_release().
  */
 #if defined(XPC_RETURNS_RETAINED)
 #define VMNET_BROKER_RETURNS_RETAINED XPC_RETURNS_RETAINED
@@ -96,12 +95,10 @@ extern "C" {
 
 /*
  * Environment variable with the timeout, in decimal seconds (0.001 to
- * 86400), of every connection made without an explicit one: the clients of
- * vmnet_broker_client_connect*(), and the process-wide ones of
- * vmnet_broker_acquire() and vmnet_broker_acquire_network(). Unset or empty:
- * 30 seconds. Any other value fails those calls with
- * VMNET_BROKER_INVALID_REQUEST before the broker is contacted
- * (vmnet_broker_last_error() says why). See docs/client-contract.md.
+ * 86400), of every connection made without an explicit one, read when the
+ * connection is made. Unset or empty: 30 seconds. Any other value fails the
+ * call that would make the connection with VMNET_BROKER_INVALID_REQUEST
+ * before the broker is contacted. See docs/client-contract.md.
  */
 #define VMNET_BROKER_TIMEOUT_ENV "VMNET_BROKER_TIMEOUT"
 
@@ -148,8 +145,14 @@ const char *_Nonnull vmnet_broker_strerror(vmnet_broker_return_t status);
  * Acquires a network from the broker's XPC service and returns its
  * serialization, ready for vmnet_network_create_with_serialization().
  *
- * Uses one process-wide XPC connection, made on first use and never closed;
- * the hold lasts until the process exits. VMNET_BROKER_SOCKET is ignored.
+ * Uses one process-wide XPC connection, made on first use; the hold lasts
+ * until the process exits. VMNET_BROKER_SOCKET is ignored. Each request
+ * waits at most 30 seconds, or VMNET_BROKER_TIMEOUT_ENV seconds. A
+ * connection that timed out or found no service is replaced by the next
+ * call; a broker that went away while the process was idle fails the next
+ * call once with VMNET_BROKER_XPC_FAILURE (its networks are gone: acquire
+ * them again); a reply from a process that runs neither as root nor as
+ * this user is refused (docs/client-contract.md).
  *
  * Returns a retained object that the caller releases with xpc_release(), or
  * NULL on failure. `status`, if not NULL, receives the status.
@@ -158,6 +161,9 @@ VMNET_BROKER_RETURNS_RETAINED xpc_object_t _Nullable vmnet_broker_acquire_networ
     const char *_Nonnull network_name,
     vmnet_broker_return_t *_Nullable status);
 #endif
+
+/* The original C client's API ends here: everything above is also the Swift
+ * package's C header, which scripts/gen-swift-header makes from this file. */
 
 /* An acquired network (opaque). */
 typedef struct vmnet_broker_network vmnet_broker_network;
@@ -239,7 +245,9 @@ xpc_object_t _Nullable vmnet_broker_network_serialization(
 
 /*
  * Connects a new client, choosing the transport as vmnet_broker_acquire()
- * does. Returns a client owned by the caller (free it with
+ * does. This, vmnet_broker_client_connect_socket() and the process-wide
+ * client of vmnet_broker_acquire() take their timeout from
+ * VMNET_BROKER_TIMEOUT_ENV (vmnet_broker_last_error() names a bad value). Returns a client owned by the caller (free it with
  * vmnet_broker_client_free()), or NULL on failure: VMNET_BROKER_XPC_FAILURE
  * when the development socket cannot be reached. An XPC connection is made
  * lazily, so on Apple systems a missing broker shows up on the first request.

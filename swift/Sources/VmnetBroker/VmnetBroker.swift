@@ -14,9 +14,14 @@ public enum VmnetBroker {
     /// returns its serialization, ready for
     /// `vmnet_network_create_with_serialization`.
     ///
-    /// All calls share one XPC connection, opened on first use and never
-    /// closed, so the broker keeps the network for as long as this process
-    /// lives.
+    /// All calls share one XPC connection, opened on first use, so the
+    /// broker keeps the network for as long as this process lives. Each
+    /// call waits at most 30 seconds, or `VMNET_BROKER_TIMEOUT` seconds
+    /// (0.001 to 86400; another value throws `invalidRequest`). A broker
+    /// that went away while the process was idle makes the next call throw
+    /// `xpcFailure` once (its networks are gone: acquire them again); the
+    /// call after reaches the broker that serves by then. The whole
+    /// contract, the same in every client: docs/client-contract.md.
     ///
     /// - Throws: ``VmnetBroker/Error``, for example ``VmnetBroker/Error/notFound``
     ///   for a name the broker does not know.

@@ -1,57 +1,249 @@
 // SPDX-License-Identifier: Apache-2.0
 
+// The Swift package's C client: the original C client's API over libxpc,
+// following the client contract of this project (docs/client-contract.md):
+//
+//  - every request is bounded: 30 s, or $VMNET_BROKER_TIMEOUT seconds (0.001
+//    to 86400) read when the process-wide connection is made; any other
+//    value fails the call with VMNET_BROKER_INVALID_REQUEST before the
+//    broker is contacted;
+//  - a connection that timed out, turned out invalid (no such service) or
+//    is served by another user is dropped, and the next call makes a new
+//    one, so that a broker installed or relaunched later is found;
+//  - an interruption seen while the process was idle (the broker exited or
+//    was relaunched, and dropped every network it held for us) fails the
+//    next call once with VMNET_BROKER_XPC_FAILURE;
+//  - a reply from a process that runs neither as root nor as this user
+//    (xpc_connection_get_euid) is discarded.
+
 #include "vmnet-broker.h"
 
+#include <ctype.h>
 #include <dispatch/dispatch.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <xpc/xpc.h>
 
-// The process-wide connection. The broker ties the networks it hands out to
-// this connection, so it stays open until the process exits.
-static xpc_connection_t connection;
-static dispatch_once_t connection_once;
+#define TIMEOUT_ENV "VMNET_BROKER_TIMEOUT"
+#define DEFAULT_TIMEOUT_SECONDS 30.0
+#define MIN_TIMEOUT_SECONDS 0.001
+#define MAX_TIMEOUT_SECONDS 86400.0
 
-static void connect_to_broker(void *context) {
-    (void)context;
-    connection = xpc_connection_create_mach_service(MACH_SERVICE_NAME, NULL, 0);
-    // libxpc requires an event handler before resume. Failures also come
-    // back as the reply to the pending request, which is where we see them.
-    xpc_connection_set_event_handler(connection, ^(xpc_object_t event) {
-        (void)event;
+// What a connection's event handler learns. The handler and the
+// process-wide state each hold a reference (and a request in flight one
+// more); the last one to let go frees it. The handler lets go on
+// XPC_ERROR_CONNECTION_INVALID, the last event of a connection.
+typedef struct {
+    _Atomic int lost;
+    _Atomic int refs;
+} events_t;
+
+static void events_unref(events_t *events) {
+    if (atomic_fetch_sub(&events->refs, 1) == 1) {
+        free(events);
+    }
+}
+
+// The process-wide connection, under `state_lock`. The broker ties the
+// networks it hands out to it, so it stays open while it works.
+static pthread_mutex_t state_lock = PTHREAD_MUTEX_INITIALIZER;
+static xpc_connection_t connection; // NULL: none yet, or dropped
+static events_t *connection_events;
+static double timeout_seconds;
+
+// Decimal seconds within the bounds, the whole string (strtod would also
+// skip leading white space, which the other clients refuse).
+static bool parse_timeout(const char *text, double *seconds) {
+    if (text[0] == '\0' || isspace((unsigned char)text[0])) {
+        return false;
+    }
+    char *end = NULL;
+    errno = 0;
+    double value = strtod(text, &end);
+    if (end == text || *end != '\0' || errno == ERANGE || isnan(value) ||
+        value < MIN_TIMEOUT_SECONDS || value > MAX_TIMEOUT_SECONDS) {
+        return false;
+    }
+    *seconds = value;
+    return true;
+}
+
+// Cancels and forgets `c` if it is still the process-wide connection.
+static void drop_connection(xpc_connection_t c) {
+    pthread_mutex_lock(&state_lock);
+    if (connection == c && c != NULL) {
+        connection = NULL;
+        events_unref(connection_events);
+        connection_events = NULL;
+        xpc_connection_cancel(c);
+        xpc_release(c);
+    }
+    pthread_mutex_unlock(&state_lock);
+}
+
+// Gives the caller the process-wide connection (retained) with its events
+// (referenced) and the timeout, making the connection first if needed.
+static vmnet_broker_return_t take_connection(xpc_connection_t *c, events_t **events, double *timeout) {
+    vmnet_broker_return_t result = VMNET_BROKER_SUCCESS;
+    pthread_mutex_lock(&state_lock);
+    if (connection == NULL) {
+        double seconds = DEFAULT_TIMEOUT_SECONDS;
+        const char *env = getenv(TIMEOUT_ENV);
+        if (env != NULL && env[0] != '\0' && !parse_timeout(env, &seconds)) {
+            result = VMNET_BROKER_INVALID_REQUEST;
+            goto out;
+        }
+        events_t *ev = calloc(1, sizeof *ev);
+        if (ev == NULL) {
+            result = VMNET_BROKER_XPC_FAILURE;
+            goto out;
+        }
+        xpc_connection_t made = xpc_connection_create_mach_service(MACH_SERVICE_NAME, NULL, 0);
+        if (made == NULL) {
+            free(ev);
+            result = VMNET_BROKER_XPC_FAILURE;
+            goto out;
+        }
+        atomic_init(&ev->lost, 0);
+        atomic_init(&ev->refs, 2);
+        // XPC_ERROR_CONNECTION_INTERRUPTED: the broker went away; libxpc
+        // connects again on the next message, but the broker has dropped
+        // every network of this connection. TERMINATION_IMMINENT is
+        // reserved for a service's peers by Apple's header; if it comes, it
+        // means the same.
+        xpc_connection_set_event_handler(made, ^(xpc_object_t event) {
+          if (event == XPC_ERROR_CONNECTION_INTERRUPTED || event == XPC_ERROR_TERMINATION_IMMINENT) {
+              atomic_store(&ev->lost, 1);
+          } else if (event == XPC_ERROR_CONNECTION_INVALID) {
+              events_unref(ev);
+          }
+        });
+        xpc_connection_resume(made);
+        connection = made;
+        connection_events = ev;
+        timeout_seconds = seconds;
+    } else if (atomic_exchange(&connection_events->lost, 0)) {
+        // Lost while idle: say so once; the broker that serves now gets the
+        // next call.
+        result = VMNET_BROKER_XPC_FAILURE;
+        goto out;
+    }
+    *c = xpc_retain(connection);
+    atomic_fetch_add(&connection_events->refs, 1);
+    *events = connection_events;
+    *timeout = timeout_seconds;
+out:
+    pthread_mutex_unlock(&state_lock);
+    return result;
+}
+
+// One request's rendezvous with its reply handler, which may run after the
+// caller gave up waiting. Two references: the caller's and the handler's.
+typedef struct {
+    dispatch_semaphore_t done;
+    xpc_object_t reply;
+    _Atomic int refs;
+} pending_t;
+
+static void pending_unref(pending_t *p) {
+    if (atomic_fetch_sub(&p->refs, 1) == 1) {
+        if (p->reply != NULL) {
+            xpc_release(p->reply);
+        }
+        dispatch_release(p->done);
+        free(p);
+    }
+}
+
+// Sends `message` on `c` and waits at most `timeout` seconds for the reply.
+// Returns the reply (retained) or NULL when none came in time.
+static xpc_object_t request_within(xpc_connection_t c, xpc_object_t message, double timeout) {
+    pending_t *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        return NULL;
+    }
+    p->done = dispatch_semaphore_create(0);
+    if (p->done == NULL) {
+        free(p);
+        return NULL;
+    }
+    atomic_init(&p->refs, 2);
+    xpc_connection_send_message_with_reply(c, message, NULL, ^(xpc_object_t reply) {
+      p->reply = xpc_retain(reply);
+      dispatch_semaphore_signal(p->done);
+      pending_unref(p);
     });
-    xpc_connection_resume(connection);
+    xpc_object_t reply = NULL;
+    dispatch_time_t deadline = dispatch_time(DISPATCH_TIME_NOW, (int64_t)(timeout * (double)NSEC_PER_SEC));
+    if (dispatch_semaphore_wait(p->done, deadline) == 0) {
+        reply = p->reply;
+        p->reply = NULL;
+    }
+    pending_unref(p);
+    return reply;
 }
 
 xpc_object_t vmnet_broker_acquire_network(const char *network_name, vmnet_broker_return_t *status) {
     vmnet_broker_return_t result;
     xpc_object_t serialization = NULL;
-    xpc_object_t message = NULL;
     xpc_object_t reply = NULL;
+    xpc_connection_t c = NULL;
+    events_t *events = NULL;
+    double timeout = DEFAULT_TIMEOUT_SECONDS;
+    xpc_object_t message = NULL;
     xpc_object_t network = NULL;
+    uid_t server = 0;
     int64_t error = 0;
 
     if (network_name == NULL) {
         result = VMNET_BROKER_INVALID_REQUEST;
         goto out;
     }
-    dispatch_once_f(&connection_once, NULL, connect_to_broker);
-    if (connection == NULL) {
-        result = VMNET_BROKER_XPC_FAILURE;
+    result = take_connection(&c, &events, &timeout);
+    if (result != VMNET_BROKER_SUCCESS) {
         goto out;
     }
 
     message = xpc_dictionary_create(NULL, NULL, 0);
     xpc_dictionary_set_string(message, REQUEST_COMMAND, COMMAND_ACQUIRE);
     xpc_dictionary_set_string(message, REQUEST_NETWORK_NAME, network_name);
-    reply = xpc_connection_send_message_with_reply_sync(connection, message);
+    reply = request_within(c, message, timeout);
     xpc_release(message);
 
-    if (reply == NULL || xpc_get_type(reply) == XPC_TYPE_ERROR) {
+    if (reply == NULL) {
+        // No reply in time: cancel, which ends the pending handler with
+        // XPC_ERROR_CONNECTION_INVALID; the broker drops what it held.
+        drop_connection(c);
+        result = VMNET_BROKER_XPC_FAILURE;
+        goto out;
+    }
+    if (xpc_get_type(reply) == XPC_TYPE_ERROR) {
+        if (reply == XPC_ERROR_CONNECTION_INTERRUPTED) {
+            // Reported by this call; not again by the next.
+            atomic_store(&events->lost, 0);
+        } else {
+            // Invalid (no such service, cancelled) or anything else: the
+            // next call makes a new connection.
+            drop_connection(c);
+        }
         result = VMNET_BROKER_XPC_FAILURE;
         goto out;
     }
     if (xpc_get_type(reply) != XPC_TYPE_DICTIONARY) {
         result = VMNET_BROKER_INVALID_REPLY;
+        goto out;
+    }
+    server = xpc_connection_get_euid(c);
+    if (server != 0 && server != geteuid()) {
+        // Another user serves the name: discard its reply.
+        drop_connection(c);
+        result = VMNET_BROKER_XPC_FAILURE;
         goto out;
     }
     // The error comes first; absent or not an int64 reads as 0.
@@ -74,6 +266,12 @@ xpc_object_t vmnet_broker_acquire_network(const char *network_name, vmnet_broker
 out:
     if (reply != NULL) {
         xpc_release(reply);
+    }
+    if (c != NULL) {
+        xpc_release(c);
+    }
+    if (events != NULL) {
+        events_unref(events);
     }
     if (status != NULL) {
         *status = result;
