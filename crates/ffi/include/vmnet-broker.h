@@ -35,7 +35,12 @@
 #ifndef VMNET_BROKER_H
 #define VMNET_BROKER_H
 
-#ifdef __APPLE__
+/*
+ * VMNET_BROKER_FAKE_XPC: a Linux test build against the fakes of libxpc
+ * (crates/fake-apple-c, docs/macos-fakes.md), which has the XPC entry point
+ * too; never defined by users.
+ */
+#if defined(__APPLE__) || defined(VMNET_BROKER_FAKE_XPC)
 #include <xpc/xpc.h>
 #else
 /* No XPC outside Apple systems; the type only keeps declarations alike. */
@@ -140,7 +145,7 @@ typedef enum {
  */
 const char *_Nonnull vmnet_broker_strerror(vmnet_broker_return_t status);
 
-#ifdef __APPLE__
+#if defined(__APPLE__) || defined(VMNET_BROKER_FAKE_XPC)
 /*
  * Acquires a network from the broker's XPC service and returns its
  * serialization, ready for vmnet_network_create_with_serialization().
@@ -162,8 +167,20 @@ VMNET_BROKER_RETURNS_RETAINED xpc_object_t _Nullable vmnet_broker_acquire_networ
     vmnet_broker_return_t *_Nullable status);
 #endif
 
-/* The original C client's API ends here: everything above is also the Swift
- * package's C header, which scripts/gen-swift-header makes from this file. */
+/*
+ * (An addition of this project, also in the Swift package's C target.)
+ * Says why the last call of this library on the calling thread that reports
+ * a status failed, in words a user can act on: which socket could not be
+ * reached, how long the broker was waited for, which uid serves it, which
+ * timeout value was refused. NULL if that call succeeded (or none was made).
+ * The string belongs to the library and stays valid until the next such call
+ * on this thread; do not free it.
+ */
+const char *_Nullable vmnet_broker_last_error(void);
+
+/* The original C client's API, and vmnet_broker_last_error(), end here:
+ * everything above is also the Swift package's C header, which
+ * scripts/gen-swift-header makes from this file. */
 
 /* An acquired network (opaque). */
 typedef struct vmnet_broker_network vmnet_broker_network;
@@ -304,16 +321,6 @@ vmnet_broker_return_t vmnet_broker_client_status_json(
 
 /* Frees a string returned through a char ** output. NULL is a no-op. */
 void vmnet_broker_string_free(char *_Nullable string);
-
-/*
- * Says why the last call of this library on the calling thread that reports
- * a status failed, in words a user can act on: which socket could not be
- * reached, how long the broker was waited for, which uid serves it, which
- * timeout value was refused. NULL if that call succeeded (or none was made).
- * The string belongs to the library and stays valid until the next such call
- * on this thread; do not free it.
- */
-const char *_Nullable vmnet_broker_last_error(void);
 
 #ifdef __cplusplus
 }

@@ -204,6 +204,9 @@ struct Api {
     mode: &'static str,
     /// `socket` or `xpc`: the cases that list it run with this API.
     transport: &'static str,
+    /// The probe is the Go test binary: it takes `MODE:STEPS:TARGET` in
+    /// `VMNET_BROKER_CONTRACT_PROBE` instead of three arguments.
+    go: bool,
 }
 
 fn apis() -> Result<Vec<Api>, String> {
@@ -223,16 +226,18 @@ fn apis() -> Result<Vec<Api>, String> {
             program: rust.clone(),
             mode: "client",
             transport: "socket",
+            go: false,
         },
         Api {
             name: "rust-acquire",
             program: rust.clone(),
             mode: "acquire",
             transport: "socket",
+            go: false,
         },
     ];
     if let Some(c_probe) = std::env::var_os("VMNET_BROKER_CONTRACT_C_PROBE") {
-        let mut program = wrapper;
+        let mut program = wrapper.clone();
         program.push(c_probe.to_string_lossy().into_owned());
         for (name, mode) in [("c-client", "client"), ("c-acquire", "acquire")] {
             all.push(Api {
@@ -240,6 +245,44 @@ fn apis() -> Result<Vec<Api>, String> {
                 program: program.clone(),
                 mode,
                 transport: "socket",
+                go: false,
+            });
+        }
+    }
+    // The Swift package's C target over the fake XPC (scripts/
+    // test-fake-clients builds crates/ffi/tests/c/contract_upstream.c with
+    // it against crates/fake-apple-c).
+    if let Some(probe) = std::env::var_os("VMNET_BROKER_CONTRACT_SWIFT_C_PROBE") {
+        let mut program = wrapper.clone();
+        program.push(probe.to_string_lossy().into_owned());
+        all.push(Api {
+            name: "swift-c-acquire-network",
+            program,
+            mode: "xpc-upstream",
+            transport: "xpc",
+            go: false,
+        });
+    }
+    // The Go package's cgo XPC code over the fake XPC: its test binary,
+    // built by scripts/test-fake-clients with the vmnet_broker_fake_xpc tag
+    // (TestContractProbe). Not under the wrapper: valgrind does not follow
+    // the Go runtime; the fakes' own checks and leak report apply.
+    if let Some(probe) = std::env::var_os("VMNET_BROKER_CONTRACT_GO_XPC_PROBE") {
+        let program = vec![
+            probe.to_string_lossy().into_owned(),
+            "-test.run=^TestContractProbe$".into(),
+            "-test.count=1".into(),
+        ];
+        for (name, mode) in [
+            ("go-xpc-connect", "xpc-client"),
+            ("go-xpc-acquire-network", "xpc-upstream"),
+        ] {
+            all.push(Api {
+                name,
+                program: program.clone(),
+                mode,
+                transport: "xpc",
+                go: true,
             });
         }
     }
@@ -253,6 +296,7 @@ fn apis() -> Result<Vec<Api>, String> {
                 program: rust.clone(),
                 mode,
                 transport: "xpc",
+                go: false,
             });
         }
     }
@@ -263,7 +307,9 @@ fn apis() -> Result<Vec<Api>, String> {
                 if !all.iter().any(|a| a.name == *w) {
                     return Err(format!(
                         "VMNET_BROKER_CONTRACT_APIS names {w:?}, which is not available \
-                         (the C APIs need VMNET_BROKER_CONTRACT_C_PROBE)"
+                         (the C APIs need VMNET_BROKER_CONTRACT_C_PROBE, the Swift C target \
+                         VMNET_BROKER_CONTRACT_SWIFT_C_PROBE, the Go XPC APIs \
+                         VMNET_BROKER_CONTRACT_GO_XPC_PROBE)"
                     ));
                 }
             }
@@ -527,11 +573,21 @@ fn run_case(case: &Value, api: &Api) -> Result<Result<String, String>, String> {
     };
     let request = case["request"].as_str().ok_or("case without request")?;
     let mut cmd = Command::new(&api.program[0]);
-    cmd.args(&api.program[1..])
-        .arg(api.mode)
-        .arg(steps(request)?)
-        .arg(&server.target)
-        .env_remove("VMNET_BROKER_TIMEOUT")
+    cmd.args(&api.program[1..]);
+    if api.go {
+        cmd.env(
+            "VMNET_BROKER_CONTRACT_PROBE",
+            format!(
+                "{}:{}:{}",
+                api.mode,
+                steps(request)?,
+                server.target.to_string_lossy()
+            ),
+        );
+    } else {
+        cmd.arg(api.mode).arg(steps(request)?).arg(&server.target);
+    }
+    cmd.env_remove("VMNET_BROKER_TIMEOUT")
         .env_remove("VMNET_BROKER_SOCKET")
         .env_remove("VMNET_BROKER_FAKE_XPC_DIR")
         .stdin(Stdio::piped())

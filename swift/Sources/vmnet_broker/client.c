@@ -14,7 +14,9 @@
 //    was relaunched, and dropped every network it held for us) fails the
 //    next call once with VMNET_BROKER_XPC_FAILURE;
 //  - a reply from a process that runs neither as root nor as this user
-//    (xpc_connection_get_euid) is discarded.
+//    (xpc_connection_get_euid) is discarded;
+//  - vmnet_broker_last_error() says, in the words of the other clients, why
+//    the calling thread's last call failed.
 
 #include "vmnet-broker.h"
 
@@ -23,9 +25,11 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <xpc/xpc.h>
@@ -34,6 +38,86 @@
 #define DEFAULT_TIMEOUT_SECONDS 30.0
 #define MIN_TIMEOUT_SECONDS 0.001
 #define MAX_TIMEOUT_SECONDS 86400.0
+
+// Why the calling thread's last call failed ("" after a success).
+static _Thread_local char last_error[768];
+
+static vmnet_broker_return_t fail(vmnet_broker_return_t status, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static vmnet_broker_return_t fail(vmnet_broker_return_t status, const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    vsnprintf(last_error, sizeof last_error, format, args);
+    va_end(args);
+    return status;
+}
+
+const char *vmnet_broker_last_error(void) {
+    return last_error[0] == '\0' ? NULL : last_error;
+}
+
+// `text` for a message, quoted, with anything but printable ASCII escaped.
+static void quote(const char *text, char *out, size_t size) {
+    size_t n = 0;
+    if (size < 8) {
+        if (size > 0) {
+            out[0] = '\0';
+        }
+        return;
+    }
+    out[n++] = '"';
+    for (const unsigned char *c = (const unsigned char *)text; *c != '\0' && n + 8 < size; c++) {
+        if (*c == '"' || *c == '\\') {
+            out[n++] = '\\';
+            out[n++] = (char)*c;
+        } else if (*c >= 0x20 && *c < 0x7f) {
+            out[n++] = (char)*c;
+        } else {
+            n += (size_t)snprintf(out + n, size - n, "\\x%02x", *c);
+        }
+    }
+    out[n++] = '"';
+    out[n] = '\0';
+}
+
+// The description libxpc gives an error object.
+static const char *description_of(xpc_object_t error) {
+    const char *text = xpc_dictionary_get_string(error, XPC_ERROR_KEY_DESCRIPTION);
+    return text != NULL ? text : "no description";
+}
+
+// "root (uid 0) or this user (uid N)", as the other clients say it.
+static void trusted_servers(char *out, size_t size) {
+    uid_t own = geteuid();
+    if (own == 0) {
+        snprintf(out, size, "root (uid 0)");
+    } else {
+        snprintf(out, size, "root (uid 0) or this user (uid %u)", (unsigned)own);
+    }
+}
+
+// The other clients' text for a status the broker sent.
+static const char *status_text(int64_t status) {
+    switch (status) {
+    case VMNET_BROKER_XPC_FAILURE:
+        return "cannot communicate with the broker";
+    case VMNET_BROKER_INVALID_REPLY:
+        return "invalid reply from the broker";
+    case VMNET_BROKER_NOT_ALLOWED:
+        return "not allowed to use this network";
+    case VMNET_BROKER_INVALID_REQUEST:
+        return "invalid request";
+    case VMNET_BROKER_NOT_FOUND:
+        return "network not found";
+    case VMNET_BROKER_CREATE_FAILURE:
+        return "failed to create the network";
+    case VMNET_BROKER_INTERNAL_ERROR:
+        return "internal error in the broker";
+    default:
+        return NULL;
+    }
+}
 
 // What a connection's event handler learns. The handler and the
 // process-wide state each hold a reference (and a request in flight one
@@ -96,18 +180,22 @@ static vmnet_broker_return_t take_connection(xpc_connection_t *c, events_t **eve
         double seconds = DEFAULT_TIMEOUT_SECONDS;
         const char *env = getenv(TIMEOUT_ENV);
         if (env != NULL && env[0] != '\0' && !parse_timeout(env, &seconds)) {
-            result = VMNET_BROKER_INVALID_REQUEST;
+            char value[256];
+            quote(env, value, sizeof value);
+            result = fail(VMNET_BROKER_INVALID_REQUEST,
+                          "%s=%s is not a valid timeout: give seconds from 0.001 to 86400", TIMEOUT_ENV,
+                          value);
             goto out;
         }
         events_t *ev = calloc(1, sizeof *ev);
         if (ev == NULL) {
-            result = VMNET_BROKER_XPC_FAILURE;
+            result = fail(VMNET_BROKER_XPC_FAILURE, "out of memory");
             goto out;
         }
         xpc_connection_t made = xpc_connection_create_mach_service(MACH_SERVICE_NAME, NULL, 0);
         if (made == NULL) {
             free(ev);
-            result = VMNET_BROKER_XPC_FAILURE;
+            result = fail(VMNET_BROKER_XPC_FAILURE, "libxpc made no connection to %s", MACH_SERVICE_NAME);
             goto out;
         }
         atomic_init(&ev->lost, 0);
@@ -131,7 +219,9 @@ static vmnet_broker_return_t take_connection(xpc_connection_t *c, events_t **eve
     } else if (atomic_exchange(&connection_events->lost, 0)) {
         // Lost while idle: say so once; the broker that serves now gets the
         // next call.
-        result = VMNET_BROKER_XPC_FAILURE;
+        result = fail(VMNET_BROKER_XPC_FAILURE,
+                      "the connection to the broker was lost (the broker exited or was restarted); "
+                      "its networks were released: acquire them again");
         goto out;
     }
     *c = xpc_retain(connection);
@@ -201,8 +291,9 @@ xpc_object_t vmnet_broker_acquire_network(const char *network_name, vmnet_broker
     uid_t server = 0;
     int64_t error = 0;
 
+    last_error[0] = '\0';
     if (network_name == NULL) {
-        result = VMNET_BROKER_INVALID_REQUEST;
+        result = fail(VMNET_BROKER_INVALID_REQUEST, "invalid request: no network name");
         goto out;
     }
     result = take_connection(&c, &events, &timeout);
@@ -220,30 +311,48 @@ xpc_object_t vmnet_broker_acquire_network(const char *network_name, vmnet_broker
         // No reply in time: cancel, which ends the pending handler with
         // XPC_ERROR_CONNECTION_INVALID; the broker drops what it held.
         drop_connection(c);
-        result = VMNET_BROKER_XPC_FAILURE;
+        result = fail(VMNET_BROKER_XPC_FAILURE,
+                      "the broker %s did not answer within %gs (the connection was cancelled)",
+                      MACH_SERVICE_NAME, timeout);
         goto out;
     }
     if (xpc_get_type(reply) == XPC_TYPE_ERROR) {
         if (reply == XPC_ERROR_CONNECTION_INTERRUPTED) {
             // Reported by this call; not again by the next.
             atomic_store(&events->lost, 0);
-        } else {
-            // Invalid (no such service, cancelled) or anything else: the
-            // next call makes a new connection.
+            result = fail(VMNET_BROKER_XPC_FAILURE,
+                          "the broker %s closed the connection before replying (%s): it exited or "
+                          "was restarted; look at its log",
+                          MACH_SERVICE_NAME, description_of(reply));
+        } else if (reply == XPC_ERROR_CONNECTION_INVALID) {
+            // No such service, or cancelled: the next call makes a new
+            // connection.
             drop_connection(c);
+            result = fail(VMNET_BROKER_XPC_FAILURE,
+                          "the XPC connection to %s is invalid (%s): is the broker installed "
+                          "(`vmnet-broker install`) and is the service name right?",
+                          MACH_SERVICE_NAME, description_of(reply));
+        } else {
+            drop_connection(c);
+            result = fail(VMNET_BROKER_XPC_FAILURE, "XPC error from %s: %s", MACH_SERVICE_NAME,
+                          description_of(reply));
         }
-        result = VMNET_BROKER_XPC_FAILURE;
         goto out;
     }
     if (xpc_get_type(reply) != XPC_TYPE_DICTIONARY) {
-        result = VMNET_BROKER_INVALID_REPLY;
+        result = fail(VMNET_BROKER_INVALID_REPLY, "invalid reply from the broker to acquire: not a dictionary");
         goto out;
     }
     server = xpc_connection_get_euid(c);
     if (server != 0 && server != geteuid()) {
         // Another user serves the name: discard its reply.
         drop_connection(c);
-        result = VMNET_BROKER_XPC_FAILURE;
+        char trusted[64];
+        trusted_servers(trusted, sizeof trusted);
+        result = fail(VMNET_BROKER_XPC_FAILURE,
+                      "refusing the broker on the XPC service %s: it runs as uid %u, but only %s may "
+                      "serve it; another user may have registered the service",
+                      MACH_SERVICE_NAME, (unsigned)server, trusted);
         goto out;
     }
     // The error comes first; absent or not an int64 reads as 0.
@@ -251,13 +360,25 @@ xpc_object_t vmnet_broker_acquire_network(const char *network_name, vmnet_broker
     if (error != 0) {
         // A code that does not fit the status type cannot be passed on
         // faithfully; treat it as a broken reply.
-        result = (error >= INT32_MIN && error <= INT32_MAX) ? (vmnet_broker_return_t)error
-                                                            : VMNET_BROKER_INVALID_REPLY;
+        char name[256];
+        quote(network_name, name, sizeof name);
+        if (error < INT32_MIN || error > INT32_MAX) {
+            result = fail(VMNET_BROKER_INVALID_REPLY,
+                          "invalid reply from the broker to acquire: status %lld is out of range",
+                          (long long)error);
+        } else if (status_text(error) != NULL) {
+            result = fail((vmnet_broker_return_t)error, "acquire %s: %s (status %lld)", name,
+                          status_text(error), (long long)error);
+        } else {
+            result = fail((vmnet_broker_return_t)error, "acquire %s: unknown status %lld", name,
+                          (long long)error);
+        }
         goto out;
     }
     network = xpc_dictionary_get_value(reply, REPLY_NETWORK);
     if (network == NULL) {
-        result = VMNET_BROKER_INVALID_REPLY;
+        result = fail(VMNET_BROKER_INVALID_REPLY, "invalid reply from the broker to acquire: no \"%s\"",
+                      REPLY_NETWORK);
         goto out;
     }
     serialization = xpc_retain(network);

@@ -1,5 +1,5 @@
-//! libdispatch: serial queues (one thread each), `dispatch_main`, and
-//! timer and signal sources.
+//! libdispatch: serial queues (one thread each), `dispatch_main`, timer
+//! and signal sources, and counting semaphores.
 //!
 //! Linux discards a signal whose disposition is `SIG_IGN` when it is
 //! generated, while macOS's kqueue-based signal sources still see it (which
@@ -11,7 +11,7 @@ use std::cell::Cell;
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Sender, channel};
-use std::sync::{Arc, Condvar, Mutex, Once, OnceLock, Weak};
+use std::sync::{Arc, Condvar, Mutex, Once, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use block2::{Block, RcBlock};
@@ -76,6 +76,22 @@ struct DObj {
 enum DKind {
     Queue(Arc<Queue>),
     Source(Arc<Source>),
+    Semaphore(Semaphore),
+}
+
+/// A counting semaphore (`dispatch_semaphore_t`).
+struct Semaphore {
+    /// The value given to `dispatch_semaphore_create`.
+    initial: isize,
+    state: Mutex<SemaphoreState>,
+    changed: Condvar,
+}
+
+struct SemaphoreState {
+    /// Signals not yet taken by a wait.
+    value: isize,
+    /// Threads waiting now.
+    waiters: usize,
 }
 
 struct Queue {
@@ -200,6 +216,14 @@ pub(crate) fn release(p: DPtr) {
         st.cancelled = true;
         st.handler = None;
     }
+    if let DKind::Semaphore(sem) = &o.kind
+        && lock(&sem.state).value < sem.initial
+    {
+        violation(
+            "a dispatch semaphore was released while its value was below the one it was created \
+             with (dispatch/semaphore.h: signal it as often as it was waited on first)",
+        );
+    }
     unregister(p as usize);
     // SAFETY: last reference, unregistered.
     let o = unsafe { Box::from_raw(p.cast::<DObj>()) };
@@ -208,6 +232,7 @@ pub(crate) fn release(p: DPtr) {
             lock(&q.tx).take();
         }
         DKind::Source(s) => release(s.queue as DPtr),
+        DKind::Semaphore(_) => {}
     }
 }
 
@@ -342,12 +367,82 @@ fn instant_of(t: u64) -> Option<Instant> {
     }
 }
 
+// ----- Semaphores -----
+
+fn semaphore(p: DPtr, func: &str) -> &'static Semaphore {
+    match &dobj(p, func).kind {
+        DKind::Semaphore(s) => s,
+        _ => violation(&format!(
+            "{func} was given a dispatch object that is not a semaphore"
+        )),
+    }
+}
+
+/// `dispatch_semaphore_create` (+1); NULL for a negative value, as
+/// dispatch/semaphore.h says.
+#[unsafe(no_mangle)]
+pub(crate) extern "C" fn dispatch_semaphore_create(value: isize) -> DPtr {
+    if value < 0 {
+        return std::ptr::null_mut();
+    }
+    alloc(DKind::Semaphore(Semaphore {
+        initial: value,
+        state: Mutex::new(SemaphoreState { value, waiters: 0 }),
+        changed: Condvar::new(),
+    }))
+}
+
+/// `dispatch_semaphore_signal`: non-zero when it woke a waiter.
+#[unsafe(no_mangle)]
+pub(crate) unsafe extern "C" fn dispatch_semaphore_signal(sem: DPtr) -> isize {
+    let s = semaphore(sem, "dispatch_semaphore_signal");
+    let mut st = lock(&s.state);
+    st.value += 1;
+    let woke = st.waiters > 0;
+    drop(st);
+    s.changed.notify_one();
+    isize::from(woke)
+}
+
+/// `dispatch_semaphore_wait`: 0 once it took a signal, non-zero when
+/// `timeout` passed first.
+#[unsafe(no_mangle)]
+pub(crate) unsafe extern "C" fn dispatch_semaphore_wait(sem: DPtr, timeout: u64) -> isize {
+    let s = semaphore(sem, "dispatch_semaphore_wait");
+    let deadline = instant_of(timeout);
+    let mut st = lock(&s.state);
+    st.waiters += 1;
+    let taken = loop {
+        if st.value > 0 {
+            st.value -= 1;
+            break true;
+        }
+        match deadline {
+            None => st = s.changed.wait(st).unwrap_or_else(PoisonError::into_inner),
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break false;
+                }
+                st = s
+                    .changed
+                    .wait_timeout(st, left)
+                    .map_or_else(|e| e.into_inner().0, |(g, _)| g);
+            }
+        }
+    };
+    st.waiters -= 1;
+    isize::from(!taken)
+}
+
 // ----- Sources -----
 
 fn source(p: DPtr, func: &str) -> &'static Arc<Source> {
     match &dobj(p, func).kind {
         DKind::Source(s) => s,
-        DKind::Queue(_) => violation(&format!("{func} was given a queue where a source belongs")),
+        _ => violation(&format!(
+            "{func} was given a dispatch object that is not a source"
+        )),
     }
 }
 
@@ -624,6 +719,14 @@ pub(crate) unsafe fn describe(addr: usize) -> Live {
                 what: format!("dispatch {kind} source (active {active}, cancelled {cancelled})"),
                 in_use: active && !cancelled,
                 targets: Some(s.queue),
+            }
+        }
+        DKind::Semaphore(s) => {
+            let waiters = lock_at_exit(&s.state).map_or(1, |st| st.waiters);
+            Live {
+                what: format!("dispatch semaphore ({waiters} waiting)"),
+                in_use: waiters > 0,
+                targets: None,
             }
         }
     }

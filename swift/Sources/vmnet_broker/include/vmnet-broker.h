@@ -2,8 +2,8 @@
 
 /*
  * The Swift package's C header: the original vmnet-broker C client's API
- * (nirs/vmnet-broker 0.3), which swift/Sources/vmnet_broker/client.c
- * implements.
+ * (nirs/vmnet-broker 0.3) and vmnet_broker_last_error(), which
+ * swift/Sources/vmnet_broker/client.c implements.
  *
  * GENERATED from crates/ffi/include/vmnet-broker.h by scripts/gen-swift-header.
  * Do not edit: edit that file and run the script (CI checks the two agree).
@@ -12,7 +12,12 @@
 #ifndef VMNET_BROKER_H
 #define VMNET_BROKER_H
 
-#ifdef __APPLE__
+/*
+ * VMNET_BROKER_FAKE_XPC: a Linux test build against the fakes of libxpc
+ * (crates/fake-apple-c, docs/macos-fakes.md), which has the XPC entry point
+ * too; never defined by users.
+ */
+#if defined(__APPLE__) || defined(VMNET_BROKER_FAKE_XPC)
 #include <xpc/xpc.h>
 #else
 /* No XPC outside Apple systems; the type only keeps declarations alike. */
@@ -117,7 +122,7 @@ typedef enum {
  */
 const char *_Nonnull vmnet_broker_strerror(vmnet_broker_return_t status);
 
-#ifdef __APPLE__
+#if defined(__APPLE__) || defined(VMNET_BROKER_FAKE_XPC)
 /*
  * Acquires a network from the broker's XPC service and returns its
  * serialization, ready for vmnet_network_create_with_serialization().
@@ -138,6 +143,17 @@ VMNET_BROKER_RETURNS_RETAINED xpc_object_t _Nullable vmnet_broker_acquire_networ
     const char *_Nonnull network_name,
     vmnet_broker_return_t *_Nullable status);
 #endif
+
+/*
+ * (An addition of this project, also in the Swift package's C target.)
+ * Says why the last call of this library on the calling thread that reports
+ * a status failed, in words a user can act on: which socket could not be
+ * reached, how long the broker was waited for, which uid serves it, which
+ * timeout value was refused. NULL if that call succeeded (or none was made).
+ * The string belongs to the library and stays valid until the next such call
+ * on this thread; do not free it.
+ */
+const char *_Nullable vmnet_broker_last_error(void);
 
 #ifdef __cplusplus
 }
