@@ -91,12 +91,19 @@ func TestContractProbe(t *testing.T) {
 		}
 		started := time.Now()
 		err := func() error {
-			if mode == "acquire" {
+			// xpc-upstream and xpc-client are the runs over the fake XPC
+			// (crates/ffi/tests/contract.rs starts this probe with them
+			// when built with the vmnet_broker_fake_xpc tag).
+			if mode == "acquire" || mode == "xpc-upstream" {
 				_, err := AcquireNetwork("shared")
 				return err
 			}
 			if client == nil {
-				c, err := ConnectSocket(socket)
+				connect := func() (*Client, error) { return ConnectSocket(socket) }
+				if mode == "xpc-client" {
+					connect = Connect
+				}
+				c, err := connect()
 				if err != nil {
 					return err
 				}

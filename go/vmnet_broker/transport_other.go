@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 
-//go:build !darwin
+//go:build !darwin && !(linux && cgo && vmnet_broker_fake_xpc)
 
 package vmnet_broker
 

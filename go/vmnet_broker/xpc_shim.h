@@ -2,7 +2,7 @@
 //
 // The C side of the Go package on macOS: a small libxpc client for the
 // vmnet-broker protocol. XPC objects cross into Go as void * so that the Go
-// files never need the XPC headers. Used only by xpc_darwin.go.
+// files never need the XPC headers. Used only by xpc_cgo.go.
 
 #ifndef VMNET_BROKER_GO_XPC_SHIM_H
 #define VMNET_BROKER_GO_XPC_SHIM_H

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 
-//go:build cgo
+//go:build (darwin && cgo) || (linux && cgo && vmnet_broker_fake_xpc)
 
-// The libxpc client behind xpc_darwin.go. It follows the original C client:
+// The libxpc client behind xpc_cgo.go. It follows the original C client:
 // one request dictionary sent with xpc_connection_send_message_with_reply_sync,
 // an error reply means the broker cannot be reached, the reply's "error" is
 // read first and then "network" is required. The connection handling and

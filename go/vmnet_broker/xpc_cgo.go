@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 
-//go:build cgo
+//go:build (darwin && cgo) || (linux && cgo && vmnet_broker_fake_xpc)
 
 package vmnet_broker
 
@@ -165,11 +165,18 @@ func (t *xpcTransport) dropHolds() {
 func (t *xpcTransport) xpcStatus(status C.int64_t) error {
 	switch status {
 	case C.VBGO_CONNECTION_INTERRUPTED:
+		// The broker went away with this request unanswered; the loss is
+		// reported by this request, not again by the next.
 		t.sync()
 		if t.bare {
 			return ErrXPCFailure
 		}
-		return lostError()
+		return &TransportError{
+			Status: ErrXPCFailure,
+			Err: fmt.Errorf("the broker %s closed the connection before replying: it exited or was restarted; look at its log",
+				C.GoString(C.vbgo_service_name())),
+			Hint: "networks acquired on this connection are released; acquire them again",
+		}
 	case C.VBGO_CONNECTION_INVALID:
 		t.dead.Store(true)
 		t.holds.Lock()
