@@ -42,6 +42,10 @@ unsafe extern "C" {
     fn dispatch_source_set_event_handler(s: Obj, h: &Block<dyn Fn()>);
     fn dispatch_source_set_timer(s: Obj, start: u64, interval: u64, leeway: u64);
     fn dispatch_activate(o: Obj);
+    fn dispatch_time(when: u64, delta: i64) -> u64;
+    fn dispatch_semaphore_create(value: isize) -> Obj;
+    fn dispatch_semaphore_wait(s: Obj, timeout: u64) -> isize;
+    fn dispatch_semaphore_signal(s: Obj) -> isize;
     static _dispatch_source_type_timer: u8;
 }
 
@@ -73,6 +77,31 @@ unsafe fn run(case: &str) {
                 let o = xpc_int64_create(1);
                 let _ = xpc_retain(o);
                 xpc_release(o);
+            }
+            "semaphore-in-use-release" => {
+                let s = dispatch_semaphore_create(1);
+                assert_eq!(dispatch_semaphore_wait(s, !0), 0);
+                dispatch_release(s);
+            }
+            "semaphore" => {
+                assert!(dispatch_semaphore_create(-1).is_null());
+                let s = dispatch_semaphore_create(0);
+                // Nothing signals it: the wait times out (non-zero).
+                let started = std::time::Instant::now();
+                assert_ne!(dispatch_semaphore_wait(s, dispatch_time(0, 50_000_000)), 0);
+                assert!(started.elapsed() >= std::time::Duration::from_millis(50));
+                // A signal from another thread ends a wait with no bound.
+                let su = s as usize;
+                let t = std::thread::spawn(move || {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    dispatch_semaphore_signal(su as Obj)
+                });
+                assert_eq!(dispatch_semaphore_wait(s, !0), 0);
+                assert_eq!(t.join().unwrap(), 1, "the signal woke the waiter");
+                // A signal with no waiter is kept for the next wait.
+                assert_eq!(dispatch_semaphore_signal(s), 0);
+                assert_eq!(dispatch_semaphore_wait(s, 0), 0);
+                dispatch_release(s);
             }
             "inactive-release" => {
                 let c = xpc_connection_create_mach_service(c"x".as_ptr(), std::ptr::null_mut(), 0);
@@ -313,6 +342,20 @@ fn an_over_release_aborts() {
 #[test]
 fn a_foreign_pointer_aborts() {
     assert_aborts("foreign", "foreign pointer");
+}
+
+#[test]
+fn a_semaphore_released_below_its_initial_value_aborts() {
+    assert_aborts(
+        "semaphore-in-use-release",
+        "below the one it was created with",
+    );
+}
+
+#[test]
+fn semaphores_wait_with_a_bound_and_keep_signals() {
+    let (code, err) = outcome("semaphore");
+    assert_eq!(code, Some(0), "{err}");
 }
 
 #[test]

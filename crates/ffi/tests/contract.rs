@@ -18,7 +18,13 @@
 //!   original's `vmnet_broker_acquire_network`, called through the C ABI),
 //!   against the broker served on the fake Mach service or the fake
 //!   broker `vmnet-broker-contract-xpc-server` (build it with
-//!   `cargo build -p vmnet-broker-testkit --features fake-xpc`).
+//!   `cargo build -p vmnet-broker-testkit --features fake-xpc`);
+//! - over XPC too, from scripts/test-fake-clients: `swift-c-acquire-network`
+//!   (the Swift package's C target, with the probe crates/ffi/tests/c/
+//!   contract_upstream.c, named in `VMNET_BROKER_CONTRACT_SWIFT_C_PROBE`)
+//!   and `go-xpc-connect`, `go-xpc-acquire-network` (the Go package's cgo
+//!   code: its test binary built with the `vmnet_broker_fake_xpc` tag,
+//!   named in `VMNET_BROKER_CONTRACT_GO_XPC_PROBE`).
 //!
 //! This binary is its own Rust probe (`--probe`). A probe runs with the
 //! case's environment only, so `VMNET_BROKER_TIMEOUT` is tested as a user

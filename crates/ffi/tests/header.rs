@@ -58,6 +58,14 @@ fn parse(text: &str) -> Header {
             let mut words = directive.split_whitespace();
             match words.next() {
                 Some("ifdef") => apple.push(words.next() == Some("__APPLE__")),
+                // What Apple systems have, and the Linux test build against
+                // the fakes of libxpc (VMNET_BROKER_FAKE_XPC) too.
+                Some("if")
+                    if words.clone().collect::<Vec<_>>().join(" ")
+                        == "defined(__APPLE__) || defined(VMNET_BROKER_FAKE_XPC)" =>
+                {
+                    apple.push(true)
+                }
                 Some("ifndef" | "if") => apple.push(false),
                 Some("else") => {
                     if let Some(top) = apple.last_mut() {
