@@ -405,33 +405,15 @@ fn start_fake_xpc(
     let mut cmd = Command::new(bin);
     cmd.args(["--service", SERVICE, "--server", kind])
         .env("VMNET_BROKER_FAKE_XPC_DIR", xpc_dir);
-    if let Some(reply) = reply {
-        cmd.arg("--reply").arg(reply);
-    }
-    if let Some(uid) = uid {
-        cmd.uid(uid).gid(uid);
-    }
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("cannot start the fake XPC broker: {e}"))?;
-    let mut line = String::new();
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .map_err(|e| e.to_string())?;
-    let deadline = Instant::now() + vmnet_broker_testkit::PATIENCE;
-    while line.trim() == "ready" && !xpc_dir.join(SERVICE).exists() && Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    if line.trim() != "ready" || !xpc_dir.join(SERVICE).exists() {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(format!("the fake XPC broker ({kind}) did not start"));
-    }
-    Ok(child)
+    let served = || {
+        // The service's socket appears just after the `ready` line.
+        let deadline = Instant::now() + vmnet_broker_testkit::PATIENCE;
+        while !xpc_dir.join(SERVICE).exists() && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        xpc_dir.join(SERVICE).exists()
+    };
+    spawn_fake(cmd, "fake XPC broker", kind, reply, uid, served)
 }
 
 /// Starts the fake broker and waits for its `ready` line.
@@ -443,6 +425,19 @@ fn start_fake(
 ) -> Result<Child, String> {
     let mut cmd = Command::new(vmnet_broker_testkit::contract_server_bin()?);
     cmd.arg("--socket").arg(socket).arg("--server").arg(kind);
+    spawn_fake(cmd, "fake broker", kind, reply, uid, || true)
+}
+
+/// Starts a fake broker of `kind` (`cmd`, with its transport's arguments),
+/// as `uid` if given, and waits for its `ready` line and then `served`.
+fn spawn_fake(
+    mut cmd: Command,
+    what: &str,
+    kind: &str,
+    reply: Option<&str>,
+    uid: Option<u32>,
+    served: impl Fn() -> bool,
+) -> Result<Child, String> {
     if let Some(reply) = reply {
         cmd.arg("--reply").arg(reply);
     }
@@ -454,16 +449,16 @@ fn start_fake(
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|e| format!("cannot start the fake broker: {e}"))?;
+        .map_err(|e| format!("cannot start the {what}: {e}"))?;
     let mut line = String::new();
     let stdout = child.stdout.take().ok_or("no stdout")?;
     BufReader::new(stdout)
         .read_line(&mut line)
         .map_err(|e| e.to_string())?;
-    if line.trim() != "ready" {
+    if line.trim() != "ready" || !served() {
         let _ = child.kill();
         let _ = child.wait();
-        return Err(format!("the fake broker ({kind}) did not start"));
+        return Err(format!("the {what} ({kind}) did not start"));
     }
     Ok(child)
 }
