@@ -29,15 +29,7 @@ func defaultTransport() (transport, error) {
 	if os.Getenv(SocketEnv) != "" {
 		return dialSocket(DefaultSocketPath())
 	}
-	timeout, err := envTimeout()
-	if err != nil {
-		return nil, err
-	}
-	conn := C.vbgo_connect()
-	if conn == nil {
-		return nil, ErrXPCFailure
-	}
-	return &xpcTransport{conn: conn, timeout: timeout}, nil
+	return dialXPC(false)
 }
 
 // processTransport is the connection AcquireNetwork uses: always the XPC
@@ -46,16 +38,22 @@ func defaultTransport() (transport, error) {
 // Its errors are bare Error values, as the original's are, so that code
 // comparing err == ErrXPCFailure keeps working.
 func processTransport() (transport, error) {
+	return dialXPC(true)
+}
+
+// dialXPC makes a connection to the broker's XPC service with the timeout
+// of VMNET_BROKER_TIMEOUT (an invalid value wraps ErrInvalidRequest, and
+// the message names it); bare: see xpcTransport.
+func dialXPC(bare bool) (transport, error) {
 	timeout, err := envTimeout()
 	if err != nil {
-		// Wraps ErrInvalidRequest; the message names the value.
 		return nil, err
 	}
 	conn := C.vbgo_connect()
 	if conn == nil {
 		return nil, ErrXPCFailure
 	}
-	return &xpcTransport{conn: conn, bare: true, timeout: timeout}, nil
+	return &xpcTransport{conn: conn, bare: bare, timeout: timeout}, nil
 }
 
 // xpcTransport is a connection to com.github.nirs.vmnet-broker. libxpc
