@@ -236,13 +236,18 @@ func checkServer(conn net.Conn) error {
 		return fmt.Errorf("cannot check who serves the socket: %w", credErr)
 	}
 	if own := os.Geteuid(); uid != 0 && uid != own {
-		trusted := "root (uid 0)"
-		if own != 0 {
-			trusted = fmt.Sprintf("root (uid 0) or this user (uid %d)", own)
-		}
-		return fmt.Errorf("the server runs as uid %d, but only %s may serve it", uid, trusted)
+		return fmt.Errorf("the server runs as uid %d, but only %s may serve it", uid, trustedServers(own))
 	}
 	return nil
+}
+
+// trustedServers names who may serve the broker to a process of user own:
+// root, and that user unless it is root.
+func trustedServers(own int) string {
+	if own == 0 {
+		return "root (uid 0)"
+	}
+	return fmt.Sprintf("root (uid 0) or this user (uid %d)", own)
 }
 
 // roundTrip sends one request object and returns the reply line.

@@ -159,6 +159,15 @@ func (t *xpcTransport) dropHolds() {
 	t.held = nil
 }
 
+// markDead records that the connection is dead (the next request renews
+// it) and that every hold made on it is gone.
+func (t *xpcTransport) markDead() {
+	t.dead.Store(true)
+	t.holds.Lock()
+	t.dropHolds()
+	t.holds.Unlock()
+}
+
 // xpcStatus turns a status from the shim into an error.
 func (t *xpcTransport) xpcStatus(status C.int64_t) error {
 	switch status {
@@ -176,10 +185,7 @@ func (t *xpcTransport) xpcStatus(status C.int64_t) error {
 			Hint: "networks acquired on this connection are released; acquire them again",
 		}
 	case C.VBGO_CONNECTION_INVALID:
-		t.dead.Store(true)
-		t.holds.Lock()
-		t.dropHolds()
-		t.holds.Unlock()
+		t.markDead()
 		if t.bare {
 			return ErrXPCFailure
 		}
@@ -191,22 +197,14 @@ func (t *xpcTransport) xpcStatus(status C.int64_t) error {
 	case C.VBGO_UNTRUSTED_SERVICE:
 		uid := uint32(C.vbgo_server_euid(t.conn))
 		C.vbgo_cancel(t.conn)
-		t.dead.Store(true)
-		t.holds.Lock()
-		t.dropHolds()
-		t.holds.Unlock()
+		t.markDead()
 		if t.bare {
 			return ErrXPCFailure
-		}
-		own := os.Geteuid()
-		trusted := "root (uid 0)"
-		if own != 0 {
-			trusted = fmt.Sprintf("root (uid 0) or this user (uid %d)", own)
 		}
 		return &TransportError{
 			Status: ErrXPCFailure,
 			Err: fmt.Errorf("refusing the broker on the XPC service %s: it runs as uid %d, but only %s may serve it",
-				C.GoString(C.vbgo_service_name()), uid, trusted),
+				C.GoString(C.vbgo_service_name()), uid, trustedServers(os.Geteuid())),
 			Hint: "another user may have registered the service; its reply was discarded",
 		}
 	}
@@ -257,10 +255,7 @@ func (t *xpcTransport) call(request func(out *unsafe.Pointer) C.int64_t) (shimRe
 	case <-timer.C:
 	}
 	C.vbgo_cancel(t.conn)
-	t.dead.Store(true)
-	t.holds.Lock()
-	t.dropHolds()
-	t.holds.Unlock()
+	t.markDead()
 	grace := time.NewTimer(cancelGrace)
 	defer grace.Stop()
 	select {
