@@ -82,6 +82,26 @@ pub(super) const EOF_LINGER: Duration = Duration::from_secs(5);
 /// Size of the read buffer (one read per wake-up at most this much).
 const READ_BUF: usize = 64 * 1024;
 
+/// Replies a connection may add in one turn while other connections of
+/// its user wait: past it, it goes to the back of the user's queue, so
+/// that a user's flooding connections take turns with its other ones
+/// instead of stalling them (docs/reliability.md, "Fairness").
+const TURN: usize = 64 * 1024;
+
+/// What a connection with nothing buffered may read on its turn while its
+/// user's input is at [`MAX_INPUT_PER_USER`]: enough for a few requests, so
+/// the bound grows by at most this much per connection.
+const TURN_READ: usize = 1024;
+
+/// Bytes of connection state freed (closed connections, shrunk buffers)
+/// after which free memory is given back to the system
+/// ([`crate::sys::release_free_memory`]).
+const RELEASE_AFTER: usize = 1 << 20;
+
+/// How long after such a release the memory is given back: a flood that
+/// ends frees its connections in a burst; one call covers them all.
+const RELEASE_DELAY: Duration = Duration::from_millis(500);
+
 struct Conn {
     stream: UnixStream,
     peer: ClientId,
@@ -145,6 +165,9 @@ pub(super) struct Server<B: Backend> {
     waiting: HashMap<u32, Vec<Token>>,
     /// Paused connections to serve again (their user's total fell).
     resumed: VecDeque<Token>,
+    /// How many connections of each user are paused ([`Conn::waiting`]:
+    /// in `waiting` or in `resumed`).
+    paused: HashMap<u32, usize>,
     /// A connection from `resumed` is being served: it takes its turn
     /// even if others of its user wait.
     resuming: bool,
@@ -165,6 +188,10 @@ pub(super) struct Server<B: Backend> {
     refusals: Throttled,
     /// Accepts that failed for lack of descriptors.
     fd_exhaustion: Throttled,
+    /// Bytes of connection state freed since memory was last given back.
+    freed: usize,
+    /// When free memory is to be given back (see [`RELEASE_AFTER`]).
+    release_at: Option<Instant>,
 }
 
 /// How often a warning that clients can make repeat at will is logged.
@@ -249,6 +276,7 @@ where
             held_by_user: HashMap::new(),
             waiting: HashMap::new(),
             resumed: VecDeque::new(),
+            paused: HashMap::new(),
             resuming: false,
             next_token: FIRST_CONN,
             driver,
@@ -260,6 +288,8 @@ where
             lingering: VecDeque::new(),
             refusals: Throttled::default(),
             fd_exhaustion: Throttled::default(),
+            freed: 0,
+            release_at: None,
         })
     }
 
@@ -268,10 +298,14 @@ where
     pub(super) fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let stop = loop {
-            let deadline = match (self.driver.next_deadline(), self.lingering.front()) {
-                (Some(a), Some((b, _))) => Some(a.min(*b)),
-                (a, b) => a.or(b.map(|(t, _)| *t)),
-            };
+            let deadline = [
+                self.driver.next_deadline(),
+                self.lingering.front().map(|(t, _)| *t),
+                self.release_at,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let timeout = if self.resumed.is_empty() {
                 deadline.map(|t| t.saturating_duration_since(Instant::now()))
             } else {
@@ -302,6 +336,7 @@ where
             let stop = if signalled { self.signals() } else { None };
             let now = Instant::now();
             self.expire_lingering(now);
+            self.release_memory(now);
             self.driver.handle_timeout(now);
             if let Some(s) = self.driver.poll_stop() {
                 break s;
@@ -496,27 +531,48 @@ where
         // others read nothing new (they still answer what they have read,
         // which makes room), so that the waiting ones are served in order
         // rather than starved by those that keep reading their replies.
-        let behind_waiters =
-            !self.resuming && self.waiting.get(&conn.uid).is_some_and(|w| !w.is_empty());
+        let others_wait = self
+            .paused
+            .get(&conn.uid)
+            .is_some_and(|&n| n > usize::from(conn.waiting));
+        let behind_waiters = !self.resuming && others_wait;
+        // Whether this is a turn among the user's connections (served from
+        // the queue, or while others are in it): bounded to [`TURN`].
+        let taking_turns = self.resuming || others_wait;
         let may_answer = |conn: &Conn| others.output + conn.queued() <= MAX_QUEUED_PER_USER;
+        let input_full = |conn: &Conn| others.input + conn.framer.pending() > MAX_INPUT_PER_USER;
+        // On its turn, a connection with nothing buffered may read a
+        // little even when its user's input is at the bound: otherwise the
+        // flooding connections, which hold their requests, would keep
+        // taking every byte of room the answers free.
         let may_read = |conn: &Conn| {
             !behind_waiters
                 && may_answer(conn)
-                && others.input + conn.framer.pending() <= MAX_INPUT_PER_USER
+                && (!input_full(conn) || (taking_turns && conn.framer.pending() == 0))
         };
         let mut paused_for_user = false;
+        let mut shrunk = 0;
+        let mut answered = 0;
+        let turn_over = |answered: usize| taking_turns && answered >= TURN;
         let alive = loop {
             // Answer what is buffered, up to the output bounds.
             let mut more = false;
-            while conn.queued() <= MAX_QUEUED_OUTPUT && may_answer(conn) {
+            while conn.queued() <= MAX_QUEUED_OUTPUT && may_answer(conn) && !turn_over(answered) {
+                let before = conn.out.len();
                 match conn.framer.next_line() {
                     Some(frame) => driver.handle_line(now, conn.peer, frame, &mut conn.out),
                     None => break,
                 }
+                answered += conn.out.len() - before;
                 more = conn.queued() > MAX_QUEUED_OUTPUT || !may_answer(conn);
             }
-            if conn.queued() > 0 && !write_out(conn) {
+            if conn.queued() > 0 && !write_out(conn, &mut shrunk) {
                 break false;
+            }
+            if turn_over(answered) {
+                // Its turn is over: the back of the user's queue.
+                paused_for_user = conn.has_work();
+                break true;
             }
             if conn.queued() > MAX_QUEUED_OUTPUT {
                 // Wait until the client takes its replies.
@@ -539,7 +595,12 @@ where
                 paused_for_user = true;
                 break true;
             }
-            match conn.stream.read(&mut self.read_buf) {
+            let want = if input_full(conn) {
+                TURN_READ
+            } else {
+                self.read_buf.len()
+            };
+            match conn.stream.read(&mut self.read_buf[..want]) {
                 Ok(0) => {
                     conn.eof = true;
                     conn.readable = false;
@@ -549,7 +610,7 @@ where
                     }
                 }
                 Ok(n) => {
-                    if n < self.read_buf.len() && !conn.closing && !self.draining {
+                    if n < want && !conn.closing && !self.draining {
                         conn.readable = false;
                     }
                     conn.framer.push(&self.read_buf[..n]);
@@ -580,6 +641,10 @@ where
         if paused_for_user && !conn.waiting {
             conn.waiting = true;
             self.waiting.entry(uid).or_default().push(token);
+            *self.paused.entry(uid).or_default() += 1;
+        }
+        if shrunk > 0 {
+            self.note_freed(shrunk);
         }
         if !alive {
             return false;
@@ -655,6 +720,47 @@ where
         }
     }
 
+    /// One connection of `uid` is no longer paused.
+    fn unpause(&mut self, uid: u32) {
+        if let Some(n) = self.paused.get_mut(&uid) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.paused.remove(&uid);
+            }
+        }
+    }
+
+    /// Counts `bytes` of connection state as freed; past [`RELEASE_AFTER`],
+    /// schedules giving free memory back.
+    fn note_freed(&mut self, bytes: usize) {
+        self.freed = self.freed.saturating_add(bytes);
+        if self.freed >= RELEASE_AFTER && self.release_at.is_none() {
+            self.release_at = Some(Instant::now() + RELEASE_DELAY);
+        }
+    }
+
+    /// Once due, shrinks the tables sized for the connections that are
+    /// gone and gives the allocator's free memory back to the system.
+    fn release_memory(&mut self, now: Instant) {
+        if self.release_at.is_none_or(|t| t > now) {
+            return;
+        }
+        self.release_at = None;
+        self.freed = 0;
+        self.conns.shrink_to_fit();
+        self.held_by_user.shrink_to_fit();
+        self.waiting.shrink_to_fit();
+        self.resumed.shrink_to_fit();
+        self.paused.shrink_to_fit();
+        self.lingering.shrink_to_fit();
+        if crate::sys::release_free_memory() {
+            debug!(
+                connections = self.conns.len(),
+                "gave free memory back to the system"
+            );
+        }
+    }
+
     /// Queues the paused connections of `uid` to be served again, once the
     /// user's total is within the bound.
     fn resume_waiting(&mut self, uid: u32) {
@@ -698,6 +804,7 @@ where
             }
             if let Some(conn) = self.conns.get_mut(&token) {
                 conn.waiting = false;
+                self.unpause(uid);
             }
             self.resuming = true;
             self.conn_event(token, false, false);
@@ -719,24 +826,31 @@ where
                     self.held_by_user.remove(&conn.uid);
                 }
             }
-            if conn.waiting
-                && let Some(tokens) = self.waiting.get_mut(&conn.uid)
-            {
-                tokens.retain(|t| *t != token);
+            if conn.waiting {
+                if let Some(tokens) = self.waiting.get_mut(&conn.uid) {
+                    tokens.retain(|t| *t != token);
+                }
+                self.unpause(conn.uid);
             }
             if conn.counted.total() > 0 {
                 self.resume_waiting(conn.uid);
             }
             let _ = self.poll.registry().deregister(&mut conn.stream);
             self.driver.handle_disconnect(Instant::now(), conn.peer);
+            self.note_freed(
+                std::mem::size_of::<Conn>()
+                    + conn.counted.total()
+                    + conn.out.capacity()
+                    + conn.framer.pending(),
+            );
         }
         self.pause_accept(false);
     }
 }
 
-/// Writes queued output until the socket is full. Returns false when the
-/// connection must close.
-fn write_out(conn: &mut Conn) -> bool {
+/// Writes queued output until the socket is full, adding to `shrunk` the
+/// bytes of buffer it frees. Returns false when the connection must close.
+fn write_out(conn: &mut Conn, shrunk: &mut usize) -> bool {
     while conn.queued() > 0 {
         match conn.stream.write(&conn.out[conn.written..]) {
             Ok(0) => return false,
@@ -754,7 +868,9 @@ fn write_out(conn: &mut Conn) -> bool {
         conn.written = 0;
         // A client that once let a megabyte of replies pile up does not
         // keep the buffer for the rest of its connection.
+        let capacity = conn.out.capacity();
         conn.out.shrink_to(READ_BUF);
+        *shrunk += capacity - conn.out.capacity();
     } else if conn.written > MAX_QUEUED_OUTPUT {
         conn.out.drain(..conn.written);
         conn.written = 0;

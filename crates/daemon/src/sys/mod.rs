@@ -1,10 +1,13 @@
 //! Operating-system services the daemon needs: peer credentials of a Unix
-//! socket, the account database for access lists, process limits.
+//! socket, the account database for access lists, process limits, and
+//! returning freed memory to the system.
 
 mod accounts;
+mod memory;
 mod peer;
 
 pub(crate) use accounts::SystemAccounts;
+pub(crate) use memory::release_free_memory;
 pub(crate) use peer::peer_credentials;
 
 pub(crate) use vmnet_broker_client::effective_uid;
