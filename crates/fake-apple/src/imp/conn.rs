@@ -18,6 +18,7 @@ use block2::Block;
 use super::dispatch::{
     self, DPtr, SendBlock, copy_block, current_queue, enqueue_owned, new_queue, queue_check,
 };
+use super::faults::{self, Action, Point};
 use super::wire::{self, MESSAGE, REPLY, REQUEST};
 use super::xpc::{self, Body, Dict, XPtr, alloc, interrupted, invalid, obj, release, retain};
 use super::{Live, lock, lock_at_exit, violation};
@@ -273,8 +274,13 @@ pub(crate) fn remove_sockets_at_exit() {
     }
 }
 
-/// Queues `event` for the connection's handler on its target queue.
+/// Queues `event` for the connection's handler on its target queue (late,
+/// if the fault schedule says so: the thread that posts waits, so later
+/// events stay behind it).
 fn post(c: &Arc<Conn>, event: Event) {
+    if let Some(Action::Delay(d)) = faults::hit(Point::Event) {
+        std::thread::sleep(d);
+    }
     // Retained under the lock: the connection's last release (on another
     // thread) may release its queue as soon as the lock is free. That
     // reference goes to the work item.
@@ -716,6 +722,20 @@ pub(crate) unsafe extern "C" fn xpc_connection_send_message(connection: XPtr, me
         let st = lock(&c.st);
         if !st.active || st.cancelled {
             return;
+        }
+    }
+    if kind == REPLY {
+        match faults::hit(Point::Reply) {
+            Some(Action::Drop) => return,
+            Some(Action::Interrupt) => {
+                // The connection ends between the request and its reply:
+                // both ends see their socket close.
+                if let Some(w) = lock(&c.writer).as_ref() {
+                    let _ = w.shutdown(std::net::Shutdown::Both);
+                }
+                return;
+            }
+            _ => {}
         }
     }
     send_frame(c, kind, id, message);

@@ -9,6 +9,7 @@
 pub(crate) mod cf;
 pub(crate) mod conn;
 pub(crate) mod dispatch;
+pub(crate) mod faults;
 pub(crate) mod vmnet;
 pub(crate) mod wire;
 pub(crate) mod xpc;

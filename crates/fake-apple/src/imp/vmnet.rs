@@ -3,6 +3,7 @@
 //! project's simulated backend does, serializations as XPC dictionaries,
 //! and interfaces whose completions run on the given queue.
 
+use super::faults::{self, Action, Point};
 use std::ffi::{CStr, c_char, c_void};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Mutex;
@@ -295,6 +296,10 @@ pub(crate) unsafe extern "C" fn vmnet_network_create(
     status: *mut u32,
 ) -> *mut c_void {
     let cfg = lock(config(c, "vmnet_network_create"));
+    if faults::hit(Point::NetworkCreate) == Some(Action::Fail) {
+        set_status(status, VMNET_FAILURE);
+        return std::ptr::null_mut();
+    }
     let mut allocated = lock(&ALLOCATED);
     let (net, mask) = match cfg.ipv4 {
         Some((a, m)) => {
@@ -367,6 +372,10 @@ pub(crate) unsafe extern "C" fn vmnet_network_copy_serialization(
     status: *mut u32,
 ) -> XPtr {
     let n = network(n, "vmnet_network_copy_serialization");
+    if faults::hit(Point::CopySerialization) == Some(Action::Null) {
+        set_status(status, VMNET_FAILURE);
+        return std::ptr::null_mut();
+    }
     let d = xalloc(Body::Dict(Dict::default()));
     set_i64(d, KEY_ID, i64::try_from(n.id).unwrap_or(i64::MAX));
     set_i64(d, KEY_MODE, i64::from(n.mode));
@@ -496,6 +505,25 @@ pub(crate) unsafe extern "C" fn vmnet_interface_start_with_network(
         network: n as usize,
     }));
     register(iface as usize, Family::Interface);
+    if faults::hit(Point::InterfaceStart) == Some(Action::Fail) {
+        // A start that fails: the completion gets VMNET_FAILURE and no
+        // parameters, and the interface is vmnet's to dispose of (the
+        // caller is not expected to stop it).
+        let iface_addr = iface as usize;
+        enqueue(
+            queue as usize,
+            Box::new(move || {
+                block.get().call((VMNET_FAILURE, std::ptr::null_mut()));
+                unregister(iface_addr);
+                // SAFETY: registered above and unregistered just now; no
+                // one else frees it.
+                let iface = unsafe { Box::from_raw(iface_addr as *mut Interface) };
+                // SAFETY: the reference taken at start.
+                unsafe { CFRelease(iface.network as *const c_void) };
+            }),
+        );
+        return iface.cast();
+    }
     enqueue(
         queue as usize,
         Box::new(move || {

@@ -1,6 +1,7 @@
 //! libxpc objects: type descriptors, the well-known error objects, values,
 //! arrays, dictionaries with reply contexts, and transactions.
 
+use super::faults::{self, Action, Point};
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -489,6 +490,9 @@ pub(crate) unsafe extern "C" fn xpc_dictionary_create(
     values: *const XPtr,
     count: usize,
 ) -> XPtr {
+    if faults::hit(Point::DictionaryCreate) == Some(Action::Null) {
+        return std::ptr::null_mut();
+    }
     let d = alloc(Body::Dict(Dict::default()));
     for i in 0..count {
         // SAFETY: the caller passes an array of `count` keys (xpc.h), so
@@ -515,6 +519,9 @@ pub(crate) unsafe extern "C" fn xpc_dictionary_create_reply(original: XPtr) -> X
     let Some(d) = dict(original, "xpc_dictionary_create_reply") else {
         return std::ptr::null_mut();
     };
+    if faults::hit(Point::DictionaryCreateReply) == Some(Action::Null) {
+        return std::ptr::null_mut();
+    }
     let Some(id) = lock(&d.reply_id).take() else {
         return std::ptr::null_mut();
     };
