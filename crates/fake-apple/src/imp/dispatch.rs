@@ -329,8 +329,13 @@ pub(crate) unsafe extern "C" fn dispatch_release(object: DPtr) {
 
 #[unsafe(no_mangle)]
 pub(crate) extern "C" fn dispatch_main() -> ! {
+    // pause(2) rather than a park: a signal sent to the process usually
+    // lands on this thread, and ThreadSanitizer runs a handler only when
+    // the thread is in, or leaves, a call it intercepts (a futex wait is
+    // not one), so a parked main thread would never see SIGTERM under TSan.
     loop {
-        std::thread::park();
+        // SAFETY: pause has no arguments and only waits for a signal.
+        unsafe { libc::pause() };
     }
 }
 
