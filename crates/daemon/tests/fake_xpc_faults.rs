@@ -187,23 +187,22 @@ impl Client {
     }
 }
 
+/// A CLI command of `b`'s with the client timeout, no faults of its own and
+/// no standard input or error.
+fn fault_free_cli(b: &Broker, args: &[&str]) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.args(args)
+        .args(["--timeout", CLIENT_TIMEOUT, "--mach-service", b.service()])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
 /// The broker's holder count per network, from a `status` that may need a
 /// few tries (its reply may be the one a fault drops).
 fn holders(b: &Broker) -> Option<BTreeMap<String, u64>> {
     for _ in 0..20 {
-        let out = Command::new(bin())
-            .args([
-                "status",
-                "--json",
-                "--timeout",
-                CLIENT_TIMEOUT,
-                "--mach-service",
-                b.service(),
-            ])
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output()
-            .unwrap();
+        let out = fault_free_cli(b, &["status", "--json"]).output().unwrap();
         if out.status.success() {
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
             return Some(
@@ -319,18 +318,8 @@ fn run_case(seed: u64) -> usize {
     // Still serving: a client without faults is answered (retried, since
     // the broker's own faults may hit its reply).
     let served = (0..20).any(|_| {
-        Command::new(bin())
-            .args([
-                "acquire",
-                "shared",
-                "--timeout",
-                CLIENT_TIMEOUT,
-                "--mach-service",
-                b.service(),
-            ])
-            .stdin(Stdio::null())
+        fault_free_cli(&b, &["acquire", "shared"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .status()
             .unwrap()
             .success()
