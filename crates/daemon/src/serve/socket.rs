@@ -17,7 +17,13 @@
 //!   of them reads). Paused connections queue per user and are served in
 //!   order when the user's totals fall, so opening many connections, each
 //!   leaving a reply or a partial line behind, does not multiply the
-//!   bounds per connection;
+//!   bounds per connection. While some wait, a turn ends after [`TURN`]
+//!   bytes of replies, and a connection with nothing buffered may read
+//!   [`TURN_READ`] bytes on its turn, so that a user's flooding
+//!   connections do not stall its others;
+//! - after a large release of connection state (closed connections, shrunk
+//!   buffers) the tables are shrunk and free memory is given back to the
+//!   system ([`RELEASE_AFTER`], [`crate::sys::release_free_memory`]);
 //! - a connection counts against `--max-clients` until its descriptor is
 //!   closed; after the client's end of file (seen as the end of input, or
 //!   reported by the poll while its input is not read) its pending replies
