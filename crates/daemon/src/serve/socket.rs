@@ -843,11 +843,9 @@ where
             }
             let _ = self.poll.registry().deregister(&mut conn.stream);
             self.driver.handle_disconnect(Instant::now(), conn.peer);
+            // Its reply buffer (queued replies included) and unread input.
             self.note_freed(
-                std::mem::size_of::<Conn>()
-                    + conn.counted.total()
-                    + conn.out.capacity()
-                    + conn.framer.pending(),
+                std::mem::size_of::<Conn>() + conn.out.capacity() + conn.framer.pending(),
             );
         }
         self.pause_accept(false);
